@@ -1,0 +1,253 @@
+// herald-relay: webhooks from a JSON file, events as JSON lines on standard input, one JSON
+// line per delivery attempt on standard output. Lets any language use herald.
+//
+//   herald-relay --webhooks hooks.json [--format herald|datagerry]
+//                [--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s]
+//                [--drain-timeout 30s] [--queue 65536]
+//
+// Exit status: 0 when every input line was an event, 1 when some line was not (each is
+// reported on standard error with its number), 2 for bad options or a bad webhooks file
+// (nothing is sent then).
+#include <herald/basic_dispatcher.hpp>
+#include <herald/datagerry_serializer.hpp>
+#include <herald/http_transport.hpp>
+#include <herald/json_serializer.hpp>
+#include <herald/jsonl_log.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct options {
+    std::string webhooks_file;
+    std::string format = "herald";
+    herald::retry_params retry;
+    herald::http_transport_params transport;
+    herald::duration drain_timeout = 30s;
+    std::size_t queue = 65'536;
+};
+
+[[noreturn]] void usage_error(std::string const& what) {
+    std::cerr << "herald-relay: " << what << "\n"
+              << "usage: herald-relay --webhooks FILE [--format herald|datagerry] "
+                 "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
+                 "[--drain-timeout 30s] [--queue N]\n";
+    std::exit(2);
+}
+
+herald::duration duration_option(std::string const& name, std::string const& text) {
+    auto d = herald::parse_duration(text, name);
+    if (!d)
+        usage_error(d.error().what());
+    return *d;
+}
+
+options parse_options(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        std::string const arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::cout << "herald-relay --webhooks FILE [--format herald|datagerry] "
+                         "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
+                         "[--drain-timeout 30s] [--queue N]\n"
+                         "Reads events as JSON lines on stdin, delivers them to the webhooks in "
+                         "FILE, prints one JSON line per attempt on stdout.\n";
+            std::exit(0);
+        }
+        if (i + 1 >= argc)
+            usage_error(arg + " needs a value");
+        std::string const value = argv[++i];
+        if (arg == "--webhooks")
+            o.webhooks_file = value;
+        else if (arg == "--format") {
+            if (value != "herald" && value != "datagerry")
+                usage_error("--format: '" + value + "' is not herald or datagerry");
+            o.format = value;
+        } else if (arg == "--retry-schedule") {
+            o.retry.schedule.clear();
+            std::stringstream ss(value);
+            std::string item;
+            while (std::getline(ss, item, ','))
+                o.retry.schedule.push_back(duration_option("--retry-schedule", item));
+            if (auto r = herald::validate(o.retry); !r)
+                usage_error("--retry-schedule: " + r.error().message);
+        } else if (arg == "--timeout")
+            o.transport.timeout = duration_option(arg, value);
+        else if (arg == "--connect-timeout")
+            o.transport.connect_timeout = duration_option(arg, value);
+        else if (arg == "--drain-timeout")
+            o.drain_timeout = duration_option(arg, value);
+        else if (arg == "--queue") {
+            std::uint64_t n = 0;
+            if (!herald::detail::parse_uint(value, n) || n == 0)
+                usage_error("--queue: '" + value + "' is not a positive number");
+            o.queue = n;
+        } else
+            usage_error("unknown option " + arg);
+    }
+    if (o.webhooks_file.empty())
+        usage_error("--webhooks FILE is required");
+    if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)
+        usage_error("timeouts must be longer than 0ms");
+    return o;
+}
+
+// The whole file is checked before any webhook is created, so a bad file changes nothing.
+std::vector<herald::webhook_params> read_webhooks(std::string const& path) {
+    std::ifstream in(path);
+    if (!in) {
+        std::cerr << "herald-relay: cannot read webhooks file '" << path << "'\n";
+        std::exit(2);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    boost::system::error_code ec;
+    auto const doc = boost::json::parse(text.str(), ec);
+    auto fail = [&](std::string const& what) {
+        std::cerr << "herald-relay: webhooks file '" << path << "': " << what << "\n";
+        std::exit(2);
+    };
+    if (ec)
+        fail("not valid JSON: " + ec.message());
+    if (!doc.is_array())
+        fail("must be a JSON array of webhooks");
+    std::vector<herald::webhook_params> hooks;
+    auto const& arr = doc.get_array();
+    for (std::size_t i = 0; i < arr.size(); ++i) {
+        auto p = herald::parse_webhook_params(arr[i], "webhooks[" + std::to_string(i) + "].");
+        if (!p)
+            fail(p.error().what());
+        hooks.push_back(std::move(*p));
+    }
+    return hooks;
+}
+
+template <class Serializer>
+int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
+    using relay_dispatcher =
+        herald::basic_dispatcher<herald::memory_store, herald::channel_source, Serializer,
+                                 herald::http_transport, herald::jsonl_log>;
+    boost::asio::io_context io;
+    herald::dispatcher_params params;
+    params.retry = o.retry;
+    params.intake.capacity = o.queue;
+    relay_dispatcher d(io.get_executor(), params, herald::memory_store(),
+                       herald::http_transport(o.transport), herald::jsonl_log(stdout));
+
+    for (std::size_t i = 0; i < hooks.size(); ++i) {
+        auto r = d.store().create(hooks[i]);
+        if (!r) {
+            std::cerr << "herald-relay: webhooks file '" << o.webhooks_file << "': webhooks[" << i
+                      << "]." << r.error().what() << "\n";
+            return 2;
+        }
+    }
+
+    std::atomic<bool> stop_requested{false};
+    auto request_stop = [&] {
+        if (!stop_requested.exchange(true))
+            d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
+                if (!report.drained)
+                    std::cerr << "herald-relay: drain timeout reached; " << report.abandoned.size()
+                              << " deliveries logged as failed\n";
+            });
+    };
+
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code ec, int) {
+        if (!ec)
+            request_stop();
+    });
+
+    d.async_run([&](std::exception_ptr e) {
+        signals.cancel();
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (std::exception const& ex) {
+                std::cerr << "herald-relay: " << ex.what() << "\n";
+            }
+        }
+    });
+
+    // Standard input is read on its own thread: a blocking read must not hold up delivery.
+    std::atomic<std::size_t> bad_lines{0};
+    std::atomic<bool> input_done{false};
+    std::thread reader([&] {
+        std::string line;
+        std::size_t number = 0;
+        while (!stop_requested && std::getline(std::cin, line)) {
+            ++number;
+            if (line.find_first_not_of(" \t\r") == std::string::npos)
+                continue;
+            boost::system::error_code ec;
+            auto const v = boost::json::parse(line, ec);
+            auto reject = [&](std::string const& why) {
+                std::cerr << "herald-relay: line " << number << ": " << why << "\n";
+                ++bad_lines;
+            };
+            if (ec) {
+                reject("not valid JSON: " + ec.message());
+                continue;
+            }
+            auto e = herald::parse_event(v);
+            if (!e) {
+                reject(e.error().what());
+                continue;
+            }
+            // Waits for room when the queue is full: backpressure on the producer.
+            auto published =
+                boost::asio::co_spawn(io, d.async_publish(std::move(*e)), boost::asio::use_future)
+                    .get();
+            if (!published) {
+                if (published.error().code == herald::error::stopped)
+                    break;
+                reject(published.error().what());
+            }
+        }
+        input_done = true;
+        boost::asio::post(io, request_stop);
+    });
+
+    io.run();
+    d.log().flush();
+    auto const s = d.stats();
+    std::cerr << "herald-relay: " << s.published << " events, " << s.delivered << " delivered, "
+              << s.failed << " failed, " << s.attempts << " attempts\n";
+    int const status = bad_lines > 0 ? 1 : 0;
+    if (!input_done) {
+        // Stopped by a signal while the reader blocks on stdin: nothing can wake it portably,
+        // and everything that matters is written.
+        std::fflush(stdout);
+        std::_Exit(status);
+    }
+    reader.join();
+    return status;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    auto const o = parse_options(argc, argv);
+    auto const hooks = read_webhooks(o.webhooks_file);
+    if (o.format == "datagerry")
+        return run<herald::datagerry_serializer>(o, hooks);
+    return run<herald::json_serializer>(o, hooks);
+}

@@ -1,0 +1,183 @@
+#ifndef HERALD_BASIC_DISPATCHER_HPP
+#define HERALD_BASIC_DISPATCHER_HPP
+
+#include <herald/channel_source.hpp>
+#include <herald/concepts.hpp>
+#include <herald/delivery.hpp>
+#include <herald/dispatcher_params.hpp>
+#include <herald/json_serializer.hpp>
+#include <herald/log.hpp>
+#include <herald/memory_log.hpp>
+#include <herald/memory_store.hpp>
+#include <herald/retry.hpp>
+#include <herald/scheduler.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/system_timer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace herald {
+
+class http_transport; // herald/http_transport.hpp; include herald/dispatcher.hpp for the alias
+
+/**
+ * Delivers object events to the webhooks subscribed to them.
+ *
+ * The five policies (see herald/concepts.hpp) say where webhooks and deliveries are kept
+ * (Store), where events come from (Source), what the body looks like (Serializer), how a
+ * request is sent (Transport) and where attempts are recorded (Log). `herald::dispatcher`
+ * is this class with the defaults.
+ *
+ * Thread safety: `publish`, `async_publish`, `stats`, `store()` and `log()` may be used from
+ * any thread; everything else runs on the dispatcher's strand, so the io_context may be run
+ * by one thread or several.
+ *
+ * Lifetimes: the dispatcher must outlive the completion of `async_run`.
+ */
+template <class Store = memory_store, class Source = channel_source,
+          class Serializer = json_serializer, class Transport = http_transport,
+          class Log = memory_log>
+class basic_dispatcher {
+    static_assert(webhook_store<Store>, "Store must model herald::webhook_store");
+    static_assert(event_source<Source>, "Source must model herald::event_source");
+    static_assert(serializer<Serializer>, "Serializer must model herald::serializer");
+    static_assert(transport<Transport>, "Transport must model herald::transport");
+    static_assert(log_sink<Log>, "Log must model herald::log_sink");
+
+public:
+    using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+    using store_type = Store;
+    using source_type = Source;
+    using serializer_type = Serializer;
+    using transport_type = Transport;
+    using log_type = Log;
+
+    /**
+     * Builds a dispatcher on `ex`. Policies not given are default-constructed; the source is
+     * built from (strand, params.intake) when it can be.
+     * @throws boost::system::system_error when params are invalid (the message names the field).
+     */
+    explicit basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params = {},
+                              Store store = Store(), Transport transport = Transport(),
+                              Log log = Log(), Serializer serializer = Serializer());
+
+    basic_dispatcher(basic_dispatcher const&) = delete;
+    basic_dispatcher& operator=(basic_dispatcher const&) = delete;
+
+    executor_type get_executor() const noexcept { return strand_; }
+
+    /**
+     * Accepts an event for delivery without blocking: validates it, gives it an id and a time
+     * if it has none, derives `changes` for an update that has none, and queues it.
+     * @return the event id (the `webhook-id` every receiver sees), or a problem: an invalid
+     * field (named), error::queue_full, error::stopped. Nothing is queued on a problem.
+     * Thread safety: any thread.
+     */
+    result<std::string> publish(object_event e) requires publishable_source<Source>;
+
+    /**
+     * Like publish, but waits for room when the queue is full.
+     * Thread safety: any thread; the awaiting coroutine may run on any executor.
+     */
+    boost::asio::awaitable<result<std::string>>
+    async_publish(object_event e) requires publishable_source<Source>;
+
+    /**
+     * Runs the dispatcher until async_stop finishes draining. Completes with
+     * `void(std::exception_ptr)`; nothing a receiver does makes it fail.
+     * @param token any completion token (use_awaitable, detached, a callback, use_future).
+     */
+    template <class CompletionToken>
+    auto async_run(CompletionToken&& token) {
+        return boost::asio::co_spawn(strand_, run(), std::forward<CompletionToken>(token));
+    }
+
+    /**
+     * Stops taking events and drains: deliveries due before `drain` elapses are attempted;
+     * what is still pending then is logged as failed (error::shutdown) and listed in the report,
+     * and attempts in flight are cancelled. Completes with `void(std::exception_ptr,
+     * stop_report)` once async_run has finished.
+     */
+    template <class CompletionToken>
+    auto async_stop(duration drain, CompletionToken&& token) {
+        return boost::asio::co_spawn(strand_, stop(drain), std::forward<CompletionToken>(token));
+    }
+
+    /// A snapshot of the counters. Thread safety: any thread.
+    dispatcher_stats stats() const;
+
+    Store& store() noexcept { return store_; }
+    Store const& store() const noexcept { return store_; }
+    Log& log() noexcept { return log_; }
+    Log const& log() const noexcept { return log_; }
+    Transport& transport() noexcept { return transport_; }
+    Source& source() noexcept { return source_; }
+    retry_policy const& retries() const noexcept { return retry_; }
+
+    /// How many times the serializer ran: once per matched event, whatever the fan-out.
+    std::uint64_t serializations() const noexcept { return serializations_.load(); }
+
+private:
+    static Source make_source(executor_type const& ex, channel_params const& p);
+
+    boost::asio::awaitable<void> run();
+    boost::asio::awaitable<stop_report> stop(duration drain);
+    boost::asio::awaitable<void> intake_loop();
+    boost::asio::awaitable<void> pump_loop();
+    boost::asio::awaitable<void> attempt(delivery d, std::uint64_t slot);
+
+    void accept(object_event& e, time_point now);
+    void start_attempt(delivery d);
+    http_request make_request(delivery const& d, webhook const& hook) const;
+    void finish(delivery& d, log_entry entry, outcome o);
+    log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
+    void abandon_pending(time_point now);
+    void wake_pump();
+
+    executor_type strand_;
+    dispatcher_params params_;
+    retry_policy retry_;
+    [[no_unique_address]] Serializer serializer_;
+    Store store_;
+    Transport transport_;
+    Log log_;
+    Source source_;
+    scheduler sched_;
+
+    boost::asio::system_timer pump_timer_;
+    boost::asio::system_timer stopped_timer_;
+    bool pump_waiting_ = false;
+    bool running_ = false;
+    bool finished_ = false;
+    bool stopping_ = false;
+    bool intake_done_ = false;
+    bool abandoning_ = false;
+    time_point deadline_ = time_point::max();
+    stop_report report_;
+    std::uint64_t next_slot_ = 0;
+    std::map<std::uint64_t, boost::asio::cancellation_signal> in_flight_;
+    std::vector<delivery> batch_; // reused by accept
+
+    struct counters {
+        std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},
+            in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0};
+    };
+    counters n_;
+    std::atomic<std::uint64_t> serializations_{0};
+};
+
+} // namespace herald
+
+#include <herald/impl/basic_dispatcher.hpp>
+
+#endif

@@ -1,0 +1,124 @@
+#ifndef HERALD_DATAGERRY_SERIALIZER_HPP
+#define HERALD_DATAGERRY_SERIALIZER_HPP
+
+#include <herald/concepts.hpp>
+#include <herald/delivery.hpp>
+#include <herald/event.hpp>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace herald {
+
+/**
+ * The body DATAGERRY's webhooks send, so receivers written for DATAGERRY work unchanged:
+ * ```json
+ * {"event_time": {"$date": 1733230000000}, "operation": "UPDATE",
+ *  "object_before": {...}, "object_after": {...},
+ *  "changes": {"old": [{"name": "hostname", "value": "a"}],
+ *              "new": [{"name": "hostname", "value": "b"}]}}
+ * ```
+ * - `event_time` is the event's time in MongoDB extended JSON; `operation` is CREATE, UPDATE
+ *   or DELETE; `object_before` / `object_after` are the event's `before` / `after` or null
+ *   (create has no before, delete no after).
+ * - `changes` is null except on updates. When both objects carry DATAGERRY's `fields` array
+ *   (`[{"name", "value"}]`), it lists the entries that differ, as DATAGERRY does. Otherwise the
+ *   event's top-level changes are written as `{"name": field, "value": old|new}` entries. A
+ *   `changes` the application already gave in DATAGERRY's `{old: [...], new: [...]}` shape is
+ *   passed through as is.
+ * Stateless and thread-safe.
+ */
+struct datagerry_serializer {
+    payload serialize(object_event const& e) const {
+        boost::json::object body;
+        body["event_time"] = boost::json::object{{"$date", to_unix_ms(e.occurred_at)}};
+        body["operation"] = operation(e.type);
+        body["object_before"] = e.type == event_type::create || !e.before
+                                    ? boost::json::value(nullptr)
+                                    : boost::json::value(*e.before);
+        body["object_after"] = e.type == event_type::remove || !e.after
+                                   ? boost::json::value(nullptr)
+                                   : boost::json::value(*e.after);
+        body["changes"] = e.type == event_type::update ? changes(e) : boost::json::value(nullptr);
+        return payload{boost::json::serialize(body), "application/json", {}};
+    }
+
+    static char const* operation(event_type t) {
+        switch (t) {
+        case event_type::create:
+            return "CREATE";
+        case event_type::update:
+            return "UPDATE";
+        case event_type::remove:
+            return "DELETE";
+        }
+        return "UNKNOWN";
+    }
+
+private:
+    static boost::json::array const* fields_of(std::optional<boost::json::object> const& o) {
+        if (!o)
+            return nullptr;
+        auto const* f = o->if_contains("fields");
+        return f ? f->if_array() : nullptr;
+    }
+
+    static boost::json::value const* find_field(boost::json::array const& fields,
+                                                boost::json::value const& name) {
+        for (auto const& f : fields)
+            if (auto const* fo = f.if_object())
+                if (auto const* n = fo->if_contains("name"); n && *n == name)
+                    return &f;
+        return nullptr;
+    }
+
+    static boost::json::value changes(object_event const& e) {
+        boost::json::array old_values, new_values;
+        auto const* given = e.changes ? &*e.changes : nullptr;
+        if (given && given->size() == 2 && given->contains("old") && given->contains("new") &&
+            given->at("old").is_array() && given->at("new").is_array())
+            return *given;
+        auto const* bf = fields_of(e.before);
+        auto const* af = fields_of(e.after);
+        if (bf && af) {
+            for (auto const& f : *bf) {
+                auto const* fo = f.if_object();
+                auto const* name = fo ? fo->if_contains("name") : nullptr;
+                if (!name)
+                    continue;
+                auto const* other = find_field(*af, *name);
+                if (!other || *other != f)
+                    old_values.push_back(f);
+            }
+            for (auto const& f : *af) {
+                auto const* fo = f.if_object();
+                auto const* name = fo ? fo->if_contains("name") : nullptr;
+                if (!name)
+                    continue;
+                auto const* other = find_field(*bf, *name);
+                if (!other || *other != f)
+                    new_values.push_back(f);
+            }
+        } else if (given) {
+            for (auto const& kv : *given) {
+                auto const* c = kv.value().if_object();
+                auto pick = [&](char const* side) {
+                    auto const* v = c ? c->if_contains(side) : nullptr;
+                    return v ? *v : boost::json::value(nullptr);
+                };
+                old_values.push_back(
+                    boost::json::object{{"name", kv.key()}, {"value", pick("old")}});
+                new_values.push_back(
+                    boost::json::object{{"name", kv.key()}, {"value", pick("new")}});
+            }
+        }
+        return boost::json::object{{"old", std::move(old_values)}, {"new", std::move(new_values)}};
+    }
+};
+
+static_assert(serializer<datagerry_serializer>);
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,15 @@
+#ifndef HERALD_DISPATCHER_HPP
+#define HERALD_DISPATCHER_HPP
+
+#include <herald/basic_dispatcher.hpp>
+#include <herald/http_transport.hpp>
+
+namespace herald {
+
+/// The dispatcher with every default: memory store and log, in-process channel, herald's JSON
+/// envelope, HTTP transport.
+using dispatcher = basic_dispatcher<>;
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,43 @@
+#ifndef HERALD_DISPATCHER_PARAMS_HPP
+#define HERALD_DISPATCHER_PARAMS_HPP
+
+#include <herald/channel_source.hpp>
+#include <herald/retry.hpp>
+#include <herald/scheduler.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace herald {
+
+/** Everything a dispatcher can be told, with the defaults in place. */
+struct dispatcher_params {
+    channel_params intake;       ///< the bounded publish queue
+    scheduler_params scheduling; ///< per-webhook and global caps on requests in flight
+    retry_params retry;          ///< schedule, jitter, Retry-After bound
+};
+
+/** The dispatcher's counters, read at any time from any thread. */
+struct dispatcher_stats {
+    std::uint64_t published = 0; ///< events accepted by publish
+    std::uint64_t unmatched = 0; ///< events no active webhook was subscribed to
+    std::uint64_t rejected = 0;  ///< events a source delivered that failed validation
+    std::uint64_t queued = 0;    ///< events accepted and not yet matched
+    std::uint64_t pending = 0;   ///< deliveries not finished (waiting, retrying or in flight)
+    std::uint64_t in_flight = 0; ///< attempts on the wire now
+    std::uint64_t retrying = 0;  ///< deliveries waiting for a retry
+    std::uint64_t delivered = 0; ///< deliveries that got a 2xx
+    std::uint64_t failed = 0;    ///< deliveries that ended without one
+    std::uint64_t attempts = 0;  ///< requests sent, retries included
+};
+
+/** What async_stop reports. */
+struct stop_report {
+    bool drained = true;                ///< everything finished before the deadline
+    std::vector<std::string> abandoned; ///< delivery ids logged as failed at shutdown
+};
+
+} // namespace herald
+
+#endif

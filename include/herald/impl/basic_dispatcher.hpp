@@ -1,0 +1,422 @@
+#ifndef HERALD_IMPL_BASIC_DISPATCHER_HPP
+#define HERALD_IMPL_BASIC_DISPATCHER_HPP
+
+#include <herald/version.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <exception>
+#include <type_traits>
+
+namespace herald {
+
+namespace detail {
+template <class S>
+constexpr bool is_durable() {
+    if constexpr (requires { S::durable; })
+        return S::durable;
+    else
+        return false;
+}
+
+inline double unit_random() {
+    return double(random_u64() >> 11) * 0x1.0p-53;
+}
+
+inline void add_header(std::vector<http_header>& h, char const* name, std::string value) {
+    h.push_back(http_header{name, std::move(value)});
+}
+} // namespace detail
+
+#define HERALD_DISPATCHER_TEMPLATE                                                                 \
+    template <class Store, class Source, class Serializer, class Transport, class Log>
+#define HERALD_DISPATCHER basic_dispatcher<Store, Source, Serializer, Transport, Log>
+
+HERALD_DISPATCHER_TEMPLATE
+HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params,
+                                    Store store, Transport transport, Log log,
+                                    Serializer serializer)
+    : strand_(boost::asio::make_strand(ex))
+    , params_(std::move(params))
+    , retry_((validate(params_.retry).value(), params_.retry))
+    , serializer_(std::move(serializer))
+    , store_(std::move(store))
+    , transport_(std::move(transport))
+    , log_(std::move(log))
+    , source_(make_source(strand_, params_.intake))
+    , sched_(params_.scheduling)
+    , pump_timer_(strand_)
+    , stopped_timer_(strand_) {}
+
+HERALD_DISPATCHER_TEMPLATE
+Source HERALD_DISPATCHER::make_source(executor_type const& ex, channel_params const& p) {
+    if constexpr (std::is_constructible_v<Source, boost::asio::any_io_executor, channel_params>)
+        return Source(boost::asio::any_io_executor(ex), p);
+    else if constexpr (std::is_constructible_v<Source, boost::asio::any_io_executor>)
+        return Source(boost::asio::any_io_executor(ex));
+    else
+        return Source();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+result<std::string> HERALD_DISPATCHER::publish(object_event e) requires publishable_source<Source> {
+    if (auto r = prepare_event(e); !r)
+        return r.error();
+    std::string id = e.id;
+    if (auto r = source_.try_publish(e); !r)
+        return r.error();
+    n_.published.fetch_add(1, std::memory_order_relaxed);
+    n_.queued.fetch_add(1, std::memory_order_relaxed);
+    return id;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<result<std::string>>
+HERALD_DISPATCHER::async_publish(object_event e) requires publishable_source<Source> {
+    if (auto r = prepare_event(e); !r)
+        co_return r.error();
+    std::string id = e.id;
+    if constexpr (requires { source_.async_publish(e); }) {
+        auto r = co_await source_.async_publish(e);
+        if (!r)
+            co_return r.error();
+    } else {
+        auto r = source_.try_publish(e);
+        if (!r)
+            co_return r.error();
+    }
+    n_.published.fetch_add(1, std::memory_order_relaxed);
+    n_.queued.fetch_add(1, std::memory_order_relaxed);
+    co_return id;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+dispatcher_stats HERALD_DISPATCHER::stats() const {
+    auto r = [](std::atomic<std::uint64_t> const& a) {
+        return a.load(std::memory_order_relaxed);
+    };
+    return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected), r(n_.queued),
+                            r(n_.pending),   r(n_.in_flight), r(n_.retrying), r(n_.delivered),
+                            r(n_.failed),    r(n_.attempts)};
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<void> HERALD_DISPATCHER::run() {
+    if (running_ || finished_)
+        throw boost::system::system_error(make_error_code(error::stopped),
+                                          "async_run: the dispatcher is already running or done");
+    running_ = true;
+    // Deliveries a durable store holds from an earlier run (or another process's dead lease).
+    for (;;) {
+        auto recovered = store_.claim(clock::now(), 1024);
+        n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
+        for (auto& d : recovered) {
+            if (d.attempts > 0)
+                n_.retrying.fetch_add(1, std::memory_order_relaxed);
+            sched_.push(std::move(d));
+        }
+        if (recovered.size() < 1024)
+            break;
+    }
+    using namespace boost::asio::experimental::awaitable_operators;
+    co_await (intake_loop() && pump_loop());
+    running_ = false;
+    finished_ = true;
+    stopped_timer_.cancel();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
+    if (!stopping_) {
+        stopping_ = true;
+        deadline_ = clock::now() + drain;
+        source_.close();
+        wake_pump();
+    }
+    if (!running_ && !finished_) {
+        // never ran: nothing was matched, so nothing was promised to any webhook yet
+        finished_ = true;
+        co_return report_;
+    }
+    while (!finished_) {
+        stopped_timer_.expires_at(time_point::max());
+        auto [ec] =
+            co_await stopped_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        (void)ec;
+    }
+    co_return report_;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
+    std::vector<object_event> events;
+    for (;;) {
+        events.clear();
+        bool const more = co_await source_.async_receive(events);
+        auto const now = clock::now();
+        for (auto& e : events)
+            accept(e, now);
+        if (!events.empty())
+            wake_pump();
+        if (!more)
+            break;
+    }
+    intake_done_ = true;
+    wake_pump();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
+    if constexpr (publishable_source<Source>)
+        n_.queued.fetch_sub(1, std::memory_order_relaxed);
+    // Events from publish are already prepared; a custom source's are checked here.
+    if (auto r = prepare_event(e, now); !r) {
+        n_.rejected.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    webhook_list const hooks = store_.match(e);
+    if (!hooks || hooks->empty()) {
+        n_.unmatched.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    // One body per event, shared by every delivery.
+    payload body = serializer_.serialize(e);
+    serializations_.fetch_add(1, std::memory_order_relaxed);
+    auto const ev =
+        std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
+    auto const due = now + retry_.initial_delay();
+    batch_.clear();
+    batch_.reserve(hooks->size());
+    for (auto const& h : *hooks)
+        batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+    if (auto r = store_.enqueue(batch_); !r) {
+        // The store could not take them: each ends in the log, never silently.
+        for (auto& d : batch_) {
+            auto entry = make_entry(d, *d.hook, now);
+            entry.error = "could not be queued: " + r.error().what();
+            n_.failed.fetch_add(1, std::memory_order_relaxed);
+            log_.record(std::move(entry));
+        }
+        return;
+    }
+    n_.pending.fetch_add(batch_.size(), std::memory_order_relaxed);
+    for (auto& d : batch_)
+        sched_.push(std::move(d));
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
+    for (;;) {
+        auto const now = clock::now();
+        if (stopping_ && !abandoning_ && now >= deadline_)
+            abandon_pending(now);
+        while (auto d = sched_.pop_ready(now))
+            start_attempt(std::move(*d));
+        if (stopping_ && intake_done_) {
+            if (sched_.pending() == 0 && sched_.in_flight() == 0)
+                co_return;
+            // Nothing in flight and nothing due before the deadline: waiting is pointless.
+            auto const next = sched_.next_due();
+            if (!abandoning_ && sched_.in_flight() == 0 && !sched_.has_ready() &&
+                (!next || *next > deadline_)) {
+                abandon_pending(now);
+                continue;
+            }
+        }
+        auto wake_at = sched_.next_due().value_or(time_point::max());
+        if (stopping_ && !abandoning_)
+            wake_at = std::min(wake_at, deadline_);
+        pump_timer_.expires_at(wake_at);
+        pump_waiting_ = true;
+        auto [ec] =
+            co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        (void)ec;
+        pump_waiting_ = false;
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::wake_pump() {
+    if (pump_waiting_) {
+        pump_waiting_ = false;
+        pump_timer_.cancel();
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::start_attempt(delivery d) {
+    if (d.attempts > 0)
+        n_.retrying.fetch_sub(1, std::memory_order_relaxed);
+    n_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    auto const slot = ++next_slot_;
+    auto& signal = in_flight_[slot];
+    boost::asio::co_spawn(
+        strand_, attempt(std::move(d), slot),
+        boost::asio::bind_cancellation_slot(signal.slot(), boost::asio::detached));
+}
+
+HERALD_DISPATCHER_TEMPLATE
+http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& hook) const {
+    auto const& ev = *d.event;
+    http_request req;
+    req.url = hook.url;
+    req.content_type = ev.body.content_type;
+    req.body = std::shared_ptr<std::string const>(d.event, &ev.body.body);
+    req.headers.reserve(6 + ev.body.headers.size());
+    detail::add_header(req.headers, "User-Agent", user_agent);
+    detail::add_header(req.headers, "webhook-id", ev.event.id);
+    detail::add_header(req.headers, "webhook-timestamp",
+                       std::to_string(to_unix_seconds(clock::now())));
+    detail::add_header(req.headers, "herald-event", std::string(to_string(ev.event.type)));
+    detail::add_header(req.headers, "herald-delivery", d.id_string());
+    detail::add_header(req.headers, "herald-attempt", std::to_string(d.attempts + 1));
+    for (auto const& h : ev.body.headers)
+        req.headers.push_back(h);
+    req.connect_timeout = hook.connect_timeout.value_or(duration{0});
+    req.timeout = hook.timeout.value_or(duration{0});
+    return req;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+log_entry HERALD_DISPATCHER::make_entry(delivery const& d, webhook const& hook,
+                                        time_point started) const {
+    log_entry e;
+    e.delivery_id = d.id_string();
+    e.event_id = d.event->event.id;
+    e.webhook = hook.id;
+    e.webhook_name = hook.name;
+    e.url = hook.url;
+    e.type = d.event->event.type;
+    e.object_id = d.event->event.object_id;
+    e.attempt = d.attempts + 1;
+    e.started_at = started;
+    e.result = outcome::failed;
+    return e;
+}
+
+namespace detail {
+inline std::string describe_failure(send_result const& r) {
+    if (r.ec || r.status == 0)
+        return r.error.empty() ? r.ec.message() : r.error;
+    if (r.status >= 300 && r.status < 400)
+        return "redirect " + std::to_string(r.status) + " to " +
+               (r.location.empty() ? std::string("(no Location)") : r.location) +
+               " not followed (herald never follows redirects)";
+    return "receiver answered HTTP " + std::to_string(r.status);
+}
+} // namespace detail
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d, std::uint64_t slot) {
+    auto const lane = d.target();
+    try {
+        std::shared_ptr<webhook const> hook = d.hook;
+        auto const started = clock::now();
+        if (d.attempts > 0) {
+            // A retry goes to the webhook as it is now: edits apply, deletion and
+            // deactivation stop it.
+            hook = store_.get(lane);
+            if (!hook || !hook->active) {
+                auto entry = make_entry(d, hook ? *hook : *d.hook, started);
+                entry.error = hook ? "not retried: the webhook was deactivated"
+                                   : "not retried: the webhook was deleted";
+                finish(d, std::move(entry), outcome::failed);
+            } else {
+                d.hook = hook;
+            }
+        }
+        if (hook && hook->active) {
+            auto entry = make_entry(d, *hook, started);
+            n_.attempts.fetch_add(1, std::memory_order_relaxed);
+            send_result r = co_await transport_.async_send(make_request(d, *hook));
+            auto const now = clock::now();
+            ++d.attempts;
+            entry.elapsed = r.elapsed.count() > 0
+                                ? r.elapsed
+                                : std::chrono::duration_cast<duration>(now - started);
+            entry.status = r.status;
+            entry.response_excerpt = std::move(r.excerpt);
+            auto decision = retry_.decide(r, d.attempts, now, detail::unit_random());
+            if (decision.kind == verdict::delivered) {
+                finish(d, std::move(entry), outcome::delivered);
+            } else {
+                entry.error = detail::describe_failure(r);
+                if (abandoning_) {
+                    entry.error += "; abandoned at shutdown";
+                    report_.abandoned.push_back(entry.delivery_id);
+                    finish(d, std::move(entry), outcome::failed);
+                } else if (decision.kind == verdict::retryable) {
+                    if (decision.used_retry_after)
+                        entry.error += "; Retry-After " + r.retry_after + " honoured";
+                    entry.next_attempt_at = decision.next;
+                    entry.result = outcome::retrying;
+                    d.due = *decision.next;
+                    log_.record(std::move(entry));
+                    store_.reschedule(d);
+                    n_.retrying.fetch_add(1, std::memory_order_relaxed);
+                    sched_.push(std::move(d));
+                } else {
+                    if (classify(r) == verdict::retryable)
+                        entry.error +=
+                            " (gave up after " + std::to_string(d.attempts) + " attempts)";
+                    finish(d, std::move(entry), outcome::failed);
+                }
+            }
+        }
+    } catch (std::exception const& ex) {
+        // A policy threw: the delivery still ends in the log.
+        auto entry = make_entry(d, *d.hook, clock::now());
+        entry.error = std::string("internal error: ") + ex.what();
+        finish(d, std::move(entry), outcome::failed);
+    }
+    in_flight_.erase(slot);
+    n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    sched_.done(lane);
+    wake_pump();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::finish(delivery& d, log_entry entry, outcome o) {
+    entry.result = o;
+    entry.next_attempt_at.reset();
+    log_.record(std::move(entry));
+    store_.complete(d, o);
+    n_.pending.fetch_sub(1, std::memory_order_relaxed);
+    (o == outcome::delivered ? n_.delivered : n_.failed).fetch_add(1, std::memory_order_relaxed);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::abandon_pending(time_point now) {
+    abandoning_ = true;
+    auto rest = sched_.take_all();
+    report_.drained = rest.empty() && in_flight_.empty();
+    for (auto& d : rest) {
+        if (d.attempts > 0)
+            n_.retrying.fetch_sub(1, std::memory_order_relaxed);
+        if constexpr (detail::is_durable<Store>()) {
+            // Still recorded in the store: delivered after the next start.
+            report_.abandoned.push_back(d.id_string());
+            n_.pending.fetch_sub(1, std::memory_order_relaxed);
+        } else {
+            auto entry = make_entry(d, *d.hook, now);
+            entry.attempt = d.attempts; // no attempt was made now
+            entry.error = "abandoned at shutdown: not delivered before the drain deadline (" +
+                          std::to_string(d.attempts) + " attempts made)";
+            report_.abandoned.push_back(entry.delivery_id);
+            finish(d, std::move(entry), outcome::failed);
+        }
+    }
+    for (auto& [slot, signal] : in_flight_)
+        signal.emit(boost::asio::cancellation_type::terminal);
+}
+
+#undef HERALD_DISPATCHER
+#undef HERALD_DISPATCHER_TEMPLATE
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,126 @@
+#ifndef HERALD_JSONL_LOG_HPP
+#define HERALD_JSONL_LOG_HPP
+
+#include <herald/concepts.hpp>
+#include <herald/log.hpp>
+#include <herald/memory_log.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace herald {
+
+/**
+ * A log sink that writes every attempt as one JSON line (the keys of to_json(log_entry)) to a
+ * file or a stream such as stdout, and keeps the recent ones in a memory_log for queries.
+ *
+ * Writing happens on a thread of its own, so a slow disk or a full pipe never stalls the
+ * dispatcher's I/O; `flush` waits until every recorded line is written.
+ *
+ * Thread safety: every member function may be called from any thread.
+ */
+class jsonl_log {
+public:
+    /// Writes to `out` (not closed by the log), e.g. stdout.
+    explicit jsonl_log(std::FILE* out, memory_log_params keep = {})
+        : s_(std::make_unique<state>(out, false, keep)) {}
+
+    /// Appends to the file at `path`, created when missing.
+    static result<jsonl_log> open(std::string const& path, memory_log_params keep = {}) {
+        std::FILE* f = std::fopen(path.c_str(), "a");
+        if (!f)
+            return make_problem(error::invalid_field, "path",
+                                "cannot open '" + path + "' for appending");
+        jsonl_log log(f, keep);
+        log.s_->owns = true;
+        return log;
+    }
+
+    jsonl_log(jsonl_log&&) noexcept = default;
+    jsonl_log& operator=(jsonl_log&&) noexcept = default;
+    ~jsonl_log() = default;
+
+    void record(log_entry e) {
+        std::string line = boost::json::serialize(to_json(e));
+        line += '\n';
+        s_->recent.record(std::move(e));
+        {
+            std::lock_guard lock(s_->mutex);
+            s_->lines.push_back(std::move(line));
+            ++s_->recorded;
+        }
+        s_->cv.notify_all();
+    }
+
+    log_page query(log_query const& q) const { return s_->recent.query(q); }
+
+    /// Blocks until every line recorded so far is written and flushed.
+    void flush() {
+        std::unique_lock lock(s_->mutex);
+        auto const target = s_->recorded;
+        s_->cv.wait(lock, [&] { return s_->written >= target; });
+    }
+
+private:
+    struct state {
+        state(std::FILE* f, bool own, memory_log_params keep)
+            : out(f)
+            , owns(own)
+            , recent(keep)
+            , writer([this] { write_loop(); }) {}
+        ~state() {
+            {
+                std::lock_guard lock(mutex);
+                stopping = true;
+            }
+            cv.notify_all();
+            writer.join();
+            if (owns)
+                std::fclose(out);
+        }
+
+        void write_loop() {
+            std::vector<std::string> batch;
+            std::unique_lock lock(mutex);
+            for (;;) {
+                cv.wait(lock, [&] { return stopping || !lines.empty(); });
+                if (lines.empty() && stopping)
+                    return;
+                batch.swap(lines);
+                lock.unlock();
+                for (auto const& l : batch)
+                    std::fwrite(l.data(), 1, l.size(), out);
+                std::fflush(out);
+                lock.lock();
+                written += batch.size();
+                batch.clear();
+                cv.notify_all();
+            }
+        }
+
+        std::FILE* out;
+        bool owns;
+        memory_log recent;
+        std::mutex mutex;
+        std::condition_variable cv;
+        std::vector<std::string> lines;
+        std::uint64_t recorded = 0;
+        std::uint64_t written = 0;
+        bool stopping = false;
+        std::thread writer; // last: starts once the rest is built
+    };
+    std::unique_ptr<state> s_;
+};
+
+static_assert(log_sink<jsonl_log>);
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,124 @@
+#ifndef HERALD_LOG_HPP
+#define HERALD_LOG_HPP
+
+#include <herald/error.hpp>
+#include <herald/event.hpp>
+#include <herald/time.hpp>
+#include <herald/webhook.hpp>
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace herald {
+
+/** How an attempt ended for its delivery. */
+enum class outcome : std::uint8_t {
+    delivered, ///< a 2xx arrived
+    retrying,  ///< it failed and another attempt is scheduled (next_attempt_at)
+    failed,    ///< it failed and no attempt follows
+};
+
+inline constexpr std::string_view to_string(outcome o) noexcept {
+    switch (o) {
+    case outcome::delivered:
+        return "delivered";
+    case outcome::retrying:
+        return "retrying";
+    case outcome::failed:
+        return "failed";
+    }
+    return "unknown";
+}
+
+inline result<outcome> parse_outcome(std::string_view s, std::string_view field = "outcome") {
+    if (s == "delivered")
+        return outcome::delivered;
+    if (s == "retrying")
+        return outcome::retrying;
+    if (s == "failed")
+        return outcome::failed;
+    return make_problem(error::invalid_field, std::string(field),
+                        "unknown outcome '" + std::string(s) +
+                            "' (expected delivered, retrying or failed)");
+}
+
+/**
+ * One attempt to deliver one event to one webhook: a row of "View Logs". The webhook's name
+ * and URL are copied as they were, so the entry stays readable after the webhook changes.
+ */
+struct log_entry {
+    std::uint64_t seq = 0; ///< assigned by the sink, increasing; the paging cursor
+    std::string delivery_id;
+    std::string event_id;
+    webhook_id webhook = 0;
+    std::string webhook_name;
+    std::string url;
+    event_type type = event_type::create;
+    std::string object_id;
+    std::uint32_t attempt = 0; ///< 1 for the first attempt
+    time_point started_at{};
+    duration elapsed{0};
+    unsigned status = 0; ///< HTTP status, 0 when no response arrived
+    herald::outcome result = herald::outcome::failed;
+    std::string error; ///< why it failed, empty when delivered
+    std::string response_excerpt;
+    std::optional<time_point> next_attempt_at;
+};
+
+/** The relay's JSON line and the admin API's log object for one entry. */
+inline boost::json::object to_json(log_entry const& e) {
+    boost::json::object o;
+    o["delivery_id"] = e.delivery_id;
+    o["event_id"] = e.event_id;
+    o["webhook_id"] = e.webhook;
+    o["webhook_name"] = e.webhook_name;
+    o["url"] = e.url;
+    o["event_type"] = to_string(e.type);
+    o["object_id"] = e.object_id;
+    o["attempt"] = e.attempt;
+    o["started_at"] = format_rfc3339(e.started_at);
+    o["duration_ms"] = e.elapsed.count();
+    o["status"] = e.status;
+    o["outcome"] = to_string(e.result);
+    o["error"] = e.error;
+    o["response_excerpt"] = e.response_excerpt;
+    if (e.next_attempt_at)
+        o["next_attempt_at"] = format_rfc3339(*e.next_attempt_at);
+    else
+        o["next_attempt_at"] = nullptr;
+    return o;
+}
+
+/** A "View Logs" query: every filter is optional; results come newest first. */
+struct log_query {
+    std::optional<webhook_id> webhook;
+    std::optional<event_type> type;
+    std::optional<herald::outcome> result;
+    std::optional<time_point> since;         ///< started_at >= since
+    std::optional<time_point> until;         ///< started_at < until
+    std::size_t limit = 50;                  ///< page size, at most max_limit
+    std::optional<std::uint64_t> before_seq; ///< the cursor: entries older than this one
+
+    static constexpr std::size_t max_limit = 1000;
+
+    bool matches(log_entry const& e) const {
+        return (!webhook || e.webhook == *webhook) && (!type || e.type == *type) &&
+               (!result || e.result == *result) && (!since || e.started_at >= *since) &&
+               (!until || e.started_at < *until) && (!before_seq || e.seq < *before_seq);
+    }
+};
+
+/** One page of results. `next` is the cursor for the following (older) page, if any. */
+struct log_page {
+    std::vector<log_entry> entries;
+    std::optional<std::uint64_t> next;
+};
+
+} // namespace herald
+
+#endif

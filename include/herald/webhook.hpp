@@ -1,0 +1,189 @@
+#ifndef HERALD_WEBHOOK_HPP
+#define HERALD_WEBHOOK_HPP
+
+#include <herald/error.hpp>
+#include <herald/event.hpp>
+#include <herald/time.hpp>
+
+#include <boost/json/value.hpp>
+#include <boost/url/parse.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace herald {
+
+using webhook_id = std::uint64_t;
+
+/** What a user sets on a webhook: the fields of the create and edit forms. */
+struct webhook_params {
+    std::string name;
+    std::string url;
+    event_type_set events;
+    bool active = true;
+    std::optional<duration> connect_timeout; ///< overrides the transport's default
+    std::optional<duration> timeout;         ///< total per request; overrides the default
+};
+
+/** A registered webhook: its params plus what the store assigns. Immutable once stored. */
+struct webhook : webhook_params {
+    webhook_id id = 0;
+    time_point created_at{};
+    time_point updated_at{};
+};
+
+inline constexpr std::size_t max_webhook_name = 128;
+inline constexpr std::size_t max_webhook_url = 2048;
+
+namespace detail {
+inline bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size())
+        return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) {
+            return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+        };
+        if (lower(a[i]) != lower(b[i]))
+            return false;
+    }
+    return true;
+}
+} // namespace detail
+
+/**
+ * Checks a webhook's fields, everything but the uniqueness of the name (the store checks that).
+ * @return the first problem found, naming the field.
+ */
+inline result<void> validate(webhook_params const& p) {
+    auto bad = [](char const* field, std::string why) {
+        return make_problem(error::invalid_field, field, std::move(why));
+    };
+    if (p.name.empty() || p.name.find_first_not_of(" \t") == std::string::npos)
+        return bad("name", "is required");
+    if (p.name.size() > max_webhook_name)
+        return bad("name", "is longer than " + std::to_string(max_webhook_name) + " characters");
+    for (unsigned char c : p.name)
+        if (c < 0x20 || c == 0x7f)
+            return bad("name", "contains a control character");
+    if (p.url.empty())
+        return bad("url", "is required");
+    if (p.url.size() > max_webhook_url)
+        return bad("url", "is longer than " + std::to_string(max_webhook_url) + " characters");
+    auto const u = boost::urls::parse_uri(p.url);
+    if (!u)
+        return bad("url", "'" + p.url + "' is not an absolute URL (" + u.error().message() + ")");
+    if (!detail::iequals(u->scheme(), "http") && !detail::iequals(u->scheme(), "https"))
+        return bad("url", "scheme '" + std::string(u->scheme()) + "' is not http or https");
+    if (!u->has_authority() || u->encoded_host().empty())
+        return bad("url", "has no host");
+    if (u->has_userinfo())
+        return bad("url", "must not contain user-info (credentials belong in headers)");
+    if (u->has_fragment())
+        return bad("url", "must not contain a fragment");
+    if (u->has_port() && (u->port_number() == 0))
+        return bad("url", "has an invalid port");
+    if (p.events.empty())
+        return bad("events", "must name at least one event type (create, update, delete)");
+    auto check_timeout = [&](std::optional<duration> const& d, char const* field) -> result<void> {
+        if (d && (d->count() <= 0 || *d > std::chrono::minutes(10)))
+            return bad(field, "must be between 1ms and 10m");
+        return {};
+    };
+    if (auto r = check_timeout(p.connect_timeout, "connect_timeout"); !r)
+        return r;
+    if (auto r = check_timeout(p.timeout, "timeout"); !r)
+        return r;
+    return {};
+}
+
+/**
+ * Reads webhook params from JSON: `{"name", "url", "events": ["create", ...], "active",
+ * "connect_timeout": "5s", "timeout": "10s"}`. Unknown keys and wrong types are errors naming
+ * the key (prefixed with `prefix`, e.g. `webhooks[2].`), and so is every rule of validate().
+ */
+inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
+                                                   std::string const& prefix = "") {
+    auto bad = [&](std::string const& field, std::string why) {
+        return make_problem(error::invalid_field, prefix + field, std::move(why));
+    };
+    auto const* o = v.if_object();
+    if (!o) {
+        // the element itself: "webhooks[2]", not "webhooks[2]."
+        auto const self = prefix.empty() ? std::string("webhook")
+                                         : prefix.substr(0, prefix.size() - (prefix.back() == '.'));
+        return make_problem(error::invalid_field, self, "must be a JSON object");
+    }
+    webhook_params p;
+    bool has_events = false;
+    for (auto const& kv : *o) {
+        std::string const key(kv.key());
+        auto const& val = kv.value();
+        if (key == "name" || key == "url") {
+            if (!val.is_string())
+                return bad(key, "must be a string");
+            (key == "name" ? p.name : p.url) = std::string(val.get_string());
+        } else if (key == "events") {
+            auto const* arr = val.if_array();
+            if (!arr)
+                return bad(key, "must be an array of event types");
+            has_events = true;
+            for (std::size_t i = 0; i < arr->size(); ++i) {
+                auto const field = key + "[" + std::to_string(i) + "]";
+                if (!(*arr)[i].is_string())
+                    return bad(field, "must be a string (create, update or delete)");
+                auto t = parse_event_type((*arr)[i].get_string(), prefix + field);
+                if (!t)
+                    return t.error();
+                p.events.insert(*t);
+            }
+        } else if (key == "active") {
+            if (!val.is_bool())
+                return bad(key, "must be true or false");
+            p.active = val.get_bool();
+        } else if (key == "connect_timeout" || key == "timeout") {
+            if (!val.is_string())
+                return bad(key, "must be a duration string such as \"5s\"");
+            auto d = parse_duration(val.get_string(), prefix + key);
+            if (!d)
+                return d.error();
+            (key == "timeout" ? p.timeout : p.connect_timeout) = *d;
+        } else {
+            return bad(key, "is not a known field");
+        }
+    }
+    if (!has_events)
+        return bad("events", "is required (an array of create, update, delete)");
+    if (auto r = validate(p); !r) {
+        auto e = r.error();
+        e.field = prefix + e.field;
+        return e;
+    }
+    return p;
+}
+
+/// The webhook as JSON, with the keys parse_webhook_params reads plus id and times.
+inline boost::json::object to_json(webhook const& w) {
+    boost::json::object o;
+    o["id"] = w.id;
+    o["name"] = w.name;
+    o["url"] = w.url;
+    boost::json::array events;
+    for (auto t : {event_type::create, event_type::update, event_type::remove})
+        if (w.events.contains(t))
+            events.emplace_back(to_string(t));
+    o["events"] = std::move(events);
+    o["active"] = w.active;
+    if (w.connect_timeout)
+        o["connect_timeout"] = format_duration(*w.connect_timeout);
+    if (w.timeout)
+        o["timeout"] = format_duration(*w.timeout);
+    o["created_at"] = format_rfc3339(w.created_at);
+    o["updated_at"] = format_rfc3339(w.updated_at);
+    return o;
+}
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,376 @@
+// Delivery over real HTTP to an in-process loopback server: bodies, headers, retries,
+// isolation of a hanging endpoint, failures the receiver causes.
+#include "harness.hpp"
+#include "loopback_server.hpp"
+
+#include <herald/datagerry_serializer.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+
+#include <atomic>
+#include <set>
+
+using namespace herald;
+using namespace herald::test;
+
+namespace {
+
+boost::json::object server_object() {
+    return {{"hostname", "db-1"}, {"ip", "10.0.0.7"}, {"rack", "B3"}};
+}
+
+std::int64_t unix_now() {
+    return to_unix_seconds(clock::now());
+}
+
+} // namespace
+
+TEST_CASE("each event type arrives with its body and headers", "[integration][http]") {
+    loopback_server server;
+    harness<> h;
+    auto const hook = h.hook("cmdb", server.url("/hooks"));
+
+    auto created = object_event::created("42", server_object());
+    created.object_type = "server";
+    created.actor = "alice";
+    auto const create_id = h.publish(created);
+
+    auto after = server_object();
+    after["hostname"] = "db-2";
+    after.erase("rack");
+    auto const update_id = h.publish(object_event::updated("42", server_object(), after));
+    auto const delete_id = h.publish(object_event::deleted("42", after));
+
+    REQUIRE(server.wait_for(3, "/hooks", 10s));
+    h.stop();
+    auto const reqs = server.requests("/hooks");
+    REQUIRE(reqs.size() == 3);
+
+    std::string const ids[] = {create_id, update_id, delete_id};
+    char const* types[] = {"create", "update", "delete"};
+    std::set<std::string> deliveries;
+    for (std::size_t i = 0; i < 3; ++i) {
+        // one lane, one connection at a time in publish order is not promised: find by id
+        auto const it = std::find_if(reqs.begin(), reqs.end(), [&](auto const& r) {
+            return r.header("webhook-id") == ids[i];
+        });
+        REQUIRE(it != reqs.end());
+        auto const& r = *it;
+        CHECK(r.method == "POST");
+        CHECK(r.header("content-type") == "application/json");
+        CHECK(r.header("user-agent") == std::string("herald/") + HERALD_VERSION_STRING);
+        CHECK(r.header("herald-event") == types[i]);
+        CHECK(r.header("herald-attempt") == "1");
+        CHECK(r.header("herald-delivery").rfind("dlv_", 0) == 0);
+        CHECK(r.header("herald-delivery").size() == 30);
+        deliveries.insert(r.header("herald-delivery"));
+        auto const ts = std::stoll(r.header("webhook-timestamp"));
+        CHECK(std::abs(ts - unix_now()) < 60);
+        CHECK(r.header("content-length") == std::to_string(r.body.size()));
+
+        auto const body = boost::json::parse(r.body).as_object();
+        CHECK(body.at("id") == ids[i].c_str());
+        CHECK(body.at("type") == types[i]);
+        CHECK(body.at("object_id") == "42");
+        if (i == 0) {
+            CHECK(body.at("object") == boost::json::value(server_object()));
+            CHECK(body.at("object_type") == "server");
+            CHECK(body.at("actor") == "alice");
+            CHECK_FALSE(body.contains("changes"));
+        } else if (i == 1) {
+            CHECK(body.at("object") == boost::json::value(after));
+            CHECK(body.at("changes") ==
+                  boost::json::parse(R"({"hostname":{"old":"db-1","new":"db-2"},
+                                                             "rack":{"old":"B3","new":null}})"));
+            CHECK_FALSE(body.contains("object_type"));
+        } else {
+            CHECK(body.at("object") == boost::json::value(after)); // as it was before deletion
+            CHECK_FALSE(body.contains("changes"));
+        }
+    }
+    CHECK(deliveries.size() == 3);
+
+    auto const log = h.d.log().query({});
+    REQUIRE(log.entries.size() == 3);
+    for (auto const& e : log.entries) {
+        CHECK(e.result == outcome::delivered);
+        CHECK(e.status == 204);
+        CHECK(e.webhook == hook.id);
+        CHECK(e.webhook_name == "cmdb");
+        CHECK(e.url == server.url("/hooks"));
+        CHECK(e.attempt == 1);
+        CHECK(e.error.empty());
+        CHECK_FALSE(e.next_attempt_at);
+    }
+}
+
+TEST_CASE("the DATAGERRY format goes over the wire unchanged", "[integration][http][datagerry]") {
+    loopback_server server;
+    harness<datagerry_serializer> h;
+    h.hook("legacy", server.url("/dg"), {event_type::remove});
+    auto e = object_event::deleted("7", {{"public_id", 7}, {"type_id", 3}});
+    e.occurred_at = time_point{std::chrono::milliseconds(1733230000000)};
+    h.publish(e);
+    REQUIRE(server.wait_for(1, "/dg", 10s));
+    auto const r = server.requests("/dg").at(0);
+    CHECK(r.body ==
+          R"({"event_time":{"$date":1733230000000},"operation":"DELETE",)"
+          R"("object_before":{"public_id":7,"type_id":3},"object_after":null,"changes":null})");
+}
+
+TEST_CASE("only active webhooks subscribed to the type receive an event", "[integration][http]") {
+    loopback_server server;
+    harness<> h;
+    h.hook("creates", server.url("/creates"), {event_type::create});
+    h.hook("updates", server.url("/updates"), {event_type::update});
+    h.hook("inactive", server.url("/inactive"), event_type_set::all(), false);
+    for (int i = 0; i < 50; ++i)
+        h.hook("fan-" + std::to_string(i), server.url("/fan/" + std::to_string(i)),
+               {event_type::create, event_type::remove});
+
+    h.publish(object_event::created("1", server_object()));
+    auto const report = h.stop(10s); // drains: everything matched has been attempted
+    CHECK(report.drained);
+    CHECK(server.requests("/creates").size() == 1);
+    CHECK(server.requests("/updates").empty());
+    CHECK(server.requests("/inactive").empty());
+    for (int i = 0; i < 50; ++i)
+        CHECK(server.requests("/fan/" + std::to_string(i)).size() == 1);
+    // one body for 51 webhooks, byte for byte
+    auto const body = server.requests("/creates").at(0).body;
+    for (auto const& r : server.requests())
+        CHECK(r.body == body);
+    CHECK(h.d.serializations() == 1);
+    CHECK(h.d.stats().delivered == 51);
+}
+
+TEST_CASE("a 500 is retried on schedule and then delivered", "[integration][http][retry]") {
+    loopback_server server;
+    std::atomic<int> calls{0};
+    server.on("/flaky", [&](received_request const&) {
+        return ++calls == 1 ? reply{.status = 500, .body = "database is down"} : reply{};
+    });
+    harness<> h(fast_params({0ms, 200ms}));
+    h.hook("flaky", server.url("/flaky"));
+    auto const id = h.publish(object_event::created("1", server_object()));
+    REQUIRE(server.wait_for(2, "/flaky", 10s));
+    h.stop();
+
+    auto const reqs = server.requests("/flaky");
+    REQUIRE(reqs.size() == 2);
+    CHECK(reqs[0].header("webhook-id") == id);
+    CHECK(reqs[1].header("webhook-id") == id); // the receiver's idempotency key never changes
+    CHECK(reqs[0].header("herald-delivery") == reqs[1].header("herald-delivery"));
+    CHECK(reqs[0].header("herald-attempt") == "1");
+    CHECK(reqs[1].header("herald-attempt") == "2");
+    CHECK(reqs[0].body == reqs[1].body);
+    // 200 ms ± 20 % jitter: never earlier than 160 ms
+    CHECK(reqs[1].at - reqs[0].at >= 160ms);
+
+    auto const log = h.wait_log(2);
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].attempt == 1);
+    CHECK(log[0].status == 500);
+    CHECK(log[0].result == outcome::retrying);
+    CHECK(log[0].error == "receiver answered HTTP 500");
+    CHECK(log[0].response_excerpt == "database is down");
+    REQUIRE(log[0].next_attempt_at);
+    auto const delay = *log[0].next_attempt_at - (log[0].started_at + log[0].elapsed);
+    CHECK(delay >= 150ms);
+    CHECK(delay <= 250ms);
+    CHECK(log[1].attempt == 2);
+    CHECK(log[1].status == 204);
+    CHECK(log[1].result == outcome::delivered);
+    CHECK(log[1].delivery_id == log[0].delivery_id);
+}
+
+TEST_CASE("a hanging endpoint times out without delaying another",
+          "[integration][http][isolation]") {
+    loopback_server server(2);
+    server.on("/hang", [](received_request const&) { return reply{.hang = true}; });
+    harness<> h(fast_params({0ms}));
+    auto const slow = h.hook("hangs", server.url("/hang"), event_type_set::all(), true, 1500ms);
+    auto const fast = h.hook("fast", server.url("/fast"));
+
+    for (int i = 0; i < 20; ++i)
+        h.publish(object_event::created(std::to_string(i), server_object()));
+
+    // All 20 reach the healthy endpoint while the hanging one holds its 8 slots.
+    REQUIRE(server.wait_for(20, "/fast", 10s));
+    log_query slow_q;
+    slow_q.webhook = slow.id;
+    CHECK(h.d.log().query(slow_q).entries.empty()); // its first timeout has not even fired
+    CHECK(server.requests("/hang").size() == 8);    // the lane cap, not 20
+
+    auto const timed_out = h.wait_log(20, slow_q, 20s);
+    REQUIRE(timed_out.size() == 20);
+    for (auto const& e : timed_out) {
+        CHECK(e.status == 0);
+        CHECK(e.result == outcome::failed);
+        CHECK(e.error.find("no complete response within 1500ms") != std::string::npos);
+        CHECK(e.elapsed >= 1400ms);
+    }
+    log_query fast_q;
+    fast_q.webhook = fast.id;
+    fast_q.result = outcome::delivered;
+    CHECK(h.d.log().query(fast_q).entries.size() == 20);
+}
+
+TEST_CASE("a refused connection is logged and retried", "[integration][http][retry]") {
+    // a port nothing listens on: bind, note the port, close
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    auto const port = a.local_endpoint().port();
+    a.close();
+
+    harness<> h(fast_params({0ms, 10ms}));
+    h.hook("nobody", "http://127.0.0.1:" + std::to_string(port) + "/x");
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(2);
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].result == outcome::retrying);
+    CHECK(log[1].result == outcome::failed);
+    for (auto const& e : log) {
+        CHECK(e.status == 0);
+        CHECK(e.error.find("could not connect to 127.0.0.1:" + std::to_string(port)) !=
+              std::string::npos);
+        CHECK(e.error.find("refused") != std::string::npos);
+    }
+    CHECK(log[1].error.find("gave up after 2 attempts") != std::string::npos);
+}
+
+TEST_CASE("a redirect is not followed and its Location is logged", "[integration][http]") {
+    loopback_server server;
+    server.on("/old", [&](received_request const&) {
+        return reply{.status = 302, .headers = {{"Location", server.url("/new")}}};
+    });
+    harness<> h;
+    h.hook("moved", server.url("/old"));
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(1);
+    h.stop();
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].status == 302);
+    CHECK(log[0].result == outcome::failed); // final: a redirect will redirect again
+    CHECK(log[0].error.find(server.url("/new")) != std::string::npos);
+    CHECK(log[0].error.find("not followed") != std::string::npos);
+    CHECK(server.requests("/old").size() == 1);
+    CHECK(server.requests("/new").empty());
+}
+
+TEST_CASE("4xx other than 408 and 429 is final", "[integration][http][retry]") {
+    loopback_server server;
+    server.on("/gone", [](received_request const&) { return reply{.status = 404}; });
+    harness<> h(fast_params({0ms, 10ms, 10ms}));
+    h.hook("gone", server.url("/gone"));
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(1);
+    h.stop();
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].result == outcome::failed);
+    CHECK(server.requests("/gone").size() == 1);
+}
+
+TEST_CASE("Retry-After on 503 sets the next attempt", "[integration][http][retry]") {
+    loopback_server server;
+    server.on("/busy", [](received_request const&) {
+        return reply{.status = 503, .headers = {{"Retry-After", "3"}}};
+    });
+    harness<> h(fast_params({0ms, 10ms}));
+    h.hook("busy", server.url("/busy"));
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].result == outcome::retrying);
+    REQUIRE(log[0].next_attempt_at);
+    auto const delay = *log[0].next_attempt_at - (log[0].started_at + log[0].elapsed);
+    CHECK(delay >= 2900ms); // the schedule said 10 ms; the receiver asked for 3 s
+    CHECK(delay <= 3100ms);
+    CHECK(log[0].error.find("Retry-After 3 honoured") != std::string::npos);
+
+    // Stopping before the retry is due abandons it, and says so in the log and the report.
+    auto const report = h.stop(100ms);
+    CHECK_FALSE(report.drained);
+    REQUIRE(report.abandoned.size() == 1);
+    CHECK(report.abandoned[0] == log[0].delivery_id);
+    auto const after = h.d.log().query({});
+    REQUIRE(after.entries.size() == 2);
+    CHECK(after.entries[0].result == outcome::failed);
+    CHECK(after.entries[0].error.find("abandoned at shutdown") != std::string::npos);
+    CHECK(server.requests("/busy").size() == 1);
+}
+
+TEST_CASE("connections are kept alive and reused", "[integration][http][pool]") {
+    loopback_server server;
+    harness<> h;
+    h.hook("keepalive", server.url("/ka"));
+    for (int i = 0; i < 10; ++i) {
+        h.publish(object_event::created(std::to_string(i), server_object()));
+        REQUIRE(server.wait_for(static_cast<std::size_t>(i + 1), "/ka", 10s));
+        h.wait_log(static_cast<std::size_t>(i + 1));
+    }
+    h.stop();
+    CHECK(h.d.transport().connections_opened() == 1);
+    CHECK(server.connections_accepted() == 1);
+}
+
+TEST_CASE("a huge response is cut for the log and the connection dropped",
+          "[integration][http][limits]") {
+    loopback_server server;
+    server.on("/big", [](received_request const&) {
+        return reply{.status = 200, .body = std::string(3 << 20, 'x')};
+    });
+    harness<> h;
+    h.hook("big", server.url("/big"));
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(1);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].result == outcome::delivered);
+    CHECK(log[0].status == 200);
+    CHECK(log[0].response_excerpt == std::string(4096, 'x'));
+    h.publish(object_event::created("2", server_object()));
+    REQUIRE(h.wait_log(2).size() == 2);
+    h.stop();
+    CHECK(h.d.transport().connections_opened() == 2); // the first was not reusable
+}
+
+TEST_CASE("a receiver that speaks garbage or resets is logged, nothing crashes",
+          "[integration][http][limits]") {
+    // A raw TCP server: answers "garbage" to the first connection, resets the second.
+    boost::asio::io_context raw_io;
+    boost::asio::ip::tcp::acceptor acceptor(raw_io,
+                                            {boost::asio::ip::make_address("127.0.0.1"), 0});
+    auto const port = acceptor.local_endpoint().port();
+    std::thread raw([&] {
+        for (int i = 0; i < 2; ++i) {
+            boost::asio::ip::tcp::socket s(raw_io);
+            acceptor.accept(s);
+            char buf[4096];
+            boost::system::error_code ec;
+            s.read_some(boost::asio::buffer(buf), ec);
+            if (i == 0) {
+                boost::asio::write(s, boost::asio::buffer(std::string("SMTP ready\r\n\r\n")), ec);
+                s.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+                s.read_some(boost::asio::buffer(buf), ec);
+            } else {
+                s.set_option(boost::asio::socket_base::linger(true, 0));
+                s.close();
+            }
+        }
+    });
+    harness<> h(fast_params({0ms, 10ms}));
+    h.hook("raw", "http://127.0.0.1:" + std::to_string(port) + "/");
+    h.publish(object_event::created("1", server_object()));
+    auto const log = h.wait_log(2);
+    raw.join();
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].status == 0);
+    CHECK(log[0].error.find("malformed HTTP response") != std::string::npos);
+    CHECK(log[0].result == outcome::retrying);
+    CHECK(log[1].status == 0);
+    CHECK_FALSE(log[1].error.empty());
+    CHECK(log[1].result == outcome::failed);
+}

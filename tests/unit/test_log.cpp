@@ -1,0 +1,320 @@
+#include <herald/log.hpp>
+#include <herald/memory_log.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+// 2026-11-27T15:52:54.123Z
+herald::time_point fixed_time() {
+    using namespace std::chrono;
+    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
+}
+
+herald::log_entry entry(herald::webhook_id hook, herald::event_type type, herald::outcome result,
+                        herald::time_point started_at, std::string tag = "") {
+    herald::log_entry e;
+    e.delivery_id = "dlv_" + tag;
+    e.event_id = "evt_" + tag;
+    e.webhook = hook;
+    e.webhook_name = "hook-" + std::to_string(hook);
+    e.url = "https://example.com/" + std::to_string(hook);
+    e.type = type;
+    e.object_id = tag;
+    e.attempt = 1;
+    e.started_at = started_at;
+    e.result = result;
+    return e;
+}
+
+std::vector<std::uint64_t> seqs(herald::log_page const& page) {
+    std::vector<std::uint64_t> out;
+    for (auto const& e : page.entries)
+        out.push_back(e.seq);
+    return out;
+}
+
+/// Records `n` entries at times t0, t0+1s, ...: webhook 1..3, types and outcomes rotating.
+void fill(herald::memory_log& log, int n) {
+    static constexpr herald::event_type types[] = {
+        herald::event_type::create, herald::event_type::update, herald::event_type::remove};
+    static constexpr herald::outcome outcomes[] = {
+        herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed,
+        herald::outcome::delivered};
+    for (int i = 0; i < n; ++i)
+        log.record(entry(static_cast<herald::webhook_id>(1 + i % 3),
+                         types[i % 3 == 0 ? 0 : i % 2 + 1], outcomes[i % 4],
+                         fixed_time() + std::chrono::seconds(i), std::to_string(i + 1)));
+}
+
+} // namespace
+
+TEST_CASE("memory_log assigns increasing seq numbers", "[log]") {
+    herald::memory_log log;
+    CHECK(log.size() == 0);
+    CHECK(log.query({}).entries.empty());
+    CHECK_FALSE(log.query({}).next.has_value());
+    fill(log, 5);
+    CHECK(log.size() == 5);
+    auto const page = log.query({});
+    CHECK(seqs(page) == std::vector<std::uint64_t>{5, 4, 3, 2, 1});
+    CHECK(page.entries[0].object_id == "5");
+    CHECK(page.entries[4].object_id == "1");
+    CHECK_FALSE(page.next.has_value());
+}
+
+TEST_CASE("memory_log drops the oldest entries when full", "[log][capacity]") {
+    herald::memory_log log(herald::memory_log_params{3});
+    fill(log, 5);
+    CHECK(log.size() == 3);
+    auto const page = log.query({});
+    CHECK(seqs(page) == std::vector<std::uint64_t>{5, 4, 3});
+    log.record(entry(9, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    CHECK(log.size() == 3);
+    CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{6, 5, 4});
+
+    SECTION("a capacity of 0 keeps nothing but still numbers entries") {
+        herald::memory_log none(herald::memory_log_params{0});
+        fill(none, 3);
+        CHECK(none.size() == 0);
+        CHECK(none.query({}).entries.empty());
+    }
+    SECTION("the default capacity is 10,000") {
+        CHECK(herald::memory_log_params{}.capacity == 10'000);
+        herald::memory_log big;
+        fill(big, 10'005);
+        CHECK(big.size() == 10'000);
+        herald::log_query q;
+        q.limit = 1;
+        CHECK(seqs(big.query(q)) == std::vector<std::uint64_t>{10'005});
+        q.before_seq = 7;
+        CHECK(seqs(big.query(q)) == std::vector<std::uint64_t>{6});
+        q.before_seq = 6;
+        CHECK(big.query(q).entries.empty()); // 1..5 were dropped
+    }
+}
+
+TEST_CASE("memory_log filters by webhook, type and outcome", "[log][query]") {
+    herald::memory_log log;
+    auto const t0 = fixed_time();
+    log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0, "a")); // 1
+    log.record(entry(2, herald::event_type::update, herald::outcome::retrying, t0, "b"));  // 2
+    log.record(entry(1, herald::event_type::update, herald::outcome::failed, t0, "c"));    // 3
+    log.record(entry(2, herald::event_type::remove, herald::outcome::delivered, t0, "d")); // 4
+    log.record(entry(1, herald::event_type::update, herald::outcome::delivered, t0, "e")); // 5
+
+    herald::log_query q;
+    q.webhook = 1;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{5, 3, 1});
+    q.webhook = 3;
+    CHECK(log.query(q).entries.empty());
+
+    q = {};
+    q.type = herald::event_type::update;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{5, 3, 2});
+
+    q = {};
+    q.result = herald::outcome::delivered;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{5, 4, 1});
+
+    q = {};
+    q.webhook = 1;
+    q.type = herald::event_type::update;
+    q.result = herald::outcome::delivered;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{5});
+}
+
+TEST_CASE("memory_log filters by time: since inclusive, until exclusive", "[log][query]") {
+    herald::memory_log log;
+    fill(log, 10); // entry seq n started at t0 + (n - 1) s
+    auto const t0 = fixed_time();
+    herald::log_query q;
+    q.since = t0 + 3s;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{10, 9, 8, 7, 6, 5, 4});
+    q = {};
+    q.until = t0 + 3s;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{3, 2, 1});
+    q.since = t0 + 1s;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{3, 2});
+    q.since = t0 + 3s;
+    CHECK(log.query(q).entries.empty()); // empty window
+    q.since = t0 + 1s + 1ms;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{3});
+}
+
+TEST_CASE("memory_log pages through every match exactly once", "[log][query][paging]") {
+    herald::memory_log log;
+    fill(log, 95);
+
+    auto walk = [&](herald::log_query q) {
+        std::vector<std::uint64_t> all;
+        std::size_t pages = 0;
+        for (;;) {
+            auto const page = log.query(q);
+            ++pages;
+            REQUIRE(page.entries.size() <= q.limit);
+            for (auto const& e : page.entries)
+                all.push_back(e.seq);
+            if (!page.next)
+                break;
+            REQUIRE(page.entries.size() == q.limit);
+            CHECK(*page.next == page.entries.back().seq);
+            q.before_seq = page.next;
+            REQUIRE(pages < 1000);
+        }
+        return std::make_pair(all, pages);
+    };
+
+    SECTION("all entries, 10 per page") {
+        herald::log_query q;
+        q.limit = 10;
+        auto const [all, pages] = walk(q);
+        CHECK(pages == 10);
+        REQUIRE(all.size() == 95);
+        for (std::size_t i = 0; i < all.size(); ++i)
+            CHECK(all[i] == 95 - i);
+    }
+    SECTION("an exact multiple of the page size leaves no empty page") {
+        herald::log_query q;
+        q.limit = 19;
+        auto const [all, pages] = walk(q);
+        CHECK(all.size() == 95);
+        CHECK(pages == 5);
+    }
+    SECTION("filtered, 7 per page") {
+        herald::log_query q;
+        q.webhook = 2;
+        q.limit = 7;
+        auto const [all, pages] = walk(q);
+        std::vector<std::uint64_t> expected;
+        for (std::uint64_t s = 95; s >= 1; --s)
+            if ((s - 1) % 3 == 1)
+                expected.push_back(s);
+        CHECK(all == expected);
+        CHECK(pages == (expected.size() + 6) / 7);
+    }
+    SECTION("entries recorded between pages are not seen twice nor skip older ones") {
+        herald::log_query q;
+        q.limit = 10;
+        std::vector<std::uint64_t> all;
+        for (int page_no = 0;; ++page_no) {
+            auto const page = log.query(q);
+            for (auto const& e : page.entries)
+                all.push_back(e.seq);
+            // new attempts arrive while the user reads
+            fill(log, 4);
+            if (!page.next)
+                break;
+            q.before_seq = page.next;
+            REQUIRE(page_no < 100);
+        }
+        REQUIRE(all.size() == 95);
+        CHECK(std::set<std::uint64_t>(all.begin(), all.end()).size() == 95);
+        CHECK(all.front() == 95);
+        CHECK(all.back() == 1);
+        CHECK(std::is_sorted(all.rbegin(), all.rend()));
+    }
+}
+
+TEST_CASE("memory_log clamps the page size to [1, 1000]", "[log][query][paging]") {
+    herald::memory_log log;
+    fill(log, 1'200);
+    herald::log_query q;
+    CHECK(q.limit == 50);
+    CHECK(log.query(q).entries.size() == 50);
+    q.limit = 0;
+    auto const one = log.query(q);
+    CHECK(seqs(one) == std::vector<std::uint64_t>{1'200});
+    CHECK(one.next == std::uint64_t{1'200});
+    q.limit = 1'000;
+    CHECK(log.query(q).entries.size() == 1'000);
+    q.limit = 5'000;
+    auto const capped = log.query(q);
+    CHECK(capped.entries.size() == herald::log_query::max_limit);
+    REQUIRE(capped.next.has_value());
+    CHECK(*capped.next == 201);
+}
+
+TEST_CASE("memory_log can be moved with its entries", "[log]") {
+    herald::memory_log log(herald::memory_log_params{4});
+    fill(log, 3);
+    herald::memory_log moved(std::move(log));
+    CHECK(moved.size() == 3);
+    moved.record(entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    moved.record(entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    CHECK(seqs(moved.query({})) == std::vector<std::uint64_t>{5, 4, 3, 2});
+}
+
+TEST_CASE("to_json(log_entry) has exactly the relay's keys", "[log][json]") {
+    auto e = entry(7, herald::event_type::update, herald::outcome::retrying, fixed_time(), "x");
+    e.seq = 12;
+    e.delivery_id = "dlv_01KB0Q3M5V8Z9X4N2R7T6Y1W0C";
+    e.event_id = "evt_01KB0Q3M5V8Z9X4N2R7T6Y1W0D";
+    e.webhook_name = "CMDB sync";
+    e.url = "https://example.com/hook";
+    e.object_id = "42";
+    e.attempt = 3;
+    e.elapsed = 250ms;
+    e.status = 503;
+    e.error = "non-2xx response";
+    e.response_excerpt = "busy";
+    e.next_attempt_at = fixed_time() + 5min;
+
+    auto const o = herald::to_json(e);
+    std::set<std::string> keys;
+    for (auto const& kv : o)
+        keys.insert(std::string(kv.key()));
+    CHECK(keys == std::set<std::string>{"delivery_id", "event_id", "webhook_id", "webhook_name",
+                                        "url", "event_type", "object_id", "attempt", "started_at",
+                                        "duration_ms", "status", "outcome", "error",
+                                        "response_excerpt", "next_attempt_at"});
+    CHECK(json::serialize(o) ==
+          R"({"delivery_id":"dlv_01KB0Q3M5V8Z9X4N2R7T6Y1W0C",)"
+          R"("event_id":"evt_01KB0Q3M5V8Z9X4N2R7T6Y1W0D","webhook_id":7,)"
+          R"("webhook_name":"CMDB sync","url":"https://example.com/hook","event_type":"update",)"
+          R"("object_id":"42","attempt":3,"started_at":"2026-11-27T15:52:54.123Z",)"
+          R"("duration_ms":250,"status":503,"outcome":"retrying","error":"non-2xx response",)"
+          R"("response_excerpt":"busy","next_attempt_at":"2026-11-27T15:57:54.123Z"})");
+
+    SECTION("next_attempt_at is null when no attempt follows") {
+        e.next_attempt_at.reset();
+        e.result = herald::outcome::delivered;
+        e.type = herald::event_type::remove;
+        auto const d = herald::to_json(e);
+        CHECK(d.size() == 15);
+        REQUIRE(d.contains("next_attempt_at"));
+        CHECK(d.at("next_attempt_at").is_null());
+        CHECK(d.at("outcome") == "delivered");
+        CHECK(d.at("event_type") == "delete");
+    }
+}
+
+TEST_CASE("outcome names round-trip; unknown names are errors", "[log]") {
+    for (auto o :
+         {herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed}) {
+        auto const r = herald::parse_outcome(herald::to_string(o));
+        REQUIRE(r.has_value());
+        CHECK(*r == o);
+    }
+    CHECK(herald::to_string(herald::outcome::delivered) == "delivered");
+    CHECK(herald::to_string(herald::outcome::retrying) == "retrying");
+    CHECK(herald::to_string(herald::outcome::failed) == "failed");
+
+    auto const bad = herald::parse_outcome("Delivered", "filter.outcome");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().code == herald::error::invalid_field);
+    CHECK(bad.error().field == "filter.outcome");
+    CHECK_THAT(bad.error().message, Catch::Contains("'Delivered'"));
+    CHECK(herald::parse_outcome("").error().field == "outcome");
+}

@@ -1,0 +1,400 @@
+#include <herald/scheduler.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// 2026-11-27T15:52:54.123Z
+herald::time_point fixed_time() {
+    using namespace std::chrono;
+    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
+}
+
+// Builds deliveries by hand: one shared event, one shared webhook per id.
+struct deliveries {
+    std::shared_ptr<herald::prepared_event const> event = [] {
+        auto p = std::make_shared<herald::prepared_event>();
+        p->event = herald::object_event::created("42", {{"hostname", "a"}});
+        p->event.id = "evt_test";
+        p->body.body = R"({"id":"evt_test"})";
+        return p;
+    }();
+    std::map<herald::webhook_id, std::shared_ptr<herald::webhook const>> hooks;
+
+    herald::delivery make(herald::webhook_id hook, herald::time_point due) {
+        auto& w = hooks[hook];
+        if (!w) {
+            auto h = std::make_shared<herald::webhook>();
+            h->id = hook;
+            h->name = "hook-" + std::to_string(hook);
+            h->url = "http://example.com/" + std::to_string(hook);
+            h->events = herald::event_type_set::all();
+            w = std::move(h);
+        }
+        return herald::delivery{herald::make_delivery_id(), event, w, 0, due};
+    }
+
+    /// Pushes `n` deliveries for `hook` due at `due`; returns their ids in push order.
+    std::vector<herald::delivery_id> push(herald::scheduler& s, herald::webhook_id hook,
+                                          herald::time_point due, int n = 1) {
+        std::vector<herald::delivery_id> ids;
+        for (int i = 0; i < n; ++i) {
+            auto d = make(hook, due);
+            ids.push_back(d.id);
+            s.push(std::move(d));
+        }
+        return ids;
+    }
+};
+
+/// Pops until nothing is ready (without calling done), returning what came out.
+std::vector<herald::delivery> drain(herald::scheduler& s, herald::time_point now) {
+    std::vector<herald::delivery> out;
+    while (auto d = s.pop_ready(now))
+        out.push_back(std::move(*d));
+    return out;
+}
+
+std::size_t count_for(std::vector<herald::delivery> const& ds, herald::webhook_id id) {
+    return static_cast<std::size_t>(
+        std::count_if(ds.begin(), ds.end(), [id](auto const& d) { return d.target() == id; }));
+}
+
+} // namespace
+
+TEST_CASE("scheduler hands out a delivery only once it is due", "[scheduler]") {
+    herald::scheduler s;
+    deliveries ds;
+    auto const t0 = fixed_time();
+    auto const ids = ds.push(s, 1, t0 + 5s);
+    CHECK(s.pending() == 1);
+    CHECK(s.in_flight() == 0);
+    CHECK_FALSE(s.pop_ready(t0).has_value());
+    CHECK_FALSE(s.pop_ready(t0 + 5s - 1ms).has_value());
+    CHECK(s.pending() == 1);
+
+    auto const d = s.pop_ready(t0 + 5s);
+    REQUIRE(d.has_value());
+    CHECK(d->id == ids[0]);
+    CHECK(d->target() == 1);
+    CHECK(d->due == t0 + 5s);
+    CHECK(d->event == ds.event);
+    CHECK(d->attempts == 0);
+    CHECK(s.pending() == 0);
+    CHECK(s.in_flight() == 1);
+    CHECK_FALSE(s.pop_ready(t0 + 1h).has_value());
+
+    s.done(1);
+    CHECK(s.in_flight() == 0);
+    CHECK(s.lanes() == 0);
+
+    SECTION("a delivery due in the past is ready at once") {
+        ds.push(s, 2, t0 - 1h);
+        CHECK(s.pop_ready(t0).has_value());
+    }
+}
+
+TEST_CASE("scheduler keeps FIFO order within a lane", "[scheduler][order]") {
+    herald::scheduler s;
+    deliveries ds;
+    auto const t0 = fixed_time();
+    auto const ids = ds.push(s, 1, t0, 20);
+
+    std::vector<herald::delivery_id> popped;
+    while (popped.size() < ids.size()) {
+        auto const batch = drain(s, t0);
+        REQUIRE_FALSE(batch.empty());
+        for (auto const& d : batch)
+            popped.push_back(d.id);
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            s.done(1);
+    }
+    CHECK(popped == ids);
+    CHECK(s.pending() == 0);
+    CHECK(s.in_flight() == 0);
+}
+
+TEST_CASE("scheduler orders by due time, and same-due deliveries by push order",
+          "[scheduler][order]") {
+    herald::scheduler s(herald::scheduler_params{1000, 1000});
+    deliveries ds;
+    auto const t0 = fixed_time();
+    std::vector<herald::delivery_id> early, late;
+    // interleave two due times, pushed late first
+    for (int i = 0; i < 50; ++i) {
+        late.push_back(ds.push(s, 1, t0 + 2s)[0]);
+        early.push_back(ds.push(s, 1, t0 + 1s)[0]);
+    }
+    CHECK(s.next_due() == t0 + 1s);
+    auto const first = drain(s, t0 + 1s);
+    REQUIRE(first.size() == 50);
+    for (std::size_t i = 0; i < 50; ++i)
+        CHECK(first[i].id == early[i]);
+    CHECK(s.next_due() == t0 + 2s);
+    auto const second = drain(s, t0 + 10s);
+    REQUIRE(second.size() == 50);
+    for (std::size_t i = 0; i < 50; ++i)
+        CHECK(second[i].id == late[i]);
+
+    SECTION("promoted together, earlier dues still come first") {
+        herald::scheduler s2(herald::scheduler_params{1000, 1000});
+        auto const c = ds.push(s2, 1, t0 + 3s);
+        auto const a = ds.push(s2, 1, t0 + 1s);
+        auto const b = ds.push(s2, 1, t0 + 2s);
+        auto const all = drain(s2, t0 + 1h);
+        REQUIRE(all.size() == 3);
+        CHECK(all[0].id == a[0]);
+        CHECK(all[1].id == b[0]);
+        CHECK(all[2].id == c[0]);
+    }
+}
+
+TEST_CASE("scheduler caps the attempts in flight per lane", "[scheduler][concurrency]") {
+    deliveries ds;
+    auto const t0 = fixed_time();
+
+    SECTION("the default cap is 8") {
+        herald::scheduler s;
+        CHECK(s.params().lane_concurrency == 8);
+        ds.push(s, 1, t0, 100);
+        CHECK(drain(s, t0).size() == 8);
+        CHECK(s.in_flight() == 8);
+        CHECK(s.pending() == 92);
+        CHECK_FALSE(s.pop_ready(t0 + 1h).has_value());
+        s.done(1);
+        CHECK(s.pop_ready(t0).has_value());
+        CHECK_FALSE(s.pop_ready(t0).has_value());
+        s.done(1);
+        s.done(1);
+        CHECK(drain(s, t0).size() == 2);
+        CHECK(s.in_flight() == 8);
+        CHECK(s.pending() == 89);
+    }
+    SECTION("a custom cap") {
+        herald::scheduler s(herald::scheduler_params{3, 512});
+        ds.push(s, 1, t0, 100);
+        CHECK(drain(s, t0).size() == 3);
+        s.done(1);
+        CHECK(drain(s, t0).size() == 1);
+        CHECK(s.in_flight() == 3);
+    }
+    SECTION("a cap of 0 is taken as 1") {
+        herald::scheduler s(herald::scheduler_params{0, 0});
+        CHECK(s.params().lane_concurrency == 1);
+        CHECK(s.params().global_concurrency == 1);
+        ds.push(s, 1, t0, 5);
+        CHECK(drain(s, t0).size() == 1);
+        s.done(1);
+        CHECK(drain(s, t0).size() == 1);
+    }
+    SECTION("the cap is per lane") {
+        herald::scheduler s(herald::scheduler_params{2, 512});
+        for (herald::webhook_id id = 1; id <= 5; ++id)
+            ds.push(s, id, t0, 10);
+        auto const out = drain(s, t0);
+        CHECK(out.size() == 10);
+        for (herald::webhook_id id = 1; id <= 5; ++id)
+            CHECK(count_for(out, id) == 2);
+        CHECK(s.lanes() == 5);
+    }
+}
+
+TEST_CASE("scheduler caps the attempts in flight in all", "[scheduler][concurrency]") {
+    herald::scheduler s(herald::scheduler_params{8, 5});
+    deliveries ds;
+    auto const t0 = fixed_time();
+    for (herald::webhook_id id = 1; id <= 3; ++id)
+        ds.push(s, id, t0, 10);
+    auto const out = drain(s, t0);
+    REQUIRE(out.size() == 5);
+    CHECK(s.in_flight() == 5);
+    CHECK(s.pending() == 25);
+    CHECK(s.has_ready());
+    // the global cap does not favour one lane
+    CHECK(count_for(out, 1) == 2);
+    CHECK(count_for(out, 2) == 2);
+    CHECK(count_for(out, 3) == 1);
+
+    s.done(out[0].target());
+    auto const next = s.pop_ready(t0);
+    REQUIRE(next.has_value());
+    CHECK_FALSE(s.pop_ready(t0).has_value());
+    CHECK(s.in_flight() == 5);
+}
+
+TEST_CASE("scheduler lanes take turns so a busy lane cannot starve another",
+          "[scheduler][fairness]") {
+    deliveries ds;
+    auto const t0 = fixed_time();
+
+    for (std::size_t cap : {std::size_t{8}, std::size_t{1000}}) {
+        INFO("lane cap " << cap);
+        herald::scheduler s(herald::scheduler_params{cap, 1000});
+        ds.push(s, 1, t0, 100); // lane A: pushed first, 100 ready
+        auto const b = ds.push(s, 2, t0, 3);
+
+        std::vector<herald::delivery> first;
+        for (int i = 0; i < 6; ++i) {
+            auto d = s.pop_ready(t0);
+            REQUIRE(d.has_value());
+            first.push_back(std::move(*d));
+        }
+        // every one of B's deliveries is out within the first six pops, in order
+        std::vector<herald::delivery_id> b_out;
+        for (auto const& d : first)
+            if (d.target() == 2)
+                b_out.push_back(d.id);
+        CHECK(b_out == b);
+        CHECK(count_for(first, 1) == 3);
+    }
+
+    SECTION("a lane that becomes ready later waits at most one turn") {
+        herald::scheduler s(herald::scheduler_params{1000, 1000});
+        ds.push(s, 1, t0, 100);
+        REQUIRE(s.pop_ready(t0).has_value()); // lane 1 is now in the rotation
+        ds.push(s, 2, t0 + 1s);
+        auto const a = s.pop_ready(t0 + 1s);
+        auto const b = s.pop_ready(t0 + 1s);
+        REQUIRE(a.has_value());
+        REQUIRE(b.has_value());
+        CHECK(a->target() == 1);
+        CHECK(b->target() == 2);
+        CHECK(s.pending() == 98);
+    }
+}
+
+TEST_CASE("scheduler: a hanging lane does not block the others", "[scheduler][fairness]") {
+    herald::scheduler s; // lane cap 8
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 50); // lane 1's endpoint hangs: its attempts never finish
+    auto const hung = drain(s, t0);
+    REQUIRE(hung.size() == 8);
+    CHECK(count_for(hung, 1) == 8);
+
+    // other lanes keep flowing, at later times too, while lane 1 holds its 8 slots
+    for (int round = 0; round < 20; ++round) {
+        auto const now = t0 + std::chrono::seconds(round);
+        ds.push(s, 2, now, 3);
+        ds.push(s, 3, now, 1);
+        auto const out = drain(s, now);
+        REQUIRE(out.size() == 4);
+        CHECK(count_for(out, 1) == 0);
+        CHECK(count_for(out, 2) == 3);
+        CHECK(count_for(out, 3) == 1);
+        for (auto const& d : out)
+            s.done(d.target());
+    }
+    CHECK(s.in_flight() == 8);
+    CHECK(s.pending() == 42);
+    CHECK(s.lanes() == 1);
+}
+
+TEST_CASE("scheduler next_due is the earliest waiting due time", "[scheduler][timers]") {
+    herald::scheduler s;
+    deliveries ds;
+    auto const t0 = fixed_time();
+    CHECK_FALSE(s.next_due().has_value());
+    ds.push(s, 1, t0 + 30s);
+    CHECK(s.next_due() == t0 + 30s);
+    ds.push(s, 2, t0 + 10s);
+    CHECK(s.next_due() == t0 + 10s);
+    ds.push(s, 3, t0 + 20s);
+    CHECK(s.next_due() == t0 + 10s);
+    CHECK_FALSE(s.has_ready());
+
+    CHECK_FALSE(s.pop_ready(t0 + 9s).has_value());
+    CHECK(s.next_due() == t0 + 10s);
+    auto const d = s.pop_ready(t0 + 15s);
+    REQUIRE(d.has_value());
+    CHECK(d->target() == 2);
+    CHECK(s.next_due() == t0 + 20s);
+    CHECK(s.pop_ready(t0 + 1h)->target() == 3);
+    CHECK(s.pop_ready(t0 + 1h)->target() == 1);
+    CHECK_FALSE(s.next_due().has_value());
+}
+
+TEST_CASE("scheduler counts pending and in-flight deliveries", "[scheduler]") {
+    herald::scheduler s(herald::scheduler_params{2, 512});
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 3);
+    ds.push(s, 2, t0 + 1min, 2);
+    CHECK(s.pending() == 5);
+    CHECK(s.in_flight() == 0);
+    CHECK(s.lanes() == 0); // nothing due yet
+
+    CHECK(drain(s, t0).size() == 2);
+    CHECK(s.pending() == 3);
+    CHECK(s.in_flight() == 2);
+    CHECK(s.lanes() == 1);
+    CHECK(s.has_ready() == false); // lane 1 is at its cap
+
+    s.done(1);
+    CHECK(s.in_flight() == 1);
+    CHECK(s.has_ready());
+    CHECK(drain(s, t0 + 1min).size() == 3);
+    CHECK(s.pending() == 0);
+    CHECK(s.in_flight() == 4);
+    s.done(1);
+    s.done(1);
+    s.done(2);
+    s.done(2);
+    CHECK(s.in_flight() == 0);
+    CHECK(s.lanes() == 0);
+}
+
+TEST_CASE("scheduler take_all returns everything not in flight", "[scheduler][shutdown]") {
+    herald::scheduler s(herald::scheduler_params{2, 512});
+    deliveries ds;
+    auto const t0 = fixed_time();
+    auto const lane1 = ds.push(s, 1, t0, 5);      // 2 go in flight, 3 ready
+    auto const lane2 = ds.push(s, 2, t0 + 1h, 4); // waiting on the timer
+    auto const taken = drain(s, t0);
+    REQUIRE(taken.size() == 2);
+
+    auto const rest = s.take_all();
+    CHECK(rest.size() == 7);
+    CHECK(count_for(rest, 1) == 3);
+    CHECK(count_for(rest, 2) == 4);
+    std::vector<herald::delivery_id> rest_ids;
+    for (auto const& d : rest)
+        rest_ids.push_back(d.id);
+    std::sort(rest_ids.begin(), rest_ids.end());
+    std::vector<herald::delivery_id> expected(lane1.begin() + 2, lane1.end());
+    expected.insert(expected.end(), lane2.begin(), lane2.end());
+    std::sort(expected.begin(), expected.end());
+    CHECK(rest_ids == expected);
+
+    CHECK(s.pending() == 0);
+    CHECK(s.in_flight() == 2);
+    CHECK_FALSE(s.next_due().has_value());
+    CHECK_FALSE(s.has_ready());
+    CHECK_FALSE(s.pop_ready(t0 + 2h).has_value());
+    CHECK(s.take_all().empty());
+
+    SECTION("in-flight accounting still works afterwards") {
+        s.done(1);
+        CHECK(s.in_flight() == 1);
+        s.done(1);
+        CHECK(s.in_flight() == 0);
+        CHECK(s.lanes() == 0);
+    }
+    SECTION("the lane still honours its cap for new work") {
+        ds.push(s, 1, t0, 3);
+        CHECK_FALSE(s.pop_ready(t0).has_value()); // 2 of 2 still in flight
+        s.done(1);
+        CHECK(drain(s, t0).size() == 1);
+        CHECK(s.in_flight() == 2);
+        CHECK(s.pending() == 2);
+    }
+}
