@@ -134,7 +134,7 @@ private:
     boost::asio::awaitable<stop_report> stop(duration drain);
     boost::asio::awaitable<void> intake_loop();
     boost::asio::awaitable<void> pump_loop();
-    boost::asio::awaitable<void> attempt(delivery d, std::uint64_t slot);
+    boost::asio::awaitable<void> attempt(delivery d);
 
     void accept(object_event& e, time_point now);
     void start_attempt(delivery d);

@@ -5,8 +5,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <exception>
@@ -217,7 +217,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
         if (stopping_ && intake_done_) {
-            if (sched_.pending() == 0 && sched_.in_flight() == 0)
+            if (sched_.pending() == 0 && in_flight_.empty())
                 co_return;
             // Nothing in flight and nothing due before the deadline: waiting is pointless.
             auto const next = sched_.next_due();
@@ -255,8 +255,15 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     auto const slot = ++next_slot_;
     auto& signal = in_flight_[slot];
     boost::asio::co_spawn(
-        strand_, attempt(std::move(d), slot),
-        boost::asio::bind_cancellation_slot(signal.slot(), boost::asio::detached));
+        strand_, attempt(std::move(d)),
+        boost::asio::bind_cancellation_slot(signal.slot(), [this, slot](std::exception_ptr) {
+            // Asio may still touch the slot until this handler returns: free it afterwards.
+            // The pump waits for in_flight_ to empty, so `this` outlives the posted erase.
+            boost::asio::post(strand_, [this, slot] {
+                in_flight_.erase(slot);
+                wake_pump();
+            });
+        }));
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -311,7 +318,7 @@ inline std::string describe_failure(send_result const& r) {
 } // namespace detail
 
 HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d, std::uint64_t slot) {
+boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
     auto const lane = d.target();
     try {
         std::shared_ptr<webhook const> hook = d.hook;
@@ -347,6 +354,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d, std::uint64_
                 entry.error = detail::describe_failure(r);
                 if (abandoning_) {
                     entry.error += "; abandoned at shutdown";
+                    report_.drained = false;
                     report_.abandoned.push_back(entry.delivery_id);
                     finish(d, std::move(entry), outcome::failed);
                 } else if (decision.kind == verdict::retryable) {
@@ -373,7 +381,6 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d, std::uint64_
         entry.error = std::string("internal error: ") + ex.what();
         finish(d, std::move(entry), outcome::failed);
     }
-    in_flight_.erase(slot);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     sched_.done(lane);
     wake_pump();
@@ -393,7 +400,7 @@ HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::abandon_pending(time_point now) {
     abandoning_ = true;
     auto rest = sched_.take_all();
-    report_.drained = rest.empty() && in_flight_.empty();
+    report_.drained = rest.empty() && sched_.in_flight() == 0;
     for (auto& d : rest) {
         if (d.attempts > 0)
             n_.retrying.fetch_sub(1, std::memory_order_relaxed);

@@ -1,0 +1,417 @@
+// The dispatcher over recording_transport: matching, fan-out, backpressure, retries against
+// the webhook as it is now, stop and drain, custom policies. No sockets.
+#include "run_async.hpp"
+
+#include <herald/basic_dispatcher.hpp>
+#include <herald/datagerry_serializer.hpp>
+#include <herald/recording_transport.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+using namespace herald;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+template <class Serializer = json_serializer, class Store = memory_store>
+using test_dispatcher =
+    basic_dispatcher<Store, channel_source, Serializer, recording_transport, memory_log>;
+
+webhook_params hook(std::string name, event_type_set events = event_type_set::all(),
+                    bool active = true) {
+    webhook_params p;
+    p.url = "http://receiver.test/" + name;
+    p.name = std::move(name);
+    p.events = events;
+    p.active = active;
+    return p;
+}
+
+dispatcher_params quick(std::vector<duration> schedule = {0ms, 20ms, 20ms}) {
+    dispatcher_params p;
+    p.retry.schedule = std::move(schedule);
+    p.retry.jitter = 0;
+    return p;
+}
+
+// Waits, without blocking the io_context, until `pred` holds or the test's deadline fails it.
+template <class Pred>
+asio::awaitable<void> until(Pred pred) {
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    while (!pred()) {
+        t.expires_after(2ms);
+        co_await t.async_wait(asio::use_awaitable);
+    }
+}
+
+template <class D>
+asio::awaitable<stop_report> stop(D& d, duration drain = 5s) {
+    co_return co_await d.async_stop(drain, asio::use_awaitable);
+}
+
+} // namespace
+
+TEMPLATE_TEST_CASE("one body per event, shared by every subscribed webhook", "[dispatcher][fanout]",
+                   json_serializer, datagerry_serializer) {
+    asio::io_context io;
+    recording_transport transport;
+    test_dispatcher<TestType> d(io.get_executor(), quick(), memory_store(), transport);
+    for (int i = 0; i < 50; ++i)
+        REQUIRE(
+            d.store().create(hook("fan-" + std::to_string(i), {event_type::update})).has_value());
+    REQUIRE(d.store().create(hook("creates-only", {event_type::create})).has_value());
+    REQUIRE(d.store().create(hook("inactive", event_type_set::all(), false)).has_value());
+
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        auto id = d.publish(object_event::updated("9", {{"a", 1}}, {{"a", 2}}));
+        REQUIRE(id.has_value());
+        co_await until([&] { return d.stats().delivered == 50; });
+        auto report = co_await stop(d);
+        CHECK(report.drained);
+    });
+
+    auto const reqs = transport.requests();
+    REQUIRE(reqs.size() == 50);
+    std::set<std::string> urls, deliveries;
+    for (auto const& r : reqs) {
+        CHECK(r.body.get() == reqs[0].body.get()); // the same bytes, not a copy per webhook
+        CHECK(r.header("webhook-id") == reqs[0].header("webhook-id"));
+        urls.insert(r.url);
+        deliveries.insert(std::string(r.header("herald-delivery")));
+    }
+    CHECK(urls.size() == 50);
+    CHECK(deliveries.size() == 50); // one delivery id per webhook
+    CHECK(urls.count("http://receiver.test/creates-only") == 0);
+    CHECK(urls.count("http://receiver.test/inactive") == 0);
+    CHECK(d.serializations() == 1);
+    CHECK(d.stats().published == 1);
+    CHECK(d.stats().pending == 0);
+}
+
+TEST_CASE("an event nobody subscribed to is counted, not sent", "[dispatcher][matching]") {
+    asio::io_context io;
+    recording_transport transport;
+    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    REQUIRE(d.store().create(hook("deletes", {event_type::remove})).has_value());
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("1", {{"x", 1}})).has_value());
+        co_await stop(d);
+    });
+    CHECK(transport.requests().empty());
+    CHECK(d.stats().unmatched == 1);
+    CHECK(d.serializations() == 0);
+}
+
+TEST_CASE("publish refuses an invalid event and queues nothing", "[dispatcher][validation]") {
+    asio::io_context io;
+    test_dispatcher<> d(io.get_executor(), quick());
+    auto r = d.publish(object_event::deleted("1", {}));
+    REQUIRE(r.has_value()); // an empty object is still an object
+    object_event bad;
+    bad.type = event_type::update;
+    bad.object_id = "2";
+    auto const refused = d.publish(bad);
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().code == error::invalid_field);
+    CHECK(refused.error().field == "after");
+    object_event no_id = object_event::created("", {});
+    CHECK(d.publish(no_id).error().field == "object_id");
+    CHECK(d.stats().published == 1);
+    CHECK(d.source().size() == 1);
+}
+
+TEST_CASE("a full queue is an error from publish and a wait in async_publish",
+          "[dispatcher][backpressure]") {
+    asio::io_context io;
+    recording_transport transport;
+    dispatcher_params p = quick();
+    p.intake.capacity = 2;
+    test_dispatcher<> d(io.get_executor(), p, memory_store(), transport);
+    REQUIRE(d.store().create(hook("all")).has_value());
+
+    // Not running yet: nothing drains the queue.
+    REQUIRE(d.publish(object_event::created("1", {})).has_value());
+    REQUIRE(d.publish(object_event::created("2", {})).has_value());
+    auto const full = d.publish(object_event::created("3", {}));
+    REQUIRE_FALSE(full.has_value());
+    CHECK(full.error().code == error::queue_full);
+    CHECK(full.error().message.find("full") != std::string::npos);
+    CHECK(d.stats().published == 2);
+
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        bool published = false;
+        // async_publish waits for room instead of failing...
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                auto r = co_await d.async_publish(object_event::created("4", {}));
+                CHECK(r.has_value());
+                published = true;
+            },
+            asio::detached);
+        asio::steady_timer t(io, 20ms);
+        co_await t.async_wait(asio::use_awaitable);
+        CHECK_FALSE(published);
+        // ...and gets it once the dispatcher runs.
+        d.async_run(asio::detached);
+        co_await until([&] { return published && d.stats().delivered == 3; });
+        co_await stop(d);
+    });
+    std::set<std::string> objects;
+    for (auto const& e : d.log().query({}).entries)
+        objects.insert(e.object_id);
+    CHECK(objects == std::set<std::string>{"1", "2", "4"});
+
+    // After stop, publish says so.
+    auto const after = d.publish(object_event::created("5", {}));
+    REQUIRE_FALSE(after.has_value());
+    CHECK(after.error().code == error::stopped);
+}
+
+TEST_CASE("a retry goes to the webhook as it is now", "[dispatcher][retry]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.respond([](http_request const& r) {
+        send_result s;
+        s.status = r.url.find("/new") != std::string::npos ? 200 : 500;
+        return s;
+    });
+    test_dispatcher<> d(io.get_executor(), quick({0ms, 30ms, 30ms}), memory_store(), transport);
+    auto const moved = d.store().create(hook("moved")).value();
+    auto const paused = d.store().create(hook("paused")).value();
+    auto const removed = d.store().create(hook("removed")).value();
+
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("1", {})).has_value());
+        co_await until([&] { return d.stats().retrying == 3; });
+        // While they wait: one webhook moves, one is switched off, one is deleted.
+        auto p = hook("moved");
+        p.url = "http://receiver.test/new";
+        REQUIRE(d.store().update(moved.id, p).has_value());
+        auto off = hook("paused");
+        off.active = false;
+        REQUIRE(d.store().update(paused.id, off).has_value());
+        REQUIRE(d.store().remove(removed.id).has_value());
+        co_await until([&] { return d.stats().pending == 0; });
+        co_await stop(d);
+    });
+
+    auto entries_for = [&](webhook_id id) {
+        log_query q;
+        q.webhook = id;
+        return d.log().query(q).entries; // newest first
+    };
+    auto m = entries_for(moved.id);
+    REQUIRE(m.size() == 2);
+    CHECK(m[0].result == outcome::delivered);
+    CHECK(m[0].url == "http://receiver.test/new");
+    CHECK(m[1].url == "http://receiver.test/moved");
+    auto pa = entries_for(paused.id);
+    REQUIRE(pa.size() == 2);
+    CHECK(pa[0].result == outcome::failed);
+    CHECK(pa[0].error == "not retried: the webhook was deactivated");
+    auto rm = entries_for(removed.id);
+    REQUIRE(rm.size() == 2);
+    CHECK(rm[0].result == outcome::failed);
+    CHECK(rm[0].error == "not retried: the webhook was deleted");
+    CHECK(rm[0].webhook_name == "removed");  // readable after deletion
+    CHECK(transport.requests().size() == 4); // 3 first attempts + 1 retry to the new URL
+}
+
+TEST_CASE("retries follow the schedule and then fail", "[dispatcher][retry]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.respond([](http_request const&) {
+        send_result s;
+        s.status = 503;
+        return s;
+    });
+    test_dispatcher<> d(io.get_executor(), quick({0ms, 40ms, 80ms}), memory_store(), transport);
+    REQUIRE(d.store().create(hook("down")).has_value());
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("1", {})).has_value());
+        co_await until([&] { return d.stats().failed == 1; });
+        co_await stop(d);
+    });
+    auto log = d.log().query({}).entries;
+    REQUIRE(log.size() == 3);
+    std::reverse(log.begin(), log.end());
+    CHECK(log[0].result == outcome::retrying);
+    CHECK(log[1].result == outcome::retrying);
+    CHECK(log[2].result == outcome::failed);
+    CHECK(log[2].error == "receiver answered HTTP 503 (gave up after 3 attempts)");
+    // jitter is 0 here: each next attempt is exactly the scheduled delay after the failure
+    CHECK(*log[0].next_attempt_at - log[0].started_at >= 40ms);
+    CHECK(log[1].started_at >= *log[0].next_attempt_at);
+    CHECK(*log[1].next_attempt_at - log[1].started_at >= 80ms);
+    CHECK(log[2].started_at >= *log[1].next_attempt_at);
+    auto const reqs = transport.requests();
+    REQUIRE(reqs.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i)
+        CHECK(reqs[i].header("herald-attempt") == std::to_string(i + 1));
+}
+
+TEST_CASE("stop abandons what cannot finish and logs it", "[dispatcher][lifecycle]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.latency([](http_request const& r) {
+        return r.url.find("slow") != std::string::npos ? duration(10s) : duration(0);
+    });
+    test_dispatcher<> d(io.get_executor(), quick({0ms}), memory_store(), transport);
+    REQUIRE(d.store().create(hook("slow")).has_value());
+    REQUIRE(d.store().create(hook("fast")).has_value());
+    stop_report report;
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        for (int i = 0; i < 10; ++i)
+            REQUIRE(d.publish(object_event::created(std::to_string(i), {})).has_value());
+        co_await until([&] { return d.stats().delivered == 10; });
+        report = co_await stop(d, 50ms); // far less than the slow receiver's 10 s
+    });
+    CHECK_FALSE(report.drained);
+    CHECK(report.abandoned.size() == 10); // 8 in flight cancelled + 2 never started
+    auto const s = d.stats();
+    CHECK(s.delivered == 10);
+    CHECK(s.failed == 10);
+    CHECK(s.pending == 0);
+    CHECK(s.in_flight == 0);
+    log_query q;
+    q.result = outcome::failed;
+    auto const failed = d.log().query(q).entries;
+    REQUIRE(failed.size() == 10);
+    for (auto const& e : failed)
+        CHECK(e.error.find("abandoned at shutdown") != std::string::npos);
+}
+
+TEST_CASE("stop without run reports nothing pending", "[dispatcher][lifecycle]") {
+    asio::io_context io;
+    test_dispatcher<> d(io.get_executor(), quick());
+    auto f = d.async_stop(1s, asio::use_future);
+    io.run();
+    CHECK(f.get().drained);
+}
+
+TEST_CASE("a transport that throws cannot lose a delivery", "[dispatcher][robustness]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.respond(
+        [](http_request const&) -> send_result { throw std::runtime_error("transport exploded"); });
+    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    REQUIRE(d.store().create(hook("x")).has_value());
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("1", {})).has_value());
+        co_await until([&] { return d.stats().failed == 1; });
+        co_await stop(d);
+    });
+    auto const log = d.log().query({}).entries;
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].error == "internal error: transport exploded");
+}
+
+TEST_CASE("an io_context run by several threads delivers everything once",
+          "[dispatcher][threads]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.latency([](http_request const&) { return duration(1); });
+    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(d.store().create(hook("h" + std::to_string(i))).has_value());
+    d.async_run(asio::detached);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i)
+        threads.emplace_back([&] { io.run(); });
+    // two producers on their own threads
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 2; ++p)
+        producers.emplace_back([&, p] {
+            for (int i = 0; i < 500; ++i) {
+                auto e = object_event::created(std::to_string(p * 1000 + i), {});
+                auto f = asio::co_spawn(io, d.async_publish(std::move(e)), asio::use_future);
+                CHECK(f.get().has_value());
+            }
+        });
+    for (auto& t : producers)
+        t.join();
+    auto const until_time = std::chrono::steady_clock::now() + 20s;
+    while (d.stats().delivered < 3000 && std::chrono::steady_clock::now() < until_time)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, asio::use_future).get();
+    for (auto& t : threads)
+        t.join();
+    CHECK(report.drained);
+    auto const s = d.stats();
+    CHECK(s.published == 1000);
+    CHECK(s.delivered == 3000);
+    CHECK(s.attempts == 3000);
+    CHECK(s.pending == 0);
+    CHECK(transport.requests().size() == 3000);
+    log_query q;
+    q.limit = 1000;
+    std::set<std::string> ids;
+    std::optional<std::uint64_t> cursor;
+    do {
+        q.before_seq = cursor;
+        auto page = d.log().query(q);
+        for (auto const& e : page.entries)
+            ids.insert(e.delivery_id);
+        cursor = page.next;
+    } while (cursor);
+    CHECK(ids.size() == 3000);
+}
+
+namespace {
+// A custom store: the memory store plus a journal of what the dispatcher told it.
+struct journaling_store : memory_store {
+    std::shared_ptr<std::vector<std::string>> calls = std::make_shared<std::vector<std::string>>();
+    result<void> enqueue(std::span<delivery const> ds) {
+        for (auto const& d : ds)
+            calls->push_back("enqueue " + d.hook->name);
+        return {};
+    }
+    void reschedule(delivery const& d) {
+        calls->push_back("reschedule " + d.hook->name + " after " + std::to_string(d.attempts));
+    }
+    void complete(delivery const& d, outcome o) {
+        calls->push_back("complete " + d.hook->name + " " + std::string(to_string(o)));
+    }
+};
+static_assert(webhook_store<journaling_store>);
+} // namespace
+
+TEST_CASE("a custom store sees every delivery enqueued, rescheduled and completed",
+          "[dispatcher][policies]") {
+    asio::io_context io;
+    recording_transport transport;
+    int n = 0;
+    transport.respond([&](http_request const&) {
+        send_result s;
+        s.status = ++n == 1 ? 500 : 204;
+        return s;
+    });
+    journaling_store store;
+    auto calls = store.calls;
+    REQUIRE(store.create(hook("j")).has_value());
+    test_dispatcher<json_serializer, journaling_store> d(io.get_executor(), quick(),
+                                                         std::move(store), transport);
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("1", {})).has_value());
+        co_await until([&] { return d.stats().delivered == 1; });
+        co_await stop(d);
+    });
+    CHECK(*calls ==
+          std::vector<std::string>{"enqueue j", "reschedule j after 1", "complete j delivered"});
+}
