@@ -2,6 +2,7 @@
 #define HERALD_JSONL_LOG_HPP
 
 #include <herald/concepts.hpp>
+#include <herald/detail/utf8.hpp>
 #include <herald/log.hpp>
 #include <herald/memory_log.hpp>
 
@@ -48,7 +49,9 @@ public:
     ~jsonl_log() = default;
 
     void record(log_entry e) {
-        std::string line = boost::json::serialize(to_json(e));
+        // Anything an application put in an id or a name reaches the line: keep it valid UTF-8.
+        std::string line;
+        detail::append_utf8(line, boost::json::serialize(to_json(e)));
         line += '\n';
         s_->recent.record(std::move(e));
         {

@@ -1,0 +1,120 @@
+// Events read from JSON (the relay's event lines) and the JSON lines log.
+#include <herald/event.hpp>
+#include <herald/jsonl_log.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <boost/json/parse.hpp>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+using namespace herald;
+
+namespace {
+result<object_event> parse(char const* text) {
+    return parse_event(boost::json::parse(text));
+}
+} // namespace
+
+TEST_CASE("parse_event reads every key of an event line", "[event][json]") {
+    auto const e = parse(R"({"type": "update", "object_id": 42, "object_type": "server",
+        "before": {"a": 1}, "after": {"a": 2}, "changes": {"a": {"old": 1, "new": 2}},
+        "actor": "alice", "id": "evt_custom-1"})");
+    REQUIRE(e.has_value());
+    CHECK(e->type == event_type::update);
+    CHECK(e->object_id == "42"); // an integer id becomes its decimal string
+    CHECK(e->object_type == "server");
+    CHECK(e->before == boost::json::parse(R"({"a": 1})").as_object());
+    CHECK(e->after == boost::json::parse(R"({"a": 2})").as_object());
+    CHECK(e->changes->at("a").at("new") == 2);
+    CHECK(e->actor == "alice");
+    CHECK(e->id == "evt_custom-1");
+    CHECK(e->occurred_at == time_point{}); // publish fills it in
+}
+
+TEST_CASE("parse_event accepts nulls for optional keys", "[event][json]") {
+    auto const e = parse(R"({"type": "create", "object_id": "x", "object_type": null,
+        "before": null, "after": {}, "changes": null, "actor": null})");
+    REQUIRE(e.has_value());
+    CHECK_FALSE(e->object_type);
+    CHECK_FALSE(e->before);
+    CHECK(e->after);
+    CHECK_FALSE(e->actor);
+}
+
+TEST_CASE("parse_event names the key that is wrong", "[event][json][validation]") {
+    struct bad {
+        char const* json;
+        char const* field;
+        char const* words;
+    };
+    bad const cases[] = {
+        {R"([1, 2])", "event", "must be a JSON object"},
+        {R"({"object_id": "1"})", "type", "is required"},
+        {R"({"type": "merge", "object_id": "1"})", "type", "unknown event type 'merge'"},
+        {R"({"type": 3, "object_id": "1"})", "type", "must be a string"},
+        {R"({"type": "create"})", "object_id", "is required"},
+        {R"({"type": "create", "object_id": 1.5})", "object_id", "must be a string or an integer"},
+        {R"({"type": "create", "object_id": "1", "after": [1]})", "after", "must be a JSON object"},
+        {R"({"type": "create", "object_id": "1", "before": "x"})", "before",
+         "must be a JSON object"},
+        {R"({"type": "create", "object_id": "1", "actor": 7})", "actor", "must be a string"},
+        {R"({"type": "create", "object_id": "1", "colour": "red"})", "colour",
+         "is not a known field"},
+    };
+    for (auto const& c : cases) {
+        INFO(c.json);
+        auto const r = parse(c.json);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == error::invalid_field);
+        CHECK(r.error().field == c.field);
+        CHECK(r.error().message.find(c.words) != std::string::npos);
+    }
+}
+
+TEST_CASE("jsonl_log writes one JSON line per attempt and answers queries", "[log][jsonl]") {
+    char path[] = "/tmp/herald-jsonl-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    {
+        auto log = jsonl_log::open(path);
+        REQUIRE(log.has_value());
+        for (int i = 0; i < 3; ++i) {
+            log_entry e;
+            e.delivery_id = "dlv_" + std::to_string(i);
+            e.webhook = static_cast<webhook_id>(i % 2 + 1);
+            e.result = i == 2 ? outcome::failed : outcome::delivered;
+            e.object_id = "bad \xff byte"; // an application's bytes, not UTF-8
+            log->record(std::move(e));
+        }
+        log->flush();
+        log_query q;
+        q.webhook = 1;
+        auto const page = log->query(q);
+        REQUIRE(page.entries.size() == 2);
+        CHECK(page.entries[0].delivery_id == "dlv_2");
+    }
+    std::ifstream in(path);
+    std::string line;
+    std::vector<boost::json::object> lines;
+    while (std::getline(in, line))
+        lines.push_back(boost::json::parse(line).as_object());
+    std::remove(path);
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0].at("delivery_id") == "dlv_0");
+    CHECK(lines[2].at("outcome") == "failed");
+    CHECK(lines[1].at("webhook_id") == 2);
+    CHECK(lines[0].at("object_id") == "bad \xEF\xBF\xBD byte"); // still valid JSON
+}
+
+TEST_CASE("jsonl_log::open names the path it cannot open", "[log][jsonl]") {
+    auto const r = jsonl_log::open("/nonexistent-dir/x.jsonl");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().field == "path");
+    CHECK(r.error().message.find("/nonexistent-dir/x.jsonl") != std::string::npos);
+}
