@@ -14,7 +14,12 @@ int main(int argc, char** argv) {
     std::string const url = argc > 1 ? argv[1] : "http://127.0.0.1:8080/hooks";
 
     boost::asio::io_context io;
-    herald::dispatcher dispatcher(io.get_executor());
+    // The SSRF guard refuses loopback and private addresses by default; this example's
+    // receiver runs on 127.0.0.1, so it allows exactly that address.
+    herald::address_policy local;
+    local.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
+    herald::dispatcher dispatcher(io.get_executor(), {}, herald::memory_store({.addresses = local}),
+                                  herald::http_transport({.addresses = local}));
 
     // The webhooks table: validated, so a bad URL or an empty name is refused here.
     auto hook = dispatcher.store().create({

@@ -4,6 +4,8 @@
 // line per request to stdout:
 //   {"method":..,"target":..,"headers":{..},"body":..,"received_at":"2024-01-01T00:00:00.000Z"}
 
+#include <herald/signature.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -60,6 +62,8 @@ options:
   --port-file FILE   write the chosen port number to FILE once listening
   --count N          exit 0 after N requests were answered (default: run until signalled)
   --status CODE      status code to answer with, 200-599 (default 204)
+  --secret whsec_... verify Standard Webhooks signatures with this secret (repeatable);
+                     each line gains "signature": {"valid", "reason"}, a bad one gets 401
   --help             show this help and exit
 )";
 
@@ -73,6 +77,7 @@ struct options {
     std::string port_file;
     std::optional<std::uint64_t> count;
     unsigned status = 204;
+    std::vector<herald::secret> secrets;
 };
 
 template <class Int>
@@ -128,6 +133,11 @@ std::optional<options> parse_options(int argc, char** argv) {
                                                      std::numeric_limits<std::uint64_t>::max());
         } else if (arg == "--status") {
             opts.status = parse_number<unsigned>(arg, value(), 200, 599);
+        } else if (arg == "--secret") {
+            auto s = herald::secret::parse(value(), "--secret");
+            if (!s)
+                throw usage_error(s.error().what());
+            opts.secrets.push_back(std::move(*s));
         } else {
             throw usage_error("unknown option '" + std::string(arg) + "'");
         }
@@ -216,8 +226,19 @@ std::string rfc3339_utc(std::chrono::system_clock::time_point tp) {
     return buf.data();
 }
 
+// The receiver's side of Standard Webhooks: herald::verify over the request as received.
+std::optional<herald::verify_failure> check_signature(http::request<http::string_body> const& req,
+                                                      std::vector<herald::secret> const& secrets) {
+    auto verdict = herald::verify(req, req.body(), secrets);
+    if (verdict)
+        return std::nullopt;
+    return verdict.error();
+}
+
 std::string describe(http::request<http::string_body> const& req,
-                     std::chrono::system_clock::time_point received_at) {
+                     std::chrono::system_clock::time_point received_at,
+                     std::vector<herald::secret> const& secrets,
+                     std::optional<herald::verify_failure> const& failure) {
     json::object headers;
     for (auto const& field : req) {
         std::string name = valid_utf8(field.name_string());
@@ -247,6 +268,15 @@ std::string describe(http::request<http::string_body> const& req,
     }
     line["body"] = std::move(body);
     line["received_at"] = rfc3339_utc(received_at);
+    if (!secrets.empty()) {
+        json::object sig;
+        sig["valid"] = !failure;
+        if (failure) {
+            sig["reason"] = herald::to_string(failure->reason);
+            sig["message"] = failure->message;
+        }
+        line["signature"] = std::move(sig);
+    }
     return json::serialize(line);
 }
 
@@ -328,13 +358,17 @@ private:
             bool const last = opts_.count && ++taken_ == *opts_.count;
 
             auto const& req = parser.get();
-            std::cout << describe(req, received_at) << std::endl; // endl: flush for pipes
+            auto const failure =
+                opts_.secrets.empty() ? std::nullopt : check_signature(req, opts_.secrets);
+            std::cout << describe(req, received_at, opts_.secrets, failure)
+                      << std::endl; // endl: flush for pipes
 
             http::response<http::empty_body> res;
             res.version(req.version());
-            res.result(opts_.status);
-            if (http::int_to_status(opts_.status) == http::status::unknown) {
-                res.reason(generic_reason(opts_.status)); // Beast would say "<unknown-status>"
+            unsigned const status = failure ? 401 : opts_.status;
+            res.result(status);
+            if (http::int_to_status(status) == http::status::unknown) {
+                res.reason(generic_reason(status)); // Beast would say "<unknown-status>"
             }
             // Telling the client we close lets it retry elsewhere instead of reusing a dead socket.
             res.keep_alive(req.keep_alive() && !last);

@@ -4,6 +4,7 @@
 //   herald-relay --webhooks hooks.json [--format herald|datagerry]
 //                [--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s]
 //                [--drain-timeout 30s] [--queue 65536]
+//                [--allow-private CIDR]... [--https-only]
 //
 // Exit status: 0 when every input line was an event, 1 when some line was not (each is
 // reported on standard error with its number), 2 for bad options or a bad webhooks file
@@ -26,6 +27,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -48,7 +50,7 @@ struct options {
     std::cerr << "herald-relay: " << what << "\n"
               << "usage: herald-relay --webhooks FILE [--format herald|datagerry] "
                  "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                 "[--drain-timeout 30s] [--queue N]\n";
+                 "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n";
     std::exit(2);
 }
 
@@ -64,13 +66,23 @@ options parse_options(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string const arg = argv[i];
         if (arg == "--help" || arg == "-h") {
-            std::cout << "herald-relay --webhooks FILE [--format herald|datagerry] "
-                         "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                         "[--drain-timeout 30s] [--queue N]\n"
-                         "Reads events as JSON lines on stdin, delivers them to the webhooks in "
-                         "FILE, prints one JSON line per attempt on stdout.\n";
+            std::cout
+                << "herald-relay --webhooks FILE [--format herald|datagerry] "
+                   "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
+                   "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n"
+                   "Reads events as JSON lines on stdin, delivers them to the webhooks in "
+                   "FILE, prints one JSON line per attempt on stdout.\n";
             std::exit(0);
         }
+        if (arg == "--https-only") {
+            o.transport.https_only = true;
+            continue;
+        }
+        static std::set<std::string> const with_value = {
+            "--webhooks",        "--format",        "--retry-schedule", "--timeout",
+            "--connect-timeout", "--drain-timeout", "--queue",          "--allow-private"};
+        if (!with_value.contains(arg))
+            usage_error("unknown option " + arg);
         if (i + 1 >= argc)
             usage_error(arg + " needs a value");
         std::string const value = argv[++i];
@@ -94,7 +106,12 @@ options parse_options(int argc, char** argv) {
             o.transport.connect_timeout = duration_option(arg, value);
         else if (arg == "--drain-timeout")
             o.drain_timeout = duration_option(arg, value);
-        else if (arg == "--queue") {
+        else if (arg == "--allow-private") {
+            auto c = herald::cidr::parse(value, "--allow-private");
+            if (!c)
+                usage_error(c.error().what());
+            o.transport.addresses.allow.push_back(*c);
+        } else if (arg == "--queue") {
             std::uint64_t n = 0;
             if (!herald::detail::parse_uint(value, n) || n == 0)
                 usage_error("--queue: '" + value + "' is not a positive number");
@@ -110,7 +127,7 @@ options parse_options(int argc, char** argv) {
 }
 
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
-std::vector<herald::webhook_params> read_webhooks(std::string const& path) {
+std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
     std::ifstream in(path);
     if (!in) {
         std::cerr << "herald-relay: cannot read webhooks file '" << path << "'\n";
@@ -131,7 +148,8 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path) {
     std::vector<herald::webhook_params> hooks;
     auto const& arr = doc.get_array();
     for (std::size_t i = 0; i < arr.size(); ++i) {
-        auto p = herald::parse_webhook_params(arr[i], "webhooks[" + std::to_string(i) + "].");
+        auto p = herald::parse_webhook_params(arr[i], "webhooks[" + std::to_string(i) + "].",
+                                              o.transport.addresses, o.transport.https_only);
         if (!p)
             fail(p.error().what());
         hooks.push_back(std::move(*p));
@@ -148,7 +166,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
-    relay_dispatcher d(io.get_executor(), params, herald::memory_store(),
+    relay_dispatcher d(io.get_executor(), params,
+                       herald::memory_store({o.transport.addresses, o.transport.https_only}),
                        herald::http_transport(o.transport), herald::jsonl_log(stdout));
 
     for (std::size_t i = 0; i < hooks.size(); ++i) {
@@ -165,8 +184,9 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
         if (!stop_requested.exchange(true))
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
-                    std::cerr << "herald-relay: drain timeout reached; " << report.abandoned.size()
-                              << " deliveries logged as failed\n";
+                    std::cerr << "herald-relay: stopped with " << report.abandoned.size()
+                              << " deliveries undelivered (logged as failed): the drain timeout"
+                                 " came first, or nothing more could fall due before it\n";
             });
     };
 
@@ -246,7 +266,7 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
 
 int main(int argc, char** argv) {
     auto const o = parse_options(argc, argv);
-    auto const hooks = read_webhooks(o.webhooks_file);
+    auto const hooks = read_webhooks(o.webhooks_file, o);
     if (o.format == "datagerry")
         return run<herald::datagerry_serializer>(o, hooks);
     return run<herald::json_serializer>(o, hooks);

@@ -104,8 +104,8 @@ public:
 
     /**
      * Stops taking events and drains: deliveries due before `drain` elapses are attempted;
-     * what is still pending then is logged as failed (error::shutdown) and listed in the report,
-     * and attempts in flight are cancelled. Completes with `void(std::exception_ptr,
+     * what is still pending then is logged as failed ("abandoned at shutdown") and listed in the
+     * report, and attempts in flight are cancelled. Completes with `void(std::exception_ptr,
      * stop_report)` once async_run has finished.
      */
     template <class CompletionToken>

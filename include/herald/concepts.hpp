@@ -34,6 +34,8 @@ using webhook_list = std::shared_ptr<std::vector<std::shared_ptr<webhook const>>
  * - `s.get(id)` -> `std::shared_ptr<webhook const>`: null when there is none.
  * - `s.list()` -> `std::vector<webhook>`, by id.
  * - `s.update(id, params)` -> `result<webhook>`; `s.remove(id)` -> `result<void>`.
+ * - `s.disable(id, reason)` -> `result<webhook>`: herald switches a webhook off (410 Gone,
+ *   failing for too long); the reason stays on the webhook until an update activates it.
  * - `s.match(event)` -> `webhook_list`: the active webhooks subscribed to the event's type.
  * - `s.enqueue(deliveries)` -> `result<void>`: records new deliveries; a durable store
  *   persists them before returning, and the event counts as accepted only then.
@@ -52,6 +54,7 @@ concept webhook_store = requires(S& s, S const& cs, webhook_params p, webhook_id
     { cs.list() } -> std::same_as<std::vector<webhook>>;
     { s.update(id, p) } -> std::same_as<result<webhook>>;
     { s.remove(id) } -> std::same_as<result<void>>;
+    { s.disable(id, std::string()) } -> std::same_as<result<webhook>>;
     { cs.match(e) } -> std::same_as<webhook_list>;
     { s.enqueue(ds) } -> std::same_as<result<void>>;
     s.reschedule(d);

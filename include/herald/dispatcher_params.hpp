@@ -2,6 +2,7 @@
 #define HERALD_DISPATCHER_PARAMS_HPP
 
 #include <herald/channel_source.hpp>
+#include <herald/circuit_breaker.hpp>
 #include <herald/retry.hpp>
 #include <herald/scheduler.hpp>
 
@@ -16,6 +17,7 @@ struct dispatcher_params {
     channel_params intake;       ///< the bounded publish queue
     scheduler_params scheduling; ///< per-webhook and global caps on requests in flight
     retry_params retry;          ///< schedule, jitter, Retry-After bound
+    health_params health;        ///< circuit breaker and automatic disabling
 };
 
 /** The dispatcher's counters, read at any time from any thread. */

@@ -26,6 +26,8 @@ enum class error {
     malformed_response, ///< the response could not be parsed as HTTP/1.1
     unsupported_scheme, ///< the transport cannot send to this URL's scheme
     shutdown,           ///< the attempt was abandoned because the dispatcher shut down
+    tls_failed,         ///< the TLS handshake failed or the certificate was rejected
+    address_refused,    ///< the destination is not globally routable and not allowed (SSRF)
 };
 
 namespace detail {
@@ -63,6 +65,10 @@ public:
             return "unsupported URL scheme";
         case error::shutdown:
             return "abandoned at shutdown";
+        case error::tls_failed:
+            return "TLS failed";
+        case error::address_refused:
+            return "destination address refused";
         }
         return "unknown herald error";
     }

@@ -1,24 +1,26 @@
 #ifndef HERALD_HTTP_TRANSPORT_HPP
 #define HERALD_HTTP_TRANSPORT_HPP
 
+#include <herald/address_policy.hpp>
 #include <herald/concepts.hpp>
 #include <herald/error.hpp>
 #include <herald/transport.hpp>
 #include <herald/version.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/span_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,7 @@ using namespace std::chrono_literals;
 
 struct http_transport_params {
     duration connect_timeout = 5s;  ///< per request, unless the webhook sets its own
-    duration timeout = 10s;         ///< connect, send and receive in all; per webhook too
+    duration timeout = 10s;         ///< connect, TLS, send and receive in all; per webhook too
     std::size_t max_excerpt = 4096; ///< response body bytes kept for the log
     /// Response body bytes read to keep the connection reusable; a longer body is cut off
     /// and the connection closed (the status still counts).
@@ -36,15 +38,23 @@ struct http_transport_params {
     std::size_t max_header = 16 * 1024; ///< response header bytes; more is a failure
     std::size_t max_idle_per_origin = 64;
     duration idle_timeout = 30s; ///< pooled connections older than this are not reused
+    /// Which resolved addresses a request may connect to (the SSRF guard): by default only
+    /// globally routable ones. A webhook's allow_private adds to it.
+    address_policy addresses;
+    bool https_only = false; ///< refuse plain http
 };
 
 /**
- * The default transport: HTTP/1.1 POST over Boost.Beast, with a keep-alive connection pool
- * per origin (scheme, host, port). A connection goes back to the pool only after a complete
- * response that allows keep-alive; a pooled connection the server closed meanwhile is
- * replaced once, transparently. Redirects are never followed.
+ * The default transport: HTTP/1.1 POST over Boost.Beast, plain or TLS, with a keep-alive
+ * connection pool per origin (scheme, host, port and TLS settings). A connection goes back to
+ * the pool only after a complete response that allows keep-alive; a pooled connection the
+ * server closed meanwhile is replaced once, transparently. Redirects are never followed.
  *
- * Plain `http` only in this version; `https` URLs fail with error::unsupported_scheme.
+ * TLS: 1.2 or newer, SNI, the peer's certificate checked against the system trust store (or
+ * the request's CA bundle) with host-name verification; a request may opt out of the check.
+ *
+ * SSRF guard: the host is resolved once, every resolved address must pass `addresses` (plus
+ * the request's allow_private), and the connection goes only to those vetted addresses.
  *
  * Copies share one pool. Thread safety: async_send may be called concurrently from any
  * executor; each call's I/O runs on the calling coroutine's executor.
@@ -52,7 +62,7 @@ struct http_transport_params {
 class http_transport {
 public:
     explicit http_transport(http_transport_params p = {})
-        : p_(std::make_shared<http_transport_params const>(p))
+        : p_(std::make_shared<http_transport_params const>(std::move(p)))
         , pool_(std::make_shared<pool>()) {}
 
     http_transport_params const& params() const { return *p_; }
@@ -76,23 +86,40 @@ public:
     }
 
 private:
+    using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
     struct connection {
-        explicit connection(boost::asio::any_io_executor ex)
-            : stream(std::move(ex)) {}
-        boost::beast::tcp_stream stream;
+        std::optional<boost::beast::tcp_stream> plain;
+        std::optional<tls_stream> tls;
         boost::beast::flat_buffer buffer;
         std::chrono::steady_clock::time_point idle_since;
+        std::shared_ptr<boost::asio::ssl::context> context; // outlives the stream
+
+        boost::beast::tcp_stream& layer() {
+            return tls ? boost::beast::get_lowest_layer(*tls) : *plain;
+        }
     };
     using connection_ptr = std::unique_ptr<connection>;
 
     struct pool {
         std::mutex mutex;
         std::map<std::string, std::vector<connection_ptr>, std::less<>> idle;
+        std::map<std::string, std::shared_ptr<boost::asio::ssl::context>, std::less<>> contexts;
         std::uint64_t opened = 0;
     };
 
-    connection_ptr take_idle(std::string const& origin);
-    void give_back(std::string const& origin, connection_ptr c);
+    /** How one exchange on a connection ended. */
+    enum class exchange_end { keep, close, stale, failed };
+
+    connection_ptr take_idle(std::string const& key);
+    void give_back(std::string const& key, connection_ptr c);
+    result<std::shared_ptr<boost::asio::ssl::context>> tls_context(http_request const& req);
+
+    template <class Stream>
+    boost::asio::awaitable<exchange_end>
+    exchange(Stream& stream, connection& c, bool reused,
+             boost::beast::http::request<boost::beast::http::span_body<char const>> const& msg,
+             duration total, send_result& res);
 
     std::shared_ptr<http_transport_params const> p_;
     std::shared_ptr<pool> pool_;

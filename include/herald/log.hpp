@@ -68,6 +68,7 @@ struct log_entry {
     std::string error; ///< why it failed, empty when delivered
     std::string response_excerpt;
     std::optional<time_point> next_attempt_at;
+    std::string warning; ///< something the user should know even when delivered (TLS unverified)
 };
 
 /** The relay's JSON line and the admin API's log object for one entry. */
@@ -91,6 +92,8 @@ inline boost::json::object to_json(log_entry const& e) {
         o["next_attempt_at"] = format_rfc3339(*e.next_attempt_at);
     else
         o["next_attempt_at"] = nullptr;
+    if (!e.warning.empty())
+        o["warning"] = e.warning;
     return o;
 }
 

@@ -27,16 +27,24 @@ namespace herald {
  *
  * Thread safety: every member function may be called from any thread.
  */
+struct memory_store_params {
+    /// Literal-IP webhook URLs must pass this (plus the webhook's allow_private) to be stored.
+    address_policy addresses;
+    bool https_only = false; ///< refuse webhooks with plain http URLs
+};
+
 class memory_store {
 public:
     static constexpr bool durable = false;
 
-    memory_store() = default;
+    explicit memory_store(memory_store_params p = {})
+        : p_(std::move(p)) {}
     memory_store(memory_store const&) = delete;
     memory_store& operator=(memory_store const&) = delete;
     /// Moves the table (to hand a prepared store to a dispatcher); `other` is left empty.
     memory_store(memory_store&& other) {
         std::lock_guard lock(other.mutex_);
+        p_ = other.p_;
         hooks_ = std::move(other.hooks_);
         names_ = std::move(other.names_);
         last_id_ = other.last_id_;
@@ -47,7 +55,7 @@ public:
 
     /// Validates and stores a new webhook. Nothing is stored when it returns a problem.
     result<webhook> create(webhook_params p) {
-        if (auto r = validate(p); !r)
+        if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
         std::lock_guard lock(mutex_);
         if (auto r = check_unique(p.name, 0); !r)
@@ -81,7 +89,7 @@ public:
 
     /// Replaces a webhook's params. Nothing changes when it returns a problem.
     result<webhook> update(webhook_id id, webhook_params p) {
-        if (auto r = validate(p); !r)
+        if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
         std::lock_guard lock(mutex_);
         auto it = hooks_.find(id);
@@ -93,7 +101,27 @@ public:
         names_.erase(lower(w->name));
         static_cast<webhook_params&>(*w) = std::move(p);
         names_.emplace(lower(w->name), id);
+        if (w->active) {
+            // re-activated by a user: whatever switched it off no longer applies
+            w->disabled_reason.clear();
+            w->disabled_at.reset();
+        }
         w->updated_at = clock::now();
+        it->second = w;
+        invalidate_index();
+        return *w;
+    }
+
+    /// Switches a webhook off on herald's own account (410 Gone, failing too long).
+    result<webhook> disable(webhook_id id, std::string reason) {
+        std::lock_guard lock(mutex_);
+        auto it = hooks_.find(id);
+        if (it == hooks_.end())
+            return not_found(id);
+        auto w = std::make_shared<webhook>(*it->second);
+        w->active = false;
+        w->disabled_reason = std::move(reason);
+        w->disabled_at = w->updated_at = clock::now();
         it->second = w;
         invalidate_index();
         return *w;
@@ -159,6 +187,7 @@ private:
         stale_[t] = false;
     }
 
+    memory_store_params p_;
     mutable std::mutex mutex_;
     std::map<webhook_id, std::shared_ptr<webhook const>> hooks_;
     std::map<std::string, webhook_id> names_; // lower-cased name -> id

@@ -1,14 +1,17 @@
 #ifndef HERALD_SCHEDULER_HPP
 #define HERALD_SCHEDULER_HPP
 
+#include <herald/circuit_breaker.hpp>
 #include <herald/delivery.hpp>
 #include <herald/time.hpp>
 
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace herald {
@@ -27,17 +30,25 @@ struct scheduler_params {
  * webhook whose endpoint hangs fills its own lane and nothing else: the others keep their
  * slots and their order. Deliveries not yet due wait in one timer heap.
  *
+ * Each webhook with recent failures has a circuit_breaker: while it is open the lane is
+ * parked and its deliveries wait without using attempts; when it cools down one probe goes.
+ *
  * Thread safety: none; the dispatcher calls it from its strand.
  */
 class scheduler {
 public:
-    explicit scheduler(scheduler_params p = {})
-        : p_(p) {
+    /** How an attempt went, for the webhook's circuit breaker. */
+    enum class attempt_result { delivered, failed, not_sent };
+
+    explicit scheduler(scheduler_params p = {}, health_params h = {})
+        : p_(p)
+        , health_(h) {
         p_.lane_concurrency = std::max<std::size_t>(p_.lane_concurrency, 1);
         p_.global_concurrency = std::max<std::size_t>(p_.global_concurrency, 1);
     }
 
     scheduler_params const& params() const { return p_; }
+    health_params const& health() const { return health_; }
 
     /// Adds a delivery; it becomes ready at `d.due`.
     void push(delivery d) {
@@ -63,37 +74,64 @@ public:
             auto& l = it->second;
             l.queued = false;
             if (l.ready.empty() || l.in_flight >= p_.lane_concurrency)
-                continue; // re-queued by done() or push when it can run again
+                continue; // re-queued by done() or promote_due when it can run again
+            if (auto b = breakers_.find(id); b != breakers_.end()) {
+                if (!b->second.allow(now)) {
+                    // open: wait for the cool-down; half-open: the probe's done() re-queues it
+                    if (b->second.current() == circuit_breaker::state::open)
+                        park(id, b->second.reopen_at());
+                    continue;
+                }
+                b->second.started();
+            }
             delivery d = std::move(l.ready.front());
             l.ready.pop_front();
             ++l.in_flight;
             ++in_flight_;
             --pending_;
-            enqueue_if_runnable(id, l);
+            enqueue_if_runnable(id, l, now);
             return d;
         }
         return std::nullopt;
     }
 
-    /// An attempt taken with pop_ready finished; frees its slots.
-    void done(webhook_id id) {
+    /**
+     * An attempt taken with pop_ready finished at `now`: frees its slots and feeds the
+     * webhook's circuit breaker.
+     * @return what a failure changed: the circuit opened, or the webhook should be disabled.
+     */
+    circuit_breaker::failure_effect done(webhook_id id, attempt_result r = attempt_result::not_sent,
+                                         time_point now = {}) {
+        circuit_breaker::failure_effect fx;
+        auto b = breakers_.find(id);
+        if (r == attempt_result::failed)
+            fx = (b != breakers_.end() ? b : breakers_.try_emplace(id, health_).first)
+                     ->second.failure(now);
+        else if (r == attempt_result::delivered && b != breakers_.end())
+            breakers_.erase(b); // healthy again: nothing to remember
+        else if (b != breakers_.end() && b->second.current() == circuit_breaker::state::half_open)
+            b->second.unblock(); // the probe was never sent: let another one go
         --in_flight_;
         auto it = lanes_.find(id);
         if (it == lanes_.end())
-            return;
+            return fx;
         auto& l = it->second;
         --l.in_flight;
         if (l.ready.empty() && l.in_flight == 0)
             lanes_.erase(it);
         else
-            enqueue_if_runnable(id, l);
+            enqueue_if_runnable(id, l, now);
+        return fx;
     }
 
-    /// When the earliest waiting delivery becomes due, if any waits.
+    /// When the earliest waiting delivery becomes due or a parked lane may probe, if any.
     std::optional<time_point> next_due() const {
-        if (timers_.empty())
-            return std::nullopt;
-        return timers_.front().d.due;
+        std::optional<time_point> t;
+        if (!timers_.empty())
+            t = timers_.front().d.due;
+        if (!parked_.empty() && (!t || parked_.front().first < *t))
+            t = parked_.front().first;
+        return t;
     }
 
     /// Whether some delivery is due and could start now if a global slot were free.
@@ -102,6 +140,27 @@ public:
     std::size_t pending() const { return pending_; }     ///< waiting or ready, not in flight
     std::size_t in_flight() const { return in_flight_; } ///< taken and not done
     std::size_t lanes() const { return lanes_.size(); }
+
+    /// The circuit breaker of a webhook, or null when it has no recent failures.
+    circuit_breaker const* breaker(webhook_id id) const {
+        auto it = breakers_.find(id);
+        return it == breakers_.end() ? nullptr : &it->second;
+    }
+
+    /// Webhooks whose circuit is open or half-open now.
+    std::size_t open_circuits() const {
+        std::size_t n = 0;
+        for (auto const& [id, b] : breakers_)
+            n += b.current() != circuit_breaker::state::closed;
+        return n;
+    }
+
+    /// Forgets a webhook's failures (a user re-activated it: start afresh).
+    void reset_health(webhook_id id) {
+        breakers_.erase(id);
+        if (auto it = lanes_.find(id); it != lanes_.end())
+            enqueue_if_runnable(id, it->second, {});
+    }
 
     /// Removes and returns every delivery that is not in flight (at shutdown).
     std::vector<delivery> take_all() {
@@ -117,6 +176,7 @@ public:
             it = it->second.in_flight == 0 ? lanes_.erase(it) : std::next(it);
         }
         runnable_.clear();
+        parked_.clear();
         for (auto& [id, l] : lanes_)
             l.queued = false;
         pending_ = 0;
@@ -133,12 +193,25 @@ private:
         std::size_t in_flight = 0;
         bool queued = false; // in runnable_
     };
+    using parked_lane = std::pair<time_point, webhook_id>;
 
     static bool later(timed const& a, timed const& b) {
         return a.d.due != b.d.due ? a.d.due > b.d.due : a.seq > b.seq;
     }
 
+    void park(webhook_id id, time_point until) {
+        parked_.emplace_back(until, id);
+        std::push_heap(parked_.begin(), parked_.end(), std::greater<>{});
+    }
+
     void promote_due(time_point now) {
+        while (!parked_.empty() && parked_.front().first <= now) {
+            std::pop_heap(parked_.begin(), parked_.end(), std::greater<>{});
+            auto const id = parked_.back().second;
+            parked_.pop_back();
+            if (auto it = lanes_.find(id); it != lanes_.end())
+                enqueue_if_runnable(id, it->second, now);
+        }
         while (!timers_.empty() && timers_.front().d.due <= now) {
             std::pop_heap(timers_.begin(), timers_.end(), later);
             delivery d = std::move(timers_.back().d);
@@ -146,11 +219,11 @@ private:
             auto const id = d.target();
             auto& l = lanes_[id];
             l.ready.push_back(std::move(d));
-            enqueue_if_runnable(id, l);
+            enqueue_if_runnable(id, l, now);
         }
     }
 
-    void enqueue_if_runnable(webhook_id id, lane& l) {
+    void enqueue_if_runnable(webhook_id id, lane& l, time_point) {
         if (!l.queued && !l.ready.empty() && l.in_flight < p_.lane_concurrency) {
             l.queued = true;
             runnable_.push_back(id);
@@ -158,7 +231,10 @@ private:
     }
 
     scheduler_params p_;
-    std::vector<timed> timers_; // min-heap by (due, seq)
+    health_params health_;
+    std::unordered_map<webhook_id, circuit_breaker> breakers_; // webhooks with recent failures
+    std::vector<parked_lane> parked_; // min-heap: lanes waiting for their circuit to cool down
+    std::vector<timed> timers_;       // min-heap by (due, seq)
     std::unordered_map<webhook_id, lane> lanes_;
     std::deque<webhook_id> runnable_; // lanes with ready work and a free slot, in turn order
     std::size_t pending_ = 0;

@@ -62,9 +62,10 @@ TEST_CASE("the relay delivers stdin events and prints one line per attempt", "[r
         "\n"
         R"({"type": "delete", "object_id": "42", "before": {"hostname": "db-1"}, "actor": "alice"})"
         "\n";
-    auto const r = run_process({HERALD_RELAY_PATH, "--webhooks", hooks.path, "--retry-schedule",
-                                "0s,100ms", "--drain-timeout", "10s"},
-                               input);
+    auto const r =
+        run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path,
+                     "--retry-schedule", "0s,100ms", "--drain-timeout", "10s"},
+                    input);
     INFO(r.err);
     REQUIRE_FALSE(r.timed_out);
     CHECK(r.status == 0);
@@ -113,8 +114,9 @@ TEST_CASE("the relay speaks DATAGERRY's format on request", "[relay][e2e][datage
         R"({"type": "update", "object_id": "5", "before": {"fields": [{"name": "ip", "value": "10.0.0.1"}, {"name": "os", "value": "linux"}]}, )"
         R"("after": {"fields": [{"name": "ip", "value": "10.0.0.2"}, {"name": "os", "value": "linux"}]}})"
         "\n";
-    auto const r =
-        run_process({HERALD_RELAY_PATH, "--webhooks", hooks.path, "--format", "datagerry"}, input);
+    auto const r = run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                                hooks.path, "--format", "datagerry"},
+                               input);
     INFO(r.err);
     CHECK(r.status == 0);
     REQUIRE(server.requests("/dg").size() == 1);
@@ -140,7 +142,8 @@ TEST_CASE("a bad event line is reported with its number and skipped", "[relay][e
                               "\n"
                               R"({"type": "create", "object_id": "4", "after": {"a": 1}})"
                               "\n";
-    auto const r = run_process({HERALD_RELAY_PATH, "--webhooks", hooks.path}, input);
+    auto const r = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path}, input);
     CHECK(r.status == 1);
     CHECK(r.err.find("line 2: not valid JSON") != std::string::npos);
     CHECK(r.err.find("line 3: type: unknown event type 'explode'") != std::string::npos);
@@ -175,9 +178,10 @@ TEST_CASE("a bad webhooks file exits 2 and sends nothing", "[relay][e2e][validat
     };
     for (auto const& c : cases) {
         temp_file hooks(c.file);
-        auto const r = run_process({HERALD_RELAY_PATH, "--webhooks", hooks.path},
-                                   R"({"type": "create", "object_id": "1", "after": {}})"
-                                   "\n");
+        auto const r = run_process(
+            {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path},
+            R"({"type": "create", "object_id": "1", "after": {}})"
+            "\n");
         INFO(c.file);
         CHECK(r.status == 2);
         CHECK(r.err.find(c.message) != std::string::npos);

@@ -37,9 +37,21 @@ struct harness {
     std::thread thread;
     bool stopped = false;
 
+    /// The SSRF guard stays on; the tests' receivers on 127.0.0.1 are all it lets through.
+    static address_policy loopback_only() {
+        address_policy a;
+        a.allow.push_back(cidr::parse("127.0.0.1/32").value());
+        return a;
+    }
+    static http_transport_params with_loopback(http_transport_params tp) {
+        tp.addresses.allow.push_back(cidr::parse("127.0.0.1/32").value());
+        return tp;
+    }
+
     explicit harness(dispatcher_params p = fast_params(), http_transport_params tp = {},
                      bool start = true)
-        : d(io.get_executor(), std::move(p), memory_store(), http_transport(tp)) {
+        : d(io.get_executor(), std::move(p), memory_store({loopback_only(), false}),
+            http_transport(with_loopback(std::move(tp)))) {
         if (start)
             run();
     }

@@ -84,17 +84,24 @@ std::vector<herald::webhook_id> ids_of(std::vector<herald::webhook> const& list)
 
 TEST_CASE("validate accepts well-formed webhooks", "[webhook][validation]") {
     for (char const* url : {
-             "http://example.com",
-             "https://example.com/hook",
-             "HTTPS://Example.COM/Hook",
-             "http://example.com:8080/hooks/incoming?token=abc&x=1",
-             "https://127.0.0.1:8443/",
-             "http://[::1]/hook",
-             "https://[2001:db8::1]:8443/path?q=1",
-             "http://localhost:65535",
+             "http://example.com", "https://example.com/hook", "HTTPS://Example.COM/Hook",
+             "http://example.com:8080/hooks/incoming?token=abc&x=1", "https://93.184.216.34:8443/",
+             "http://[2606:4700::1111]/hook", "https://[2001:db8::1]:8443/path?q=1",
+             "http://localhost:65535", // a name: checked when it resolves, at send time
          }) {
         INFO("url: " << url);
         CHECK(herald::validate(params("hook", url)).has_value());
+    }
+    // loopback literals are refused by the SSRF guard unless allowed
+    for (char const* url : {"https://127.0.0.1:8443/", "http://[::1]/hook"}) {
+        INFO("url: " << url);
+        auto const refused = herald::validate(params("hook", url));
+        REQUIRE_FALSE(refused.has_value());
+        CHECK(refused.error().message.find("loopback") != std::string::npos);
+        herald::address_policy local;
+        local.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
+        local.allow.push_back(herald::cidr::parse("::1").value());
+        CHECK(herald::validate(params("hook", url), local).has_value());
     }
     auto p = params(std::string(herald::max_webhook_name, 'n'));
     p.events = {herald::event_type::remove};
@@ -538,18 +545,19 @@ TEST_CASE("to_json(webhook) writes the params, id and times", "[webhook][json]")
 
     SECTION("without timeouts") {
         auto const o = herald::to_json(w);
-        CHECK(o.size() == 7);
+        CHECK(o.size() == 11);
         CHECK(
             json::serialize(o) ==
             R"({"id":7,"name":"CMDB \"sync\"","url":"https://example.com/hook",)"
-            R"("events":["create","update"],"active":false,)"
+            R"("events":["create","update"],"active":false,"secrets":[],"headers":{},)"
+            R"("verify_tls":true,"allow_private":[],)"
             R"("created_at":"2026-11-27T15:52:54.123Z","updated_at":"2026-11-27T16:52:54.123Z"})");
     }
     SECTION("with timeouts, written as durations") {
         w.connect_timeout = 2s;
         w.timeout = 90s;
         auto const o = herald::to_json(w);
-        CHECK(o.size() == 9);
+        CHECK(o.size() == 13);
         CHECK(o.at("connect_timeout") == "2s");
         CHECK(o.at("timeout") == "90s");
     }

@@ -48,9 +48,9 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , transport_(std::move(transport))
     , log_(std::move(log))
     , source_(make_source(strand_, params_.intake))
-    , sched_(params_.scheduling)
+    , sched_(params_.scheduling, params_.health)
     , pump_timer_(strand_)
-    , stopped_timer_(strand_) {}
+    , stopped_timer_(strand_, time_point::max()) {}
 
 HERALD_DISPATCHER_TEMPLATE
 Source HERALD_DISPATCHER::make_source(executor_type const& ex, channel_params const& p) {
@@ -138,12 +138,21 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
         wake_pump();
     }
     if (!running_ && !finished_) {
-        // never ran: nothing was matched, so nothing was promised to any webhook yet
+        // Never ran: events accepted by publish were promised delivery. Match them, so each
+        // delivery they owe ends in the log (as abandoned) and in the report.
         finished_ = true;
+        std::vector<object_event> events;
+        auto const now = clock::now();
+        while (co_await source_.async_receive(events)) {
+            for (auto& e : events)
+                accept(e, now);
+            events.clear();
+        }
+        abandon_pending(now);
         co_return report_;
     }
+    // The timer is never re-armed: run() cancels it once, waking every waiting stop.
     while (!finished_) {
-        stopped_timer_.expires_at(time_point::max());
         auto [ec] =
             co_await stopped_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         (void)ec;
@@ -178,29 +187,44 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         n_.rejected.fetch_add(1, std::memory_order_relaxed);
         return;
     }
-    webhook_list const hooks = store_.match(e);
-    if (!hooks || hooks->empty()) {
-        n_.unmatched.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
-    // One body per event, shared by every delivery.
-    payload body = serializer_.serialize(e);
-    serializations_.fetch_add(1, std::memory_order_relaxed);
-    auto const ev =
-        std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
-    auto const due = now + retry_.initial_delay();
-    batch_.clear();
-    batch_.reserve(hooks->size());
-    for (auto const& h : *hooks)
-        batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
-    if (auto r = store_.enqueue(batch_); !r) {
-        // The store could not take them: each ends in the log, never silently.
-        for (auto& d : batch_) {
-            auto entry = make_entry(d, *d.hook, now);
-            entry.error = "could not be queued: " + r.error().what();
+    webhook_list hooks;
+    std::shared_ptr<prepared_event const> ev;
+    // Deliveries that cannot be queued still end in the log, each as failed.
+    auto fail_all = [&](std::string const& why) {
+        if (!ev)
+            ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), {}});
+        for (auto const& h : *hooks) {
+            delivery d{make_delivery_id(now), ev, h, 0, now};
+            auto entry = make_entry(d, *h, now);
+            entry.error = why;
             n_.failed.fetch_add(1, std::memory_order_relaxed);
             log_.record(std::move(entry));
         }
+    };
+    try {
+        hooks = store_.match(e);
+        if (!hooks || hooks->empty()) {
+            n_.unmatched.fetch_add(1, std::memory_order_relaxed);
+            return;
+        }
+        // One body per event, shared by every delivery.
+        payload body = serializer_.serialize(e);
+        serializations_.fetch_add(1, std::memory_order_relaxed);
+        ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
+        auto const due = now + retry_.initial_delay();
+        batch_.clear();
+        batch_.reserve(hooks->size());
+        for (auto const& h : *hooks)
+            batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+        if (auto r = store_.enqueue(batch_); !r) {
+            fail_all("could not be queued: " + r.error().what());
+            return;
+        }
+    } catch (std::exception const& ex) {
+        if (hooks)
+            fail_all(std::string("internal error: ") + ex.what());
+        else
+            n_.rejected.fetch_add(1, std::memory_order_relaxed);
         return;
     }
     n_.pending.fetch_add(batch_.size(), std::memory_order_relaxed);
@@ -273,18 +297,26 @@ http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& h
     req.url = hook.url;
     req.content_type = ev.body.content_type;
     req.body = std::shared_ptr<std::string const>(d.event, &ev.body.body);
-    req.headers.reserve(6 + ev.body.headers.size());
+    req.headers.reserve(7 + ev.body.headers.size() + hook.headers.size());
+    auto const timestamp = to_unix_seconds(clock::now());
     detail::add_header(req.headers, "User-Agent", user_agent);
     detail::add_header(req.headers, "webhook-id", ev.event.id);
-    detail::add_header(req.headers, "webhook-timestamp",
-                       std::to_string(to_unix_seconds(clock::now())));
+    detail::add_header(req.headers, "webhook-timestamp", std::to_string(timestamp));
+    if (!hook.secrets.empty())
+        detail::add_header(req.headers, "webhook-signature",
+                           sign(ev.event.id, timestamp, ev.body.body, hook.secrets));
     detail::add_header(req.headers, "herald-event", std::string(to_string(ev.event.type)));
     detail::add_header(req.headers, "herald-delivery", d.id_string());
     detail::add_header(req.headers, "herald-attempt", std::to_string(d.attempts + 1));
     for (auto const& h : ev.body.headers)
         req.headers.push_back(h);
+    for (auto const& h : hook.headers)
+        req.headers.push_back(h);
     req.connect_timeout = hook.connect_timeout.value_or(duration{0});
     req.timeout = hook.timeout.value_or(duration{0});
+    req.verify_tls = hook.verify_tls;
+    req.ca_file = hook.ca_file;
+    req.allow_private = hook.allow_private;
     return req;
 }
 
@@ -319,25 +351,29 @@ inline std::string describe_failure(send_result const& r) {
 
 HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
+    using attempt_result = scheduler::attempt_result;
     auto const lane = d.target();
+    bool lane_released = false;
     try {
-        std::shared_ptr<webhook const> hook = d.hook;
         auto const started = clock::now();
-        if (d.attempts > 0) {
-            // A retry goes to the webhook as it is now: edits apply, deletion and
-            // deactivation stop it.
-            hook = store_.get(lane);
-            if (!hook || !hook->active) {
-                auto entry = make_entry(d, hook ? *hook : *d.hook, started);
-                entry.error = hook ? "not retried: the webhook was deactivated"
-                                   : "not retried: the webhook was deleted";
-                finish(d, std::move(entry), outcome::failed);
-            } else {
-                d.hook = hook;
-            }
-        }
-        if (hook && hook->active) {
+        // Every attempt goes to the webhook as it is now: edits apply; deletion,
+        // deactivation and herald's own disabling stop it.
+        std::shared_ptr<webhook const> hook = store_.get(lane);
+        if (!hook || !hook->active) {
+            auto entry = make_entry(d, hook ? *hook : *d.hook, started);
+            entry.error = d.attempts > 0 ? "not retried: " : "not sent: ";
+            if (!hook)
+                entry.error += "the webhook was deleted";
+            else if (!hook->disabled_reason.empty())
+                entry.error += "the webhook was disabled (" + hook->disabled_reason + ")";
+            else
+                entry.error += "the webhook was deactivated";
+            finish(d, std::move(entry), outcome::failed);
+        } else {
+            d.hook = hook;
             auto entry = make_entry(d, *hook, started);
+            if (!hook->verify_tls)
+                entry.warning = "TLS certificate verification is disabled for this webhook";
             n_.attempts.fetch_add(1, std::memory_order_relaxed);
             send_result r = co_await transport_.async_send(make_request(d, *hook));
             auto const now = clock::now();
@@ -348,16 +384,34 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
             entry.status = r.status;
             entry.response_excerpt = std::move(r.excerpt);
             auto decision = retry_.decide(r, d.attempts, now, detail::unit_random());
-            if (decision.kind == verdict::delivered) {
+            bool const delivered = decision.kind == verdict::delivered;
+            auto const health = sched_.done(
+                lane, delivered ? attempt_result::delivered : attempt_result::failed, now);
+            lane_released = true;
+            if (delivered) {
                 finish(d, std::move(entry), outcome::delivered);
             } else {
                 entry.error = detail::describe_failure(r);
+                std::string disable_reason;
+                if (r.status == 410 && params_.health.disable_on_gone)
+                    disable_reason = "the receiver answered 410 Gone";
+                else if (health.disable)
+                    disable_reason = "no successful delivery for " +
+                                     format_duration(params_.health.disable_after);
+                if (!disable_reason.empty()) {
+                    (void)store_.disable(lane, disable_reason);
+                    sched_.reset_health(lane); // re-activated later, it starts afresh
+                    entry.error += "; webhook disabled: " + disable_reason;
+                } else if (health.opened) {
+                    entry.error += "; circuit opened: deliveries wait " +
+                                   format_duration(params_.health.cool_down) + " for a probe";
+                }
                 if (abandoning_) {
                     entry.error += "; abandoned at shutdown";
                     report_.drained = false;
                     report_.abandoned.push_back(entry.delivery_id);
                     finish(d, std::move(entry), outcome::failed);
-                } else if (decision.kind == verdict::retryable) {
+                } else if (decision.kind == verdict::retryable && disable_reason.empty()) {
                     if (decision.used_retry_after)
                         entry.error += "; Retry-After " + r.retry_after + " honoured";
                     entry.next_attempt_at = decision.next;
@@ -368,7 +422,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                     n_.retrying.fetch_add(1, std::memory_order_relaxed);
                     sched_.push(std::move(d));
                 } else {
-                    if (classify(r) == verdict::retryable)
+                    if (classify(r) == verdict::retryable && disable_reason.empty())
                         entry.error +=
                             " (gave up after " + std::to_string(d.attempts) + " attempts)";
                     finish(d, std::move(entry), outcome::failed);
@@ -381,8 +435,9 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
         entry.error = std::string("internal error: ") + ex.what();
         finish(d, std::move(entry), outcome::failed);
     }
+    if (!lane_released)
+        sched_.done(lane);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    sched_.done(lane);
     wake_pump();
 }
 
@@ -412,7 +467,8 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
             auto entry = make_entry(d, *d.hook, now);
             entry.attempt = d.attempts; // no attempt was made now
             entry.error = "abandoned at shutdown: not delivered before the drain deadline (" +
-                          std::to_string(d.attempts) + " attempts made)";
+                          std::to_string(d.attempts) +
+                          (d.attempts == 1 ? " attempt made)" : " attempts made)");
             report_.abandoned.push_back(entry.delivery_id);
             finish(d, std::move(entry), outcome::failed);
         }

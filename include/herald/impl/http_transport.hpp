@@ -5,13 +5,19 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <limits>
@@ -31,7 +37,8 @@ describe_io_error(boost::system::error_code ec, std::string_view phase, duration
                                                      std::string(phase) + ")"};
     if (ec == http::error::header_limit)
         return {make_error_code(error::response_too_large), "response headers too large"};
-    if (ec == http::error::end_of_stream || ec == boost::asio::error::eof)
+    if (ec == http::error::end_of_stream || ec == boost::asio::error::eof ||
+        ec == boost::asio::ssl::error::stream_truncated)
         return {ec, "the receiver closed the connection " + std::string(phase)};
     if (ec.category() == http::make_error_code(http::error::bad_version).category())
         return {make_error_code(error::malformed_response),
@@ -47,15 +54,16 @@ inline bool is_stale_connection(boost::system::error_code ec) {
     namespace http = boost::beast::http;
     return ec == http::error::end_of_stream || ec == boost::asio::error::eof ||
            ec == boost::asio::error::connection_reset || ec == boost::asio::error::broken_pipe ||
-           ec == boost::asio::error::connection_aborted;
+           ec == boost::asio::error::connection_aborted ||
+           ec == boost::asio::ssl::error::stream_truncated;
 }
 
 } // namespace detail
 
-inline http_transport::connection_ptr http_transport::take_idle(std::string const& origin) {
+inline http_transport::connection_ptr http_transport::take_idle(std::string const& key) {
     auto const now = std::chrono::steady_clock::now();
     std::lock_guard lock(pool_->mutex);
-    auto it = pool_->idle.find(origin);
+    auto it = pool_->idle.find(key);
     if (it == pool_->idle.end())
         return nullptr;
     auto& v = it->second;
@@ -69,13 +77,105 @@ inline http_transport::connection_ptr http_transport::take_idle(std::string cons
     return nullptr;
 }
 
-inline void http_transport::give_back(std::string const& origin, connection_ptr c) {
+inline void http_transport::give_back(std::string const& key, connection_ptr c) {
     c->idle_since = std::chrono::steady_clock::now();
-    c->stream.expires_never();
+    c->layer().expires_never();
     std::lock_guard lock(pool_->mutex);
-    auto& v = pool_->idle[origin];
+    auto& v = pool_->idle[key];
     if (v.size() < p_->max_idle_per_origin)
         v.push_back(std::move(c));
+}
+
+// One TLS context per trust configuration, built once: loading a CA bundle is file I/O.
+inline result<std::shared_ptr<boost::asio::ssl::context>>
+http_transport::tls_context(http_request const& req) {
+    namespace ssl = boost::asio::ssl;
+    std::string const key = std::string(req.verify_tls ? "verify:" : "noverify:") +
+                            (req.verify_tls && req.ca_file ? *req.ca_file : "");
+    std::lock_guard lock(pool_->mutex);
+    if (auto it = pool_->contexts.find(key); it != pool_->contexts.end())
+        return it->second;
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    boost::system::error_code ec;
+    if (req.verify_tls) {
+        ctx->set_verify_mode(ssl::verify_peer, ec);
+        if (req.ca_file)
+            ctx->load_verify_file(*req.ca_file, ec);
+        else
+            ctx->set_default_verify_paths(ec);
+        if (ec)
+            return make_problem(
+                error::tls_failed, "ca_file",
+                req.ca_file ? "cannot load CA bundle '" + *req.ca_file + "': " + ec.message()
+                            : "cannot load the system trust store: " + ec.message());
+    } else {
+        ctx->set_verify_mode(ssl::verify_none, ec);
+    }
+    pool_->contexts.emplace(key, ctx);
+    return ctx;
+}
+
+template <class Stream>
+boost::asio::awaitable<http_transport::exchange_end> http_transport::exchange(
+    Stream& stream, connection& c, bool reused,
+    boost::beast::http::request<boost::beast::http::span_body<char const>> const& msg,
+    duration total, send_result& res) {
+    namespace asio = boost::asio;
+    namespace http = boost::beast::http;
+    auto fail = [&](boost::system::error_code ec, std::string_view phase) {
+        auto [code, why] = detail::describe_io_error(ec, phase, total);
+        res.ec = code;
+        res.error = std::move(why);
+        return exchange_end::failed;
+    };
+    auto [wec, wn] = co_await http::async_write(stream, msg, asio::as_tuple(asio::use_awaitable));
+    if (wec) {
+        if (reused && detail::is_stale_connection(wec))
+            co_return exchange_end::stale;
+        co_return fail(wec, "while sending the request");
+    }
+    http::response_parser<http::buffer_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(p_->max_header));
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max()); // capped below
+    auto [hec, hn] = co_await http::async_read_header(stream, c.buffer, parser,
+                                                      asio::as_tuple(asio::use_awaitable));
+    if (hec) {
+        if (reused && hn == 0 && c.buffer.size() == 0 && detail::is_stale_connection(hec))
+            co_return exchange_end::stale;
+        co_return fail(hec, "while waiting for the response");
+    }
+    auto const& head = parser.get();
+    res.status = head.result_int();
+    if (auto it = head.find(http::field::location); it != head.end())
+        detail::append_utf8(res.location, it->value().substr(0, 2048));
+    if (auto it = head.find(http::field::retry_after); it != head.end())
+        res.retry_after = std::string(it->value().substr(0, 128));
+
+    // Read the body: keep the start for the log, drain the rest up to a bound so that the
+    // connection can be reused. A body that never ends is cut by the total timeout.
+    std::string raw;
+    bool complete = true;
+    std::size_t drained = 0;
+    char buf[8192];
+    while (!parser.is_done()) {
+        parser.get().body().data = buf;
+        parser.get().body().size = sizeof buf;
+        auto [bec, bn] = co_await http::async_read(stream, c.buffer, parser,
+                                                   asio::as_tuple(asio::use_awaitable));
+        std::size_t const got = sizeof buf - parser.get().body().size;
+        if (raw.size() < p_->max_excerpt)
+            raw.append(buf, std::min(got, p_->max_excerpt - raw.size()));
+        drained += got;
+        if ((bec && bec != http::error::need_buffer) || drained > p_->max_drain) {
+            complete = false;
+            break;
+        }
+    }
+    detail::append_utf8(res.excerpt, raw);
+    co_return complete&& parser.keep_alive() ? exchange_end::keep : exchange_end::close;
 }
 
 inline boost::asio::awaitable<send_result> http_transport::async_send(http_request req) {
@@ -89,24 +189,48 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
         res.ec = ec;
         res.error = std::move(why);
     };
+    auto finish = [&]() -> send_result {
+        res.elapsed = std::chrono::duration_cast<duration>(steady::now() - t0);
+        return std::move(res);
+    };
 
     auto const parsed = boost::urls::parse_uri(req.url);
     if (!parsed) {
         fail(parsed.error(), "invalid URL '" + req.url + "': " + parsed.error().message());
-        co_return res;
+        co_return finish();
     }
     auto const& u = *parsed;
-    if (!detail::iequals(u.scheme(), "http")) {
+    bool const https = detail::iequals(u.scheme(), "https");
+    if (!https && !detail::iequals(u.scheme(), "http")) {
         fail(make_error_code(error::unsupported_scheme),
              "scheme '" + std::string(u.scheme()) + "' is not supported by this transport");
-        co_return res;
+        co_return finish();
+    }
+    if (!https && p_->https_only) {
+        fail(make_error_code(error::unsupported_scheme),
+             "plain http is refused (the transport is https_only)");
+        co_return finish();
     }
     std::string const host = u.host_address();
-    std::string const port = u.has_port() ? std::string(u.port()) : std::string("80");
-    std::string const origin = "http://" + host + ":" + port;
+    std::string const port = u.has_port() ? std::string(u.port()) : https ? "443" : "80";
+    bool const ip_host = u.host_type() == boost::urls::host_type::ipv4 ||
+                         u.host_type() == boost::urls::host_type::ipv6;
     std::string target(u.encoded_target());
     if (target.empty() || target.front() != '/')
         target.insert(0, "/");
+    std::string const key =
+        std::string(https ? "https://" : "http://") + host + ":" + port +
+        (https ? (req.verify_tls ? "|v|" + req.ca_file.value_or("") : "|n") : std::string());
+
+    std::shared_ptr<asio::ssl::context> tls;
+    if (https) {
+        auto ctx = tls_context(req);
+        if (!ctx) {
+            fail(ctx.error().code, ctx.error().message);
+            co_return finish();
+        }
+        tls = *ctx;
+    }
 
     auto const total = req.timeout.count() > 0 ? req.timeout : p_->timeout;
     auto const connect_limit =
@@ -129,10 +253,10 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
     auto ex = co_await asio::this_coro::executor;
     for (int round = 0; round < 2; ++round) {
         // A second round only follows a stale pooled connection, and always dials afresh.
-        connection_ptr c = round == 0 ? take_idle(origin) : nullptr;
+        connection_ptr c = round == 0 ? take_idle(key) : nullptr;
         bool const reused = c != nullptr;
         if (!c) {
-            c = std::make_unique<connection>(ex);
+            c = std::make_unique<connection>();
             asio::ip::tcp::resolver resolver(ex);
             auto [rec, endpoints] =
                 co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
@@ -140,10 +264,28 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                 fail(rec, "could not resolve '" + host + "': " + rec.message());
                 break;
             }
+            // The SSRF guard: every address the name resolved to must pass, and the
+            // connection goes to these addresses only (no second lookup to rebind).
+            auto const policy = p_->addresses.with(req.allow_private);
+            std::optional<std::string> refused;
+            for (auto const& e : endpoints)
+                if ((refused = policy.refusal(e.endpoint().address())))
+                    break;
+            if (refused) {
+                fail(make_error_code(error::address_refused),
+                     "refused to connect to " + host + ": " + *refused);
+                break;
+            }
+            if (https) {
+                c->context = tls;
+                c->tls.emplace(ex, *tls);
+            } else {
+                c->plain.emplace(ex);
+            }
             auto const connect_deadline = std::min(steady::now() + connect_limit, deadline);
-            c->stream.expires_at(connect_deadline);
+            c->layer().expires_at(connect_deadline);
             auto [cec, ep] =
-                co_await c->stream.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
+                co_await c->layer().async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
             if (cec == beast::error::timeout) {
                 bool const total_first = deadline <= connect_deadline;
                 fail(make_error_code(total_first ? error::timeout : error::connect_timeout),
@@ -155,74 +297,56 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                 fail(cec, "could not connect to " + host + ":" + port + ": " + cec.message());
                 break;
             }
-            std::lock_guard lock(pool_->mutex);
-            ++pool_->opened;
-        }
-        c->stream.expires_at(deadline);
-        auto [wec, wn] =
-            co_await http::async_write(c->stream, msg, asio::as_tuple(asio::use_awaitable));
-        if (wec) {
-            if (reused && detail::is_stale_connection(wec))
-                continue;
-            auto [ec, why] = detail::describe_io_error(wec, "while sending the request", total);
-            fail(ec, std::move(why));
-            break;
-        }
-        http::response_parser<http::buffer_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(p_->max_header));
-        parser.body_limit(std::numeric_limits<std::uint64_t>::max()); // capped below
-        auto [hec, hn] = co_await http::async_read_header(c->stream, c->buffer, parser,
-                                                          asio::as_tuple(asio::use_awaitable));
-        if (hec) {
-            if (reused && hn == 0 && c->buffer.size() == 0 && detail::is_stale_connection(hec))
-                continue;
-            auto [ec, why] =
-                detail::describe_io_error(hec, "while waiting for the response", total);
-            fail(ec, std::move(why));
-            break;
-        }
-        auto const& head = parser.get();
-        res.status = head.result_int();
-        if (auto it = head.find(http::field::location); it != head.end())
-            detail::append_utf8(res.location, it->value().substr(0, 2048));
-        if (auto it = head.find(http::field::retry_after); it != head.end())
-            res.retry_after = std::string(it->value().substr(0, 128));
-
-        // Read the body: keep the start for the log, drain the rest up to a bound so that the
-        // connection can be reused.
-        std::string raw;
-        bool complete = true;
-        std::size_t drained = 0;
-        char buf[8192];
-        while (!parser.is_done()) {
-            parser.get().body().data = buf;
-            parser.get().body().size = sizeof buf;
-            auto [bec, bn] = co_await http::async_read(c->stream, c->buffer, parser,
-                                                       asio::as_tuple(asio::use_awaitable));
-            std::size_t const got = sizeof buf - parser.get().body().size;
-            if (raw.size() < p_->max_excerpt)
-                raw.append(buf, std::min(got, p_->max_excerpt - raw.size()));
-            drained += got;
-            if (bec && bec != http::error::need_buffer) {
-                complete = false;
-                break;
+            {
+                std::lock_guard lock(pool_->mutex);
+                ++pool_->opened;
             }
-            if (drained > p_->max_drain) {
-                complete = false;
-                break;
+            if (https) {
+                c->layer().expires_at(deadline);
+                SSL* ssl = c->tls->native_handle();
+                if (!ip_host)
+                    SSL_set_tlsext_host_name(ssl, host.c_str()); // SNI
+                if (req.verify_tls) {
+                    if (ip_host)
+                        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
+                    else
+                        SSL_set1_host(ssl, host.c_str());
+                }
+                auto [hec] = co_await c->tls->async_handshake(asio::ssl::stream_base::client,
+                                                              asio::as_tuple(asio::use_awaitable));
+                if (hec) {
+                    long const verdict = SSL_get_verify_result(ssl);
+                    if (hec == beast::error::timeout)
+                        fail(make_error_code(error::timeout),
+                             "no TLS handshake within " + format_duration(total));
+                    else if (req.verify_tls && verdict != X509_V_OK)
+                        fail(make_error_code(error::tls_failed),
+                             "TLS certificate of " + host +
+                                 " rejected: " + X509_verify_cert_error_string(verdict));
+                    else
+                        fail(make_error_code(error::tls_failed),
+                             "TLS handshake with " + host + " failed: " + hec.message());
+                    break;
+                }
             }
         }
-        detail::append_utf8(res.excerpt, raw);
-        if (complete && parser.keep_alive())
-            give_back(origin, std::move(c));
-        else {
+        c->layer().expires_at(deadline);
+        exchange_end end;
+        if (c->tls)
+            end = co_await exchange(*c->tls, *c, reused, msg, total, res);
+        else
+            end = co_await exchange(*c->plain, *c, reused, msg, total, res);
+        if (end == exchange_end::stale)
+            continue;
+        if (end == exchange_end::keep) {
+            give_back(key, std::move(c));
+        } else {
             boost::system::error_code ignored;
-            c->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            c->layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         }
         break;
     }
-    res.elapsed = std::chrono::duration_cast<duration>(steady::now() - t0);
-    co_return res;
+    co_return finish();
 }
 
 } // namespace herald
