@@ -57,6 +57,7 @@ struct send_result {
     std::string excerpt;     ///< the start of the response body, capped by the transport
     std::string location;    ///< the Location header of a 3xx, which is never followed
     std::string retry_after; ///< the Retry-After header, verbatim
+    std::string note;        ///< worth knowing although a status arrived (body cut off)
     duration elapsed{0};
 
     bool ok() const { return !ec && status >= 200 && status < 300; }

@@ -1,4 +1,4 @@
-// In-process HTTP/1.1 server for integration tests.
+// In-process HTTP/1.1 server (plain or over TLS) for integration tests.
 //
 // It runs on its own io_context and thread(s), so the code under test never shares an event loop
 // with it: a stalled client cannot stall the server and vice versa.
@@ -10,12 +10,19 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <array>
@@ -27,10 +34,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -75,20 +85,24 @@ public:
 
     static constexpr std::size_t max_body_bytes = 16 * 1024 * 1024;
 
-    // Binds 127.0.0.1 on an ephemeral port and starts accepting at once.
+    // The server's certificate chain (leaf first) and its private key, both PEM.
+    struct tls_options {
+        std::string cert_pem;
+        std::string key_pem;
+    };
+
+    // Plain HTTP: binds 127.0.0.1 on an ephemeral port and starts accepting at once.
     explicit loopback_server(unsigned threads = 1)
         : acceptor_(boost::asio::make_strand(ioc_)) {
-        tcp::endpoint const endpoint{boost::asio::ip::address_v4::loopback(), 0};
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-        acceptor_.listen(boost::asio::socket_base::max_listen_connections);
-        port_ = acceptor_.local_endpoint().port();
+        start(threads);
+    }
 
-        accepting_ = true;
-        boost::asio::co_spawn(acceptor_.get_executor(), accept_loop(), boost::asio::detached);
-        for (unsigned i = 0; i < std::max(threads, 1u); ++i) {
-            threads_.emplace_back([this] { ioc_.run(); });
-        }
+    // HTTPS (TLS 1.2 or later) on 127.0.0.1, otherwise the same as the plain server. Throws
+    // (boost::system::system_error) if the certificate or key cannot be loaded or do not match.
+    explicit loopback_server(tls_options tls, unsigned threads = 1)
+        : ssl_ctx_(make_ssl_context(tls))
+        , acceptor_(boost::asio::make_strand(ioc_)) {
+        start(threads);
     }
 
     loopback_server(loopback_server const&) = delete;
@@ -111,7 +125,7 @@ public:
             acceptor_.close(ec);
         });
         for (auto const& conn : live) {
-            boost::asio::post(conn->socket.get_executor(), [conn] { conn->close(); });
+            boost::asio::post(conn->timer.get_executor(), [conn] { conn->close(); });
         }
         {
             // Let the coroutines unwind on their own; ioc_.stop() below is only the backstop.
@@ -127,9 +141,19 @@ public:
 
     unsigned short port() const { return port_; }
 
-    // "http://127.0.0.1:<port><path>"; path starts with '/'.
-    std::string url(std::string_view path) const {
-        return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+    bool is_tls() const { return ssl_ctx_.has_value(); }
+
+    // "http://127.0.0.1:<port><path>", or "https://..." for a TLS server; path starts with '/'.
+    std::string url(std::string_view path) const { return url_for_host("127.0.0.1", path); }
+
+    // The same URL with another host, e.g. "https://localhost:<port>/x" to exercise host-name
+    // verification. The host must still resolve to 127.0.0.1. IPv6 literals get brackets.
+    std::string url_for_host(std::string_view host, std::string_view path) const {
+        std::string out = is_tls() ? "https://" : "http://";
+        bool const ipv6 = host.find(':') != std::string_view::npos && host.front() != '[';
+        out += ipv6 ? "[" + std::string(host) + "]" : std::string(host);
+        out += ':' + std::to_string(port_) + std::string(path);
+        return out;
     }
 
     // Handler for an exact path (target without query string). Unknown paths get reply{} (204).
@@ -168,36 +192,128 @@ public:
         return accepted_;
     }
 
+    // TLS only (always 0 for plain HTTP). A handshake fails when the client rejects our
+    // certificate (it sends an alert and closes), speaks plain HTTP, or closes before finishing.
+    // Connections the server itself closes while stopping are not counted. The client usually
+    // learns of its own rejection before the server does: use wait_for_failed_handshakes().
+    std::size_t handshakes_completed() const {
+        std::lock_guard lock(mutex_);
+        return handshakes_completed_;
+    }
+
+    std::size_t handshakes_failed() const {
+        std::lock_guard lock(mutex_);
+        return handshake_errors_.size();
+    }
+
+    // Server-side error message of each failed handshake, in order, e.g.
+    // "tlsv1 alert unknown ca (SSL routines)".
+    std::vector<std::string> handshake_errors() const {
+        std::lock_guard lock(mutex_);
+        return handshake_errors_;
+    }
+
+    // Blocks until at least `count` handshakes have completed, or `timeout` elapsed. Needed only
+    // when no request followed: with TLS 1.3 the client finishes its handshake first.
+    bool wait_for_completed_handshakes(std::size_t count, std::chrono::milliseconds timeout) const {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, timeout, [&] { return handshakes_completed_ >= count; });
+    }
+
+    // Blocks until at least `count` handshakes have failed, or `timeout` elapsed.
+    bool wait_for_failed_handshakes(std::size_t count, std::chrono::milliseconds timeout) const {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, timeout, [&] { return handshake_errors_.size() >= count; });
+    }
+
 private:
     using tcp = boost::asio::ip::tcp;
     using error_code = boost::system::error_code;
     using request_parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
     using request = boost::beast::http::request<boost::beast::http::string_body>;
     using response = boost::beast::http::response<boost::beast::http::string_body>;
+    using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
     static constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
-    // One accepted connection. Its socket and timer share a strand, and everything that touches
+    template <class Stream>
+    static constexpr bool is_tls_stream = std::is_same_v<Stream, tls_stream>;
+
+    // One accepted connection. Its stream and timer share a strand, and everything that touches
     // them (the session coroutine, close()) runs on that strand.
     struct connection {
-        connection(tcp::socket s, std::size_t i)
-            : socket(std::move(s))
-            , timer(socket.get_executor())
+        connection(boost::asio::any_io_executor strand, std::size_t i)
+            : timer(std::move(strand))
             , index(i) {}
+        connection(connection const&) = delete;
+        connection& operator=(connection const&) = delete;
+        virtual ~connection() = default;
 
-        void close() {
-            closed = true;
-            error_code ec;
-            socket.shutdown(tcp::socket::shutdown_both, ec);
-            socket.close(ec);
-            timer.cancel();
-        }
+        // Closes the TCP socket at once (no TLS close_notify) and cancels the timer.
+        virtual void close() = 0;
 
-        tcp::socket socket;
         boost::asio::steady_timer timer; // delayed and hanging replies wait on this
         std::size_t index;
         bool closed = false;
     };
+
+    // Stream is tcp::socket (plain HTTP) or tls_stream.
+    template <class Stream>
+    struct basic_connection final : connection {
+        template <class... Args>
+        basic_connection(boost::asio::any_io_executor strand, std::size_t i, Args&&... args)
+            : connection(std::move(strand), i)
+            , stream(std::forward<Args>(args)...) {}
+
+        void close() override {
+            closed = true;
+            error_code ec;
+            socket().shutdown(tcp::socket::shutdown_both, ec);
+            if constexpr (is_tls_stream<Stream>) {
+                boost::beast::get_lowest_layer(stream).close(); // also cancels its expiry timer
+            } else {
+                stream.close(ec);
+            }
+            timer.cancel();
+        }
+
+        tcp::socket& socket() {
+            if constexpr (is_tls_stream<Stream>) {
+                return boost::beast::get_lowest_layer(stream).socket();
+            } else {
+                return stream;
+            }
+        }
+
+        Stream stream;
+    };
+
+    static boost::asio::ssl::context make_ssl_context(tls_options const& tls) {
+        namespace ssl = boost::asio::ssl;
+        ssl::context ctx(ssl::context::tls_server);
+        ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::single_dh_use);
+        if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
+            throw std::runtime_error("loopback_server: cannot require TLS 1.2");
+        }
+        ctx.use_certificate_chain(boost::asio::buffer(tls.cert_pem));
+        ctx.use_private_key(boost::asio::buffer(tls.key_pem), ssl::context::pem);
+        return ctx;
+    }
+
+    void start(unsigned threads) {
+        tcp::endpoint const endpoint{boost::asio::ip::address_v4::loopback(), 0};
+        acceptor_.open(endpoint.protocol());
+        acceptor_.bind(endpoint);
+        acceptor_.listen(boost::asio::socket_base::max_listen_connections);
+        port_ = acceptor_.local_endpoint().port();
+
+        accepting_ = true;
+        boost::asio::co_spawn(acceptor_.get_executor(), accept_loop(), boost::asio::detached);
+        for (unsigned i = 0; i < std::max(threads, 1u); ++i) {
+            threads_.emplace_back([this] { ioc_.run(); });
+        }
+    }
 
     static std::string_view path_of(std::string_view target) {
         return target.substr(0, target.find('?'));
@@ -225,26 +341,45 @@ private:
                 co_await backoff.async_wait(use_tuple);
                 continue;
             }
-            std::shared_ptr<connection> conn;
-            {
-                std::lock_guard lock(mutex_);
-                if (stopping_) {
-                    break;
-                }
-                conn = std::make_shared<connection>(std::move(socket), accepted_++);
-                live_.emplace(conn->index, conn);
+            bool const started =
+                ssl_ctx_ ? start_session<tls_stream>(strand, std::move(socket), *ssl_ctx_)
+                         : start_session<tcp::socket>(strand, std::move(socket));
+            if (!started) {
+                break;
             }
-            boost::asio::co_spawn(conn->socket.get_executor(), session(conn),
-                                  boost::asio::detached);
         }
         std::lock_guard lock(mutex_);
         accepting_ = false;
         cv_.notify_all();
     }
 
-    boost::asio::awaitable<void> session(std::shared_ptr<connection> conn) {
+    // Registers the connection and spawns its session; false if the server is stopping.
+    template <class Stream, class... Args>
+    bool start_session(boost::asio::any_io_executor const& strand, Args&&... args) {
+        std::shared_ptr<basic_connection<Stream>> conn;
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) {
+                return false;
+            }
+            conn = std::make_shared<basic_connection<Stream>>(strand, accepted_++,
+                                                              std::forward<Args>(args)...);
+            live_.emplace(conn->index, conn);
+        }
+        boost::asio::co_spawn(strand, session(conn), boost::asio::detached);
+        return true;
+    }
+
+    template <class Stream>
+    boost::asio::awaitable<void> session(std::shared_ptr<basic_connection<Stream>> conn) {
         try {
-            co_await serve(*conn);
+            bool ready = true;
+            if constexpr (is_tls_stream<Stream>) {
+                ready = co_await handshake(*conn);
+            }
+            if (ready) {
+                co_await serve(*conn);
+            }
         } catch (...) {
             // A failure only ends this session; the test sees it from the client side.
         }
@@ -254,7 +389,43 @@ private:
         cv_.notify_all();
     }
 
-    boost::asio::awaitable<void> serve(connection& conn) {
+    boost::asio::awaitable<bool> handshake(basic_connection<tls_stream>& conn) {
+        auto [ec] =
+            co_await conn.stream.async_handshake(boost::asio::ssl::stream_base::server, use_tuple);
+        std::lock_guard lock(mutex_);
+        if (!ec) {
+            ++handshakes_completed_;
+        } else if (!conn.closed) {
+            handshake_errors_.push_back(ec.message());
+        }
+        cv_.notify_all();
+        co_return !ec;
+    }
+
+    // Before a close the server chooses: on TLS, send close_notify so that the client sees a clean
+    // end of stream rather than a truncated one. Does not wait for the client's close_notify.
+    template <class Stream>
+    boost::asio::awaitable<void> end_of_output(basic_connection<Stream>& conn) {
+        if constexpr (is_tls_stream<Stream>) {
+            if (conn.closed) {
+                co_return;
+            }
+            // Pretend the peer's close_notify already arrived: SSL_shutdown then only writes ours.
+            SSL* const ssl = conn.stream.native_handle();
+            SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+            auto& lowest = boost::beast::get_lowest_layer(conn.stream);
+            lowest.expires_after(std::chrono::seconds(1)); // a client that never reads
+            auto [ec] = co_await conn.stream.async_shutdown(use_tuple);
+            if (!conn.closed) {
+                lowest.expires_never();
+            }
+        } else {
+            co_return;
+        }
+    }
+
+    template <class Stream>
+    boost::asio::awaitable<void> serve(basic_connection<Stream>& conn) {
         namespace http = boost::beast::http;
         boost::beast::flat_buffer buffer; // outlives each request: it may hold pipelined bytes
         for (;;) {
@@ -264,28 +435,32 @@ private:
 
             error_code ec;
             std::tie(ec, std::ignore) =
-                co_await http::async_read_header(conn.socket, buffer, parser, use_tuple);
+                co_await http::async_read_header(conn.stream, buffer, parser, use_tuple);
             if (!ec && expects_continue(parser.get())) {
                 http::response<http::empty_body> go_on{http::status::continue_, 11};
                 std::tie(ec, std::ignore) =
-                    co_await http::async_write(conn.socket, go_on, use_tuple);
+                    co_await http::async_write(conn.stream, go_on, use_tuple);
             }
             if (!ec) {
                 std::tie(ec, std::ignore) =
-                    co_await http::async_read(conn.socket, buffer, parser, use_tuple);
+                    co_await http::async_read(conn.stream, buffer, parser, use_tuple);
             }
             if (ec == http::error::body_limit) {
                 response too_large{http::status::payload_too_large, parser.get().version()};
                 too_large.keep_alive(false);
                 too_large.prepare_payload();
                 std::tie(ec, std::ignore) =
-                    co_await http::async_write(conn.socket, too_large, use_tuple);
+                    co_await http::async_write(conn.stream, too_large, use_tuple);
                 // The client may still be sending the body: closing now would reset the
-                // connection and lose the 413, so discard input until the peer closes.
-                conn.socket.shutdown(tcp::socket::shutdown_send, ec);
+                // connection and lose the 413, so discard input until the peer closes. (On TLS
+                // the discarded bytes are still encrypted; nothing needs to decrypt them.)
+                if (!ec) {
+                    co_await end_of_output(conn);
+                }
+                conn.socket().shutdown(tcp::socket::shutdown_send, ec);
                 std::array<char, 64 * 1024> scratch;
                 while (!ec) {
-                    std::tie(ec, std::ignore) = co_await conn.socket.async_read_some(
+                    std::tie(ec, std::ignore) = co_await conn.socket().async_read_some(
                         boost::asio::buffer(scratch), use_tuple);
                 }
                 co_return;
@@ -299,6 +474,7 @@ private:
             reply const rep = compute_reply(rec);
 
             if (rep.close_without_response) {
+                co_await end_of_output(conn);
                 co_return;
             }
             if (rep.hang || rep.delay.count() > 0) {
@@ -317,8 +493,12 @@ private:
             }
 
             response res = make_response(rep, req);
-            std::tie(ec, std::ignore) = co_await http::async_write(conn.socket, res, use_tuple);
-            if (ec || !res.keep_alive()) {
+            std::tie(ec, std::ignore) = co_await http::async_write(conn.stream, res, use_tuple);
+            if (ec) {
+                co_return;
+            }
+            if (!res.keep_alive()) {
+                co_await end_of_output(conn);
                 co_return;
             }
         }
@@ -397,8 +577,11 @@ private:
         return res;
     }
 
-    // ioc_ is declared first so it is destroyed last: coroutine frames it still owns after
-    // stop() hold sockets that must be destroyed while their io_context exists.
+    // Set for HTTPS. Declared before ioc_ so that it outlives the TLS streams held by the
+    // coroutine frames ioc_ destroys.
+    std::optional<boost::asio::ssl::context> ssl_ctx_;
+    // ioc_ is declared before the rest so it is destroyed after them: coroutine frames it still
+    // owns after stop() hold sockets that must be destroyed while their io_context exists.
     boost::asio::io_context ioc_;
     tcp::acceptor acceptor_;
     unsigned short port_ = 0;
@@ -409,6 +592,8 @@ private:
     std::vector<received_request> requests_;
     std::unordered_map<std::size_t, std::shared_ptr<connection>> live_;
     std::size_t accepted_ = 0;
+    std::size_t handshakes_completed_ = 0;
+    std::vector<std::string> handshake_errors_;
     bool accepting_ = false;
     bool stopping_ = false;
 

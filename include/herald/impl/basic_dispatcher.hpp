@@ -383,6 +383,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                                 : std::chrono::duration_cast<duration>(now - started);
             entry.status = r.status;
             entry.response_excerpt = std::move(r.excerpt);
+            if (!r.note.empty())
+                entry.warning += (entry.warning.empty() ? "" : "; ") + r.note;
             auto decision = retry_.decide(r, d.attempts, now, detail::unit_random());
             bool const delivered = decision.kind == verdict::delivered;
             auto const health = sched_.done(

@@ -6,6 +6,10 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -20,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <span>
 
@@ -58,6 +63,24 @@ inline bool is_stale_connection(boost::system::error_code ec) {
            ec == boost::asio::ssl::error::stream_truncated;
 }
 
+} // namespace detail
+
+namespace detail {
+// A name lookup raced against a deadline. getaddrinfo cannot be interrupted, so whichever of
+// the answer and the timer comes first wakes the waiting coroutine through a thread-safe
+// channel; the state is shared by both handlers and outlives the coroutine's frame.
+struct pending_lookup {
+    explicit pending_lookup(boost::asio::any_io_executor ex)
+        : resolver(ex)
+        , timer(boost::asio::make_strand(ex))
+        , signal(ex, 2) {}
+    boost::asio::ip::tcp::resolver resolver;
+    boost::asio::steady_timer timer;
+    boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> signal;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::resolver::results_type results;
+    std::atomic<bool> done{false};
+};
 } // namespace detail
 
 inline http_transport::connection_ptr http_transport::take_idle(std::string const& key) {
@@ -169,8 +192,17 @@ boost::asio::awaitable<http_transport::exchange_end> http_transport::exchange(
         if (raw.size() < p_->max_excerpt)
             raw.append(buf, std::min(got, p_->max_excerpt - raw.size()));
         drained += got;
-        if ((bec && bec != http::error::need_buffer) || drained > p_->max_drain) {
+        if (bec && bec != http::error::need_buffer) {
             complete = false;
+            res.note = bec == boost::beast::error::timeout
+                           ? "response body cut off at the " + format_duration(total) + " timeout"
+                           : "response body incomplete: " + bec.message();
+            break;
+        }
+        if (drained > p_->max_drain) {
+            complete = false;
+            res.note = "response body longer than " + std::to_string(p_->max_drain) +
+                       " bytes: the rest was not read";
             break;
         }
     }
@@ -257,13 +289,37 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
         bool const reused = c != nullptr;
         if (!c) {
             c = std::make_unique<connection>();
-            asio::ip::tcp::resolver resolver(ex);
-            auto [rec, endpoints] =
-                co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
-            if (rec) {
-                fail(rec, "could not resolve '" + host + "': " + rec.message());
+            // getaddrinfo cannot be interrupted: wait for it until the connect deadline at
+            // most, and let a late answer fall on the floor (the state outlives this frame).
+            auto lookup = std::make_shared<detail::pending_lookup>(ex);
+            lookup->timer.expires_at(std::min(steady::now() + connect_limit, deadline));
+            lookup->timer.async_wait([lookup](boost::system::error_code) {
+                lookup->signal.try_send(boost::system::error_code{});
+            });
+            lookup->resolver.async_resolve(
+                host, port, [lookup](boost::system::error_code ec, auto results) {
+                    lookup->ec = ec;
+                    lookup->results = std::move(results);
+                    lookup->done.store(true, std::memory_order_release);
+                    lookup->signal.try_send(boost::system::error_code{});
+                    // the timer lives on its own strand: cancel it there
+                    asio::post(lookup->timer.get_executor(), [lookup] { lookup->timer.cancel(); });
+                });
+            {
+                auto [ignored] =
+                    co_await lookup->signal.async_receive(asio::as_tuple(asio::use_awaitable));
+                (void)ignored;
+            }
+            if (!lookup->done.load(std::memory_order_acquire)) {
+                fail(make_error_code(error::connect_timeout),
+                     "could not resolve '" + host + "' within " + format_duration(connect_limit));
                 break;
             }
+            if (lookup->ec) {
+                fail(lookup->ec, "could not resolve '" + host + "': " + lookup->ec.message());
+                break;
+            }
+            auto const endpoints = lookup->results;
             // The SSRF guard: every address the name resolved to must pass, and the
             // connection goes to these addresses only (no second lookup to rebind).
             auto const policy = p_->addresses.with(req.allow_private);
