@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #ifdef HERALD_RELAY_PATH
 
@@ -204,4 +205,87 @@ TEST_CASE("bad relay options exit 2 naming the option", "[relay][e2e][validation
     CHECK(r3.err.find("--format") != std::string::npos);
 }
 
+#ifdef HERALD_RECEIVER_PATH
+TEST_CASE("herald-receiver --secret verifies what the relay signs", "[relay][e2e][signature]") {
+    char dir[] = "/tmp/herald-receiver-test-XXXXXX";
+    REQUIRE(mkdtemp(dir) != nullptr);
+    std::string const port_file = std::string(dir) + "/port";
+    std::string const good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    std::string const other = "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBrZXkhIQ==";
+    process_result receiver;
+    std::thread t([&] {
+        receiver = run_process({HERALD_RECEIVER_PATH, "--port", "0", "--port-file", port_file,
+                                "--count", "2", "--secret", good},
+                               "", 60s);
+    });
+    std::string port;
+    for (int i = 0; i < 400 && port.empty(); ++i) {
+        std::this_thread::sleep_for(25ms);
+        std::ifstream(port_file) >> port;
+    }
+    REQUIRE_FALSE(port.empty());
+    auto const base = "http://127.0.0.1:" + port;
+    temp_file hooks(R"([
+        {"name": "right secret", "url": ")" +
+                    base + R"(/a", "events": ["create"], "secrets": [")" + good +
+                    R"("], "headers": {"X-Tenant": "acme"}},
+        {"name": "wrong secret", "url": ")" +
+                    base + R"(/b", "events": ["create"], "secrets": [")" + other + R"("]}
+    ])");
+    auto const relay = run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32",
+                                    "--webhooks", hooks.path, "--retry-schedule", "0s"},
+                                   R"({"type": "create", "object_id": "1", "after": {"a": 1}})"
+                                   "\n");
+    t.join();
+    std::remove(port_file.c_str());
+    rmdir(dir);
+    INFO(relay.err << receiver.err);
+    CHECK(relay.status == 0);
+    CHECK(receiver.status == 0);
+    auto const received = json_lines(receiver.out);
+    REQUIRE(received.size() == 2);
+    for (auto const& r : received) {
+        auto const& sig = r.at("signature").as_object();
+        if (r.at("target") == "/a") {
+            CHECK(sig.at("valid") == true);
+            CHECK(r.at("headers").as_object().at("x-tenant") == "acme");
+        } else {
+            CHECK(sig.at("valid") == false);
+            CHECK(sig.at("reason") == "bad signature");
+        }
+    }
+    auto const attempts = json_lines(relay.out);
+    REQUIRE(attempts.size() == 2);
+    for (auto const& a : attempts) {
+        if (a.at("webhook_name") == "right secret") {
+            CHECK(a.at("outcome") == "delivered");
+        } else {
+            CHECK(a.at("status") == 401); // the receiver refused the forged signature
+            CHECK(a.at("outcome") == "failed");
+        }
+    }
+    // the relay never prints a secret
+    CHECK(relay.out.find("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == std::string::npos);
+    CHECK(relay.err.find("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == std::string::npos);
+}
+
+TEST_CASE("the relay refuses plain http with --https-only and private literals by default",
+          "[relay][e2e][ssrf]") {
+    temp_file plain(R"([{"name": "p", "url": "http://example.com/", "events": ["create"]}])");
+    auto const r1 = run_process({HERALD_RELAY_PATH, "--https-only", "--webhooks", plain.path}, "");
+    CHECK(r1.status == 2);
+    CHECK(r1.err.find("webhooks[0].url: must be https") != std::string::npos);
+    temp_file internal(R"([{"name": "i", "url": "http://192.168.1.10/", "events": ["create"]}])");
+    auto const r2 = run_process({HERALD_RELAY_PATH, "--webhooks", internal.path}, "");
+    CHECK(r2.status == 2);
+    CHECK(r2.err.find("192.168.1.10 is in a private range") != std::string::npos);
+    auto const r3 = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "192.168.1.0/24", "--webhooks", internal.path}, "");
+    CHECK(r3.status == 0);
+    auto const r4 = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "192.168.1.1/24", "--webhooks", internal.path}, "");
+    CHECK(r4.status == 2);
+    CHECK(r4.err.find("--allow-private") != std::string::npos);
+}
+#endif
 #endif
