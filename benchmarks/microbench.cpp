@@ -75,15 +75,17 @@ int main(int argc, char** argv) {
         }
     }
 
-    herald::memory_store store;
+    herald::memory_store_params sp; // the sink of the I/O benchmarks lives on loopback
+    sp.addresses.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
+    herald::memory_store store(sp);
     for (std::size_t i = 0; i < webhooks; ++i) {
         herald::webhook_params p;
         p.name = "hook-" + std::to_string(i);
         p.url = "http://127.0.0.1:9/h/" + std::to_string(i);
         // a third on each type, so matching must pick, not scan
         p.events.insert(static_cast<herald::event_type>(i % 3));
-        if (!store.create(std::move(p))) {
-            std::cerr << "cannot create webhook " << i << "\n";
+        if (auto r = store.create(std::move(p)); !r) {
+            std::cerr << "cannot create webhook " << i << ": " << r.error().what() << "\n";
             return 1;
         }
     }

@@ -89,7 +89,7 @@ public:
             ++l.in_flight;
             ++in_flight_;
             --pending_;
-            enqueue_if_runnable(id, l, now);
+            enqueue_if_runnable(id, l);
             return d;
         }
         return std::nullopt;
@@ -120,7 +120,7 @@ public:
         if (l.ready.empty() && l.in_flight == 0)
             lanes_.erase(it);
         else
-            enqueue_if_runnable(id, l, now);
+            enqueue_if_runnable(id, l);
         return fx;
     }
 
@@ -159,7 +159,7 @@ public:
     void reset_health(webhook_id id) {
         breakers_.erase(id);
         if (auto it = lanes_.find(id); it != lanes_.end())
-            enqueue_if_runnable(id, it->second, {});
+            enqueue_if_runnable(id, it->second);
     }
 
     /// Removes and returns every delivery that is not in flight (at shutdown).
@@ -210,7 +210,7 @@ private:
             auto const id = parked_.back().second;
             parked_.pop_back();
             if (auto it = lanes_.find(id); it != lanes_.end())
-                enqueue_if_runnable(id, it->second, now);
+                enqueue_if_runnable(id, it->second);
         }
         while (!timers_.empty() && timers_.front().d.due <= now) {
             std::pop_heap(timers_.begin(), timers_.end(), later);
@@ -219,11 +219,11 @@ private:
             auto const id = d.target();
             auto& l = lanes_[id];
             l.ready.push_back(std::move(d));
-            enqueue_if_runnable(id, l, now);
+            enqueue_if_runnable(id, l);
         }
     }
 
-    void enqueue_if_runnable(webhook_id id, lane& l, time_point) {
+    void enqueue_if_runnable(webhook_id id, lane& l) {
         if (!l.queued && !l.ready.empty() && l.in_flight < p_.lane_concurrency) {
             l.queued = true;
             runnable_.push_back(id);
