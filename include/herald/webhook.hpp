@@ -67,6 +67,25 @@ inline bool iequals(std::string_view a, std::string_view b) {
     }
     return true;
 }
+
+// Reads a JSON array of strings, each through `parse` (which names `field[i]` in its problem).
+template <class T, class Parse>
+result<void> parse_each(boost::json::value const& val, std::string const& field,
+                        char const* not_array, std::vector<T>& out, Parse parse) {
+    auto const* arr = val.if_array();
+    if (!arr)
+        return make_problem(error::invalid_field, field, not_array);
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        auto item = field + "[" + std::to_string(i) + "]";
+        if (!(*arr)[i].is_string())
+            return make_problem(error::invalid_field, item, "must be a string");
+        auto r = parse((*arr)[i].get_string(), std::move(item));
+        if (!r)
+            return r.error();
+        out.push_back(std::move(*r));
+    }
+    return {};
+}
 } // namespace detail
 
 /// Headers herald writes itself or that would break the message's framing.
@@ -230,18 +249,12 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                 return bad(key, "must be true or false");
             p.active = val.get_bool();
         } else if (key == "secrets") {
-            auto const* arr = val.if_array();
-            if (!arr)
-                return bad(key, "must be an array of whsec_ secrets");
-            for (std::size_t i = 0; i < arr->size(); ++i) {
-                auto const field = prefix + key + "[" + std::to_string(i) + "]";
-                if (!(*arr)[i].is_string())
-                    return make_problem(error::invalid_field, field, "must be a string");
-                auto s = secret::parse((*arr)[i].get_string(), field);
-                if (!s)
-                    return s.error();
-                p.secrets.push_back(std::move(*s));
-            }
+            auto r = detail::parse_each(val, prefix + key, "must be an array of whsec_ secrets",
+                                        p.secrets, [](std::string_view s, std::string field) {
+                                            return secret::parse(s, std::move(field));
+                                        });
+            if (!r)
+                return r.error();
         } else if (key == "headers") {
             auto const* obj = val.if_object();
             if (!obj)
@@ -261,18 +274,12 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                 return bad(key, "must be true or false");
             p.verify_tls = val.get_bool();
         } else if (key == "allow_private") {
-            auto const* arr = val.if_array();
-            if (!arr)
-                return bad(key, "must be an array of CIDR ranges such as \"10.0.0.0/8\"");
-            for (std::size_t i = 0; i < arr->size(); ++i) {
-                auto const field = prefix + key + "[" + std::to_string(i) + "]";
-                if (!(*arr)[i].is_string())
-                    return make_problem(error::invalid_field, field, "must be a string");
-                auto c = cidr::parse((*arr)[i].get_string(), field);
-                if (!c)
-                    return c.error();
-                p.allow_private.push_back(*c);
-            }
+            auto r = detail::parse_each(
+                val, prefix + key, "must be an array of CIDR ranges such as \"10.0.0.0/8\"",
+                p.allow_private,
+                [](std::string_view s, std::string field) { return cidr::parse(s, field); });
+            if (!r)
+                return r.error();
         } else if (key == "connect_timeout" || key == "timeout") {
             if (!val.is_string())
                 return bad(key, "must be a duration string such as \"5s\"");

@@ -9,6 +9,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <exception>
@@ -36,6 +39,16 @@ void run_async(boost::asio::io_context& io, MakeAwaitable&& make,
     }
     if (failure)
         std::rethrow_exception(failure);
+}
+
+/// Waits, without blocking the io_context, until `pred` holds (run_async's deadline bounds it).
+template <class Pred>
+boost::asio::awaitable<void> until(Pred pred) {
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor);
+    while (!pred()) {
+        t.expires_after(std::chrono::milliseconds(2));
+        co_await t.async_wait(boost::asio::use_awaitable);
+    }
 }
 
 } // namespace herald::test

@@ -16,6 +16,7 @@
 #include <thread>
 
 using namespace herald;
+using herald::test::until;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
@@ -40,16 +41,6 @@ dispatcher_params quick(std::vector<duration> schedule = {0ms, 20ms, 20ms}) {
     p.retry.schedule = std::move(schedule);
     p.retry.jitter = 0;
     return p;
-}
-
-// Waits, without blocking the io_context, until `pred` holds or the test's deadline fails it.
-template <class Pred>
-asio::awaitable<void> until(Pred pred) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    while (!pred()) {
-        t.expires_after(2ms);
-        co_await t.async_wait(asio::use_awaitable);
-    }
 }
 
 template <class D>

@@ -11,6 +11,7 @@
 #include <boost/json/serialize.hpp>
 
 using namespace herald;
+using herald::test::until;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
@@ -32,15 +33,6 @@ dispatcher_params quick() {
     p.retry.schedule = {0ms, 10ms, 10ms, 10ms, 10ms, 10ms};
     p.retry.jitter = 0;
     return p;
-}
-
-template <class Pred>
-asio::awaitable<void> until(Pred pred) {
-    asio::steady_timer t(co_await asio::this_coro::executor);
-    while (!pred()) {
-        t.expires_after(2ms);
-        co_await t.async_wait(asio::use_awaitable);
-    }
 }
 
 send_result status(unsigned s) {
