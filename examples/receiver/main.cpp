@@ -63,7 +63,7 @@ options:
   --count N          exit 0 after N requests were answered (default: run until signalled)
   --status CODE      status code to answer with, 200-599 (default 204)
   --secret whsec_... verify Standard Webhooks signatures with this secret (repeatable);
-                     each line gains "signature": {"valid", "reason"}, a bad one gets 401
+                     each line gains "signature": {"valid", "reason", "message"}; a bad one gets 401
   --help             show this help and exit
 )";
 
@@ -372,7 +372,7 @@ private:
             }
             // Telling the client we close lets it retry elsewhere instead of reusing a dead socket.
             res.keep_alive(req.keep_alive() && !last);
-            if (opts_.status != 204 && opts_.status != 304) {
+            if (status != 204 && status != 304) {
                 res.content_length(0);
             }
             std::tie(ec, std::ignore) = co_await http::async_write(socket, res, use_tuple);

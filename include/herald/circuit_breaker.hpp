@@ -15,8 +15,9 @@ using namespace std::chrono_literals;
 struct health_params {
     std::uint32_t failure_threshold = 5; ///< consecutive failed attempts that open the circuit
     duration cool_down = 30s;            ///< how long it stays open before one probe
-    duration disable_after = 120h;       ///< failing without a success this long: disabled
-    bool disable_on_gone = true;         ///< 410 Gone disables the webhook at once
+    /// Failing without a success this long (and at least failure_threshold times): disabled.
+    duration disable_after = 120h;
+    bool disable_on_gone = true; ///< 410 Gone disables the webhook at once
 };
 
 /**
@@ -90,7 +91,9 @@ public:
             reopen_at_ = now + p_.cool_down;
             fx.opened = true;
         }
-        fx.disable = now - *failing_since_ >= p_.disable_after;
+        // Continuous failure: the whole window, and at least as many attempts as open the
+        // circuit (an idle webhook with one old failure is not "failing for days").
+        fx.disable = now - *failing_since_ >= p_.disable_after && failures_ >= p_.failure_threshold;
         return fx;
     }
 

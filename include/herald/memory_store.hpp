@@ -23,7 +23,7 @@ namespace herald {
  * webhooks.
  *
  * Its delivery journal keeps nothing: with this store the dispatcher's in-memory queue is the
- * queue, and pending deliveries live as long as the process (see sqlite_store for durability).
+ * queue, and pending deliveries live as long as the process (a durable store is a later addition).
  *
  * Thread safety: every member function may be called from any thread.
  */

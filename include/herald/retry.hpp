@@ -21,10 +21,15 @@ using namespace std::chrono_literals;
 enum class verdict { delivered, retryable, final };
 
 /**
- * Standard Webhooks classification: 2xx delivered; connection errors, timeouts, 408, 429 and
- * 5xx retryable; 3xx (never followed) and every other 4xx final.
+ * Standard Webhooks classification: 2xx delivered; connection errors, timeouts, TLS failures,
+ * 408, 429 and 5xx retryable; 3xx (never followed), every other 4xx, a destination the SSRF
+ * guard refuses and an unsupported scheme final.
  */
 inline verdict classify(send_result const& r) {
+    // A destination the SSRF guard refuses, or a scheme the transport cannot speak, will be
+    // refused again: retrying only burns attempts.
+    if (r.ec == error::address_refused || r.ec == error::unsupported_scheme)
+        return verdict::final;
     if (r.ec || r.status == 0)
         return verdict::retryable;
     if (r.status >= 200 && r.status < 300)

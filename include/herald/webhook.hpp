@@ -102,6 +102,18 @@ inline bool is_reserved_header(std::string_view name) {
     return starts("webhook-") || starts("herald-");
 }
 
+/// Headers whose values are credentials: shown masked, like secrets.
+inline bool is_sensitive_header(std::string_view name) {
+    std::string lower(name);
+    for (auto& c : lower)
+        if (c >= 'A' && c <= 'Z')
+            c = char(c - 'A' + 'a');
+    for (auto const* word : {"authorization", "cookie", "token", "secret", "key", "password"})
+        if (lower.find(word) != std::string::npos)
+            return true;
+    return false;
+}
+
 /**
  * Checks one custom header: a token name (RFC 9110), a value without CR, LF or other control
  * characters, and none of the headers herald owns.
@@ -192,20 +204,27 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
         return bad("secrets", "holds more than 8 secrets");
     if (p.headers.size() > 32)
         return bad("headers", "holds more than 32 headers");
-    for (std::size_t i = 0; i < p.headers.size(); ++i)
-        if (auto r = validate_header(p.headers[i], "headers." + p.headers[i].name); !r)
+    for (std::size_t i = 0; i < p.headers.size(); ++i) {
+        auto const& name = p.headers[i].name;
+        auto const field = name.empty() ? "headers[" + std::to_string(i) + "]" : "headers." + name;
+        if (auto r = validate_header(p.headers[i], field); !r)
             return r;
+    }
     if (p.ca_file && p.ca_file->empty())
         return bad("ca_file", "is empty");
     if (p.ca_file && !detail::iequals(u->scheme(), "https"))
         return bad("ca_file", "applies to https URLs only");
+    if (p.ca_file && !p.verify_tls)
+        return bad("ca_file", "has no effect when verify_tls is false");
     return {};
 }
 
 /**
  * Reads webhook params from JSON: `{"name", "url", "events": ["create", ...], "active",
- * "connect_timeout": "5s", "timeout": "10s"}`. Unknown keys and wrong types are errors naming
- * the key (prefixed with `prefix`, e.g. `webhooks[2].`), and so is every rule of validate().
+ * "connect_timeout": "5s", "timeout": "10s", "secrets": ["whsec_..."], "headers": {...},
+ * "ca_file", "verify_tls", "allow_private": ["10.0.0.0/8"]}`. Unknown keys and wrong types are
+ * errors naming the key (prefixed with `prefix`, e.g. `webhooks[2].`), and so is every rule of
+ * validate().
  */
 inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                                                    std::string const& prefix = "",
@@ -301,7 +320,8 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
     return p;
 }
 
-/// The webhook as JSON, with the keys parse_webhook_params reads plus id and times.
+/// The webhook as JSON: the keys parse_webhook_params reads, plus id, times and the disable
+/// reason. Secrets and credential headers are masked, so this output does not parse back.
 inline boost::json::object to_json(webhook const& w) {
     boost::json::object o;
     o["id"] = w.id;
@@ -321,9 +341,9 @@ inline boost::json::object to_json(webhook const& w) {
     for (auto const& s : w.secrets)
         secrets.emplace_back(s.to_string());
     o["secrets"] = std::move(secrets);
-    boost::json::object headers;
+    boost::json::object headers; // credentials masked like secrets
     for (auto const& h : w.headers)
-        headers[h.name] = h.value;
+        headers[h.name] = is_sensitive_header(h.name) ? h.value.substr(0, 4) + "…" : h.value;
     o["headers"] = std::move(headers);
     if (w.ca_file)
         o["ca_file"] = *w.ca_file;

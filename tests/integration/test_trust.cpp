@@ -94,7 +94,7 @@ TEST_CASE("a certificate that fails verification is logged with the reason", "[i
         CHECK(e.result == outcome::failed);
         CHECK(e.status == 0);
         CHECK(e.error == std::string("TLS certificate of localhost rejected: ") + c.reason +
-                             " (gave up after 1 attempts)");
+                             " (gave up after 1 attempt)");
         CHECK(server.requests().empty()); // nothing was sent over an untrusted connection
     }
 }

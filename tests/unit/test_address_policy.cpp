@@ -42,6 +42,12 @@ TEST_CASE("every reserved range is refused by default", "[ssrf]") {
         "::ffff:10.0.0.1",
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
+        "::127.0.0.1",
+        "64:ff9b:1::a00:1",
+        "100::1",
+        "2001:0:4136::1",
+        "2001:db8::1",
+        "2002:c000:204::1",
     };
     for (auto const* a : refused) {
         INFO(a);

@@ -86,7 +86,7 @@ TEST_CASE("validate accepts well-formed webhooks", "[webhook][validation]") {
     for (char const* url : {
              "http://example.com", "https://example.com/hook", "HTTPS://Example.COM/Hook",
              "http://example.com:8080/hooks/incoming?token=abc&x=1", "https://93.184.216.34:8443/",
-             "http://[2606:4700::1111]/hook", "https://[2001:db8::1]:8443/path?q=1",
+             "http://[2606:4700::1111]/hook", "https://[2606:4700:4700::1111]:8443/path?q=1",
              "http://localhost:65535", // a name: checked when it resolves, at send time
          }) {
         INFO("url: " << url);

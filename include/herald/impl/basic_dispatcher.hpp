@@ -401,9 +401,13 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                     disable_reason = "no successful delivery for " +
                                      format_duration(params_.health.disable_after);
                 if (!disable_reason.empty()) {
-                    (void)store_.disable(lane, disable_reason);
-                    sched_.reset_health(lane); // re-activated later, it starts afresh
-                    entry.error += "; webhook disabled: " + disable_reason;
+                    if (auto off = store_.disable(lane, disable_reason); off) {
+                        sched_.reset_health(lane); // re-activated later, it starts afresh
+                        entry.error += "; webhook disabled: " + disable_reason;
+                    } else {
+                        entry.error += "; could not disable the webhook (" + disable_reason +
+                                       "): " + off.error().what();
+                    }
                 } else if (health.opened) {
                     entry.error += "; circuit opened: deliveries wait " +
                                    format_duration(params_.health.cool_down) + " for a probe";
@@ -425,17 +429,20 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                     sched_.push(std::move(d));
                 } else {
                     if (classify(r) == verdict::retryable && disable_reason.empty())
-                        entry.error +=
-                            " (gave up after " + std::to_string(d.attempts) + " attempts)";
+                        entry.error += " (gave up after " + std::to_string(d.attempts) +
+                                       (d.attempts == 1 ? " attempt)" : " attempts)");
                     finish(d, std::move(entry), outcome::failed);
                 }
             }
         }
     } catch (std::exception const& ex) {
-        // A policy threw: the delivery still ends in the log.
-        auto entry = make_entry(d, *d.hook, clock::now());
-        entry.error = std::string("internal error: ") + ex.what();
-        finish(d, std::move(entry), outcome::failed);
+        // A policy threw: the delivery still ends in the log, if the log itself can take it.
+        try {
+            auto entry = make_entry(d, *d.hook, clock::now());
+            entry.error = std::string("internal error: ") + ex.what();
+            finish(d, std::move(entry), outcome::failed);
+        } catch (...) {
+        }
     }
     if (!lane_released)
         sched_.done(lane);

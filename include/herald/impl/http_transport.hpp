@@ -4,10 +4,10 @@
 #include <herald/detail/utf8.hpp>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -250,9 +250,13 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
     std::string target(u.encoded_target());
     if (target.empty() || target.front() != '/')
         target.insert(0, "/");
-    std::string const key =
+    // A pooled connection was vetted under its request's allow-list: only a request with the
+    // same allow-list (and the same TLS trust) may reuse it.
+    std::string key =
         std::string(https ? "https://" : "http://") + host + ":" + port +
         (https ? (req.verify_tls ? "|v|" + req.ca_file.value_or("") : "|n") : std::string());
+    for (auto const& c : req.allow_private)
+        key += "|" + c.to_string();
 
     std::shared_ptr<asio::ssl::context> tls;
     if (https) {
@@ -311,8 +315,10 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                 (void)ignored;
             }
             if (!lookup->done.load(std::memory_order_acquire)) {
-                fail(make_error_code(error::connect_timeout),
-                     "could not resolve '" + host + "' within " + format_duration(connect_limit));
+                bool const total_first = deadline <= t0 + connect_limit;
+                fail(make_error_code(total_first ? error::timeout : error::connect_timeout),
+                     "could not resolve '" + host + "' within " +
+                         format_duration(total_first ? total : connect_limit));
                 break;
             }
             if (lookup->ec) {
