@@ -27,7 +27,10 @@ public:
      */
     static result<cidr> parse(std::string_view text, std::string const& field = "cidr") {
         auto bad = [&](std::string why) {
-            return make_problem(error::invalid_field, field, "'" + std::string(text) + "' " + why);
+            std::string message;
+            message.reserve(text.size() + why.size() + 3);
+            message.append(1, '\'').append(text).append("' ").append(why);
+            return make_problem(error::invalid_field, field, std::move(message));
         };
         auto const slash = text.find('/');
         boost::system::error_code ec;
