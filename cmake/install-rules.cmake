@@ -4,6 +4,9 @@ include(CMakePackageConfigHelpers)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
         COMPONENT herald_Development)
 install(TARGETS herald EXPORT heraldTargets INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+if(TARGET herald_sqlite)
+    install(TARGETS herald_sqlite EXPORT heraldTargets)
+endif()
 
 set(herald_config_dir "${CMAKE_INSTALL_DATADIR}/herald" CACHE PATH "Where herald's CMake package files go")
 mark_as_advanced(herald_config_dir)

@@ -28,6 +28,7 @@ enum class error {
     shutdown,           ///< the attempt was abandoned because the dispatcher shut down
     tls_failed,         ///< the TLS handshake failed or the certificate was rejected
     address_refused,    ///< the destination is not globally routable and not allowed (SSRF)
+    storage_failed,     ///< a durable store or log could not open, read or write its file
 };
 
 namespace detail {
@@ -69,6 +70,8 @@ public:
             return "TLS failed";
         case error::address_refused:
             return "destination address refused";
+        case error::storage_failed:
+            return "storage failed";
         }
         return "unknown herald error";
     }

@@ -106,13 +106,30 @@ struct log_query {
     std::optional<time_point> until;         ///< started_at < until
     std::size_t limit = 50;                  ///< page size, at most max_limit
     std::optional<std::uint64_t> before_seq; ///< the cursor: entries older than this one
+    /// The webhook's name as the entry recorded it, case-insensitive: finds the entries of a
+    /// webhook that was deleted (or renamed) since.
+    std::optional<std::string> webhook_name;
 
     static constexpr std::size_t max_limit = 1000;
 
     bool matches(log_entry const& e) const {
         return (!webhook || e.webhook == *webhook) && (!type || e.type == *type) &&
                (!result || e.result == *result) && (!since || e.started_at >= *since) &&
-               (!until || e.started_at < *until) && (!before_seq || e.seq < *before_seq);
+               (!until || e.started_at < *until) && (!before_seq || e.seq < *before_seq) &&
+               (!webhook_name || same_name(e.webhook_name, *webhook_name));
+    }
+
+private:
+    static bool same_name(std::string_view a, std::string_view b) {
+        auto lower = [](char c) {
+            return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
+        };
+        if (a.size() != b.size())
+            return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if (lower(a[i]) != lower(b[i]))
+                return false;
+        return true;
     }
 };
 

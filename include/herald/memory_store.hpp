@@ -8,6 +8,7 @@
 #include <herald/log.hpp>
 #include <herald/webhook.hpp>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
@@ -136,6 +137,28 @@ public:
         hooks_.erase(it);
         invalidate_index();
         return {};
+    }
+
+    /**
+     * Puts a webhook back exactly as given (id, times, disable reason), replacing the one with
+     * its id: how a durable store built on this one reloads its table, or undoes a change its
+     * file refused. Not validated.
+     */
+    void restore(webhook w) {
+        std::lock_guard lock(mutex_);
+        if (auto it = hooks_.find(w.id); it != hooks_.end())
+            names_.erase(lower(it->second->name));
+        names_.insert_or_assign(lower(w.name), w.id);
+        last_id_ = std::max(last_id_, w.id);
+        auto const id = w.id;
+        hooks_.insert_or_assign(id, std::make_shared<webhook const>(std::move(w)));
+        invalidate_index();
+    }
+
+    /// Ids up to `last` are never assigned again (they belonged to webhooks since deleted).
+    void reserve_ids(webhook_id last) {
+        std::lock_guard lock(mutex_);
+        last_id_ = std::max(last_id_, last);
     }
 
     /// The active webhooks subscribed to the event's type.

@@ -1,0 +1,401 @@
+#ifndef HERALD_SQLITE_LOG_HPP
+#define HERALD_SQLITE_LOG_HPP
+
+#include <herald/concepts.hpp>
+#include <herald/detail/sqlite.hpp>
+#include <herald/log.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace herald {
+
+struct sqlite_log_params {
+    std::string path; ///< the database file (may be the sqlite_store's), created when missing
+    /// Entries that started longer ago than this are deleted (none when empty).
+    std::optional<duration> max_age;
+    /// Only the newest this many entries of each webhook are kept (all when empty).
+    std::optional<std::size_t> max_per_webhook;
+    /// How often the retention rule runs, on the writer thread (first one interval after open).
+    duration retention_interval{60'000};
+    /// The clock max_age is measured against; clock::now when empty (tests pass a fake one).
+    std::function<time_point()> now;
+    /// How long a write waits for another connection's lock before it fails.
+    duration busy_timeout{5000};
+    sqlite_sync sync = sqlite_sync::normal;
+    std::size_t max_batch = 8192; ///< entries in one commit at most
+};
+
+/**
+ * A log sink in SQLite: every attempt, queried like memory_log (by webhook, webhook name,
+ * event type, outcome and time, newest first, paged by `seq`) through indexes, kept as long as
+ * the retention rule says. Entries name their webhook, so they stay readable after it is
+ * deleted (query them by `webhook` id or by `webhook_name`).
+ *
+ * `record` only queues: a writer thread of its own commits what is queued in one transaction,
+ * so the dispatcher's strand never waits for the disk. An entry is visible to `query` once it
+ * is written (normally within milliseconds); `flush` waits for that. `query` reads on the
+ * calling thread through a second connection, which WAL mode lets read while the writer
+ * writes.
+ *
+ * Thread safety: every member function may be called from any thread.
+ */
+class sqlite_log {
+public:
+    /**
+     * Opens or creates the file and brings its schema up to date.
+     * @return the log, or a problem (error::storage_failed, field "path") naming the file.
+     */
+    static result<sqlite_log> open(sqlite_log_params p) {
+        detail::sqlite::open_options const o{p.busy_timeout, p.sync, false};
+        auto writer = detail::sqlite::connection::open(p.path, o);
+        if (!writer)
+            return writer.error();
+        auto reader = detail::sqlite::connection::open(p.path, {p.busy_timeout, p.sync, true});
+        if (!reader)
+            return reader.error();
+        auto s = std::make_unique<state>(std::move(p), std::move(*writer), std::move(*reader));
+        if (auto r = s->start(); !r)
+            return r.error();
+        return sqlite_log(std::move(s));
+    }
+
+    sqlite_log(sqlite_log&&) noexcept = default;
+    sqlite_log& operator=(sqlite_log&&) noexcept = default;
+    /// Writes everything recorded, then closes the file.
+    ~sqlite_log() = default;
+
+    /// Queues one attempt, assigning its `seq`.
+    void record(log_entry e) {
+        {
+            std::lock_guard lock(s_->mutex);
+            e.seq = ++s_->last_seq;
+            s_->queue.push_back(std::move(e));
+            ++s_->recorded;
+        }
+        s_->cv.notify_all();
+    }
+
+    /// The entries matching `q`, newest first, at most `q.limit` of them.
+    log_page query(log_query const& q) const {
+        auto const limit = std::clamp<std::size_t>(q.limit, 1, log_query::max_limit);
+        std::string sql = "SELECT " + std::string(columns) + " FROM log WHERE 1";
+        if (q.webhook)
+            sql += " AND webhook_id = ?1";
+        if (q.type)
+            sql += " AND type = ?2";
+        if (q.result)
+            sql += " AND outcome = ?3";
+        if (q.since)
+            sql += " AND started_at >= ?4";
+        if (q.until)
+            sql += " AND started_at < ?5";
+        if (q.before_seq)
+            sql += " AND seq < ?6";
+        if (q.webhook_name)
+            sql += " AND webhook_name = ?7 COLLATE NOCASE";
+        sql += " ORDER BY seq DESC LIMIT ?8";
+        log_page page;
+        std::lock_guard lock(s_->reader_mutex);
+        try {
+            auto st = s_->reader.prepare(sql);
+            if (q.webhook)
+                st.bind(1, std::int64_t(*q.webhook));
+            if (q.type)
+                st.bind(2, std::int64_t(*q.type));
+            if (q.result)
+                st.bind(3, std::int64_t(*q.result));
+            if (q.since)
+                st.bind(4, detail::sqlite::to_column(*q.since));
+            if (q.until)
+                st.bind(5, detail::sqlite::to_column(*q.until));
+            if (q.before_seq)
+                st.bind(6, std::int64_t(std::min<std::uint64_t>(*q.before_seq, INT64_MAX)));
+            if (q.webhook_name)
+                st.bind(7, *q.webhook_name);
+            st.bind(8, std::int64_t(limit + 1));
+            while (st.step()) {
+                if (page.entries.size() == limit) {
+                    page.next = page.entries.back().seq;
+                    break;
+                }
+                page.entries.push_back(read_entry(st));
+            }
+        } catch (detail::sqlite::sqlite_error const& e) {
+            // "View Logs" shows nothing rather than failing the caller; the file's problem
+            // is what the next write reports too.
+            s_->note_failure(e.what());
+            page = {};
+        }
+        return page;
+    }
+
+    /// Blocks until every entry recorded so far is written (or failed to be).
+    void flush() {
+        std::unique_lock lock(s_->mutex);
+        auto const target = s_->recorded;
+        s_->cv.wait(lock, [&] { return s_->written >= target; });
+    }
+
+    /// Runs the retention rule now, on the writer thread, and waits for it.
+    /// @return the entries it deleted.
+    std::size_t apply_retention() {
+        std::unique_lock lock(s_->mutex);
+        auto const ticket = ++s_->retention_requested;
+        s_->cv.notify_all();
+        s_->cv.wait(lock, [&] { return s_->retention_done >= ticket; });
+        return s_->retention_last;
+    }
+
+    /// Entries in the file.
+    std::size_t size() const {
+        std::lock_guard lock(s_->reader_mutex);
+        try {
+            return static_cast<std::size_t>(s_->reader.pragma_int("SELECT count(*) FROM log"));
+        } catch (detail::sqlite::sqlite_error const&) {
+            return 0;
+        }
+    }
+
+    /// Batches that could not be written, and the last reason (empty when none).
+    std::uint64_t write_failures() const { return s_->failures.load(); }
+    std::string last_error() const {
+        std::lock_guard lock(s_->mutex);
+        return s_->last_error;
+    }
+
+    std::string const& path() const noexcept { return s_->p.path; }
+
+private:
+    static constexpr char const* columns =
+        "seq, delivery_id, event_id, webhook_id, webhook_name, url, type, object_id, attempt, "
+        "started_at, elapsed_ms, status, outcome, error, response_excerpt, next_attempt_at, "
+        "warning, request_headers, request_body";
+
+    static log_entry read_entry(detail::sqlite::statement const& st) {
+        using detail::sqlite::from_column;
+        log_entry e;
+        e.seq = static_cast<std::uint64_t>(st.int64(0));
+        e.delivery_id = st.text(1);
+        e.event_id = st.text(2);
+        e.webhook = static_cast<webhook_id>(st.int64(3));
+        e.webhook_name = st.text(4);
+        e.url = st.text(5);
+        e.type = static_cast<event_type>(st.int64(6) % 3);
+        e.object_id = st.text(7);
+        e.attempt = static_cast<std::uint32_t>(st.int64(8));
+        e.started_at = from_column(st.int64(9));
+        e.elapsed = duration(st.int64(10));
+        e.status = static_cast<unsigned>(st.int64(11));
+        e.result = static_cast<outcome>(st.int64(12) % 3);
+        e.error = st.text(13);
+        e.response_excerpt = st.text(14);
+        if (!st.is_null(15))
+            e.next_attempt_at = from_column(st.int64(15));
+        e.warning = st.text(16);
+        return e;
+    }
+
+    struct state {
+        state(sqlite_log_params params, detail::sqlite::connection w, detail::sqlite::connection r)
+            : p(std::move(params))
+            , writer(std::move(w))
+            , reader(std::move(r)) {
+            if (!p.now)
+                p.now = [] {
+                    return clock::now();
+                };
+        }
+
+        ~state() {
+            if (!thread.joinable())
+                return;
+            {
+                std::lock_guard lock(mutex);
+                stopping = true;
+            }
+            cv.notify_all();
+            thread.join();
+        }
+
+        result<void> start() {
+            try {
+                last_seq = static_cast<std::uint64_t>(
+                    writer.pragma_int("SELECT coalesce(max(seq), 0) FROM log"));
+                insert = writer.prepare(
+                    "INSERT INTO log(seq, delivery_id, event_id, webhook_id, webhook_name, url, "
+                    "type, object_id, attempt, started_at, elapsed_ms, status, outcome, error, "
+                    "response_excerpt, next_attempt_at, warning, request_headers, request_body) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                    "?16, ?17, ?18, ?19)");
+            } catch (detail::sqlite::sqlite_error const& e) {
+                return detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout);
+            }
+            thread = std::thread([this] { loop(); });
+            return {};
+        }
+
+        bool has_retention() const { return p.max_age || p.max_per_webhook; }
+
+        void loop() {
+            using steady = std::chrono::steady_clock;
+            std::vector<log_entry> batch;
+            auto next_retention = steady::now() + p.retention_interval;
+            std::unique_lock lock(mutex);
+            for (;;) {
+                auto ready = [&] {
+                    return stopping || !queue.empty() || retention_requested > retention_done;
+                };
+                if (has_retention())
+                    cv.wait_until(lock, next_retention, ready);
+                else
+                    cv.wait(lock, ready);
+                if (!queue.empty()) {
+                    auto const n = std::min(queue.size(), std::max<std::size_t>(p.max_batch, 1));
+                    batch.assign(std::make_move_iterator(queue.begin()),
+                                 std::make_move_iterator(queue.begin() + long(n)));
+                    queue.erase(queue.begin(), queue.begin() + long(n));
+                    lock.unlock();
+                    write(batch);
+                    batch.clear();
+                    lock.lock();
+                    written += n;
+                    cv.notify_all();
+                }
+                auto const requested = retention_requested;
+                if (requested > retention_done ||
+                    (has_retention() && steady::now() >= next_retention)) {
+                    lock.unlock();
+                    auto const deleted = retain();
+                    lock.lock();
+                    retention_last = deleted;
+                    retention_done = requested;
+                    next_retention = steady::now() + p.retention_interval;
+                    cv.notify_all();
+                }
+                if (stopping && queue.empty())
+                    return;
+            }
+        }
+
+        void write(std::vector<log_entry> const& batch) {
+            using detail::sqlite::to_column;
+            try {
+                detail::sqlite::transaction t(writer);
+                for (auto const& e : batch) {
+                    insert.bind(1, std::int64_t(e.seq))
+                        .bind(2, e.delivery_id)
+                        .bind(3, e.event_id)
+                        .bind(4, std::int64_t(e.webhook))
+                        .bind(5, e.webhook_name)
+                        .bind(6, e.url)
+                        .bind(7, std::int64_t(e.type))
+                        .bind(8, e.object_id)
+                        .bind(9, std::int64_t(e.attempt))
+                        .bind(10, to_column(e.started_at))
+                        .bind(11, std::int64_t(e.elapsed.count()))
+                        .bind(12, std::int64_t(e.status))
+                        .bind(13, std::int64_t(e.result))
+                        .bind(14, e.error)
+                        .bind(15, e.response_excerpt)
+                        .bind(17, e.warning)
+                        .bind(18, std::string_view("[]"));
+                    if (e.next_attempt_at)
+                        insert.bind(16, to_column(*e.next_attempt_at));
+                    insert.run();
+                }
+                t.commit();
+            } catch (detail::sqlite::sqlite_error const& e) {
+                insert.reset();
+                note_failure(
+                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
+                    " (" + std::to_string(batch.size()) + " entries not written)");
+            }
+        }
+
+        std::size_t retain() {
+            if (!has_retention())
+                return 0;
+            std::size_t deleted = 0;
+            try {
+                detail::sqlite::transaction t(writer);
+                if (p.max_age) {
+                    auto del = writer.prepare("DELETE FROM log WHERE started_at < ?1");
+                    del.bind(1, detail::sqlite::to_column(p.now() - *p.max_age)).run();
+                    deleted += static_cast<std::size_t>(sqlite3_changes(writer.get()));
+                }
+                if (p.max_per_webhook) {
+                    auto const keep = std::int64_t(*p.max_per_webhook);
+                    auto over = writer.prepare("SELECT webhook_id FROM log GROUP BY webhook_id "
+                                               "HAVING count(*) > ?1");
+                    over.bind(1, keep);
+                    std::vector<std::int64_t> hooks;
+                    while (over.step())
+                        hooks.push_back(over.int64(0));
+                    over.reset();
+                    auto del = writer.prepare(
+                        "DELETE FROM log WHERE webhook_id = ?1 AND seq <= (SELECT seq FROM log "
+                        "WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+                    for (auto id : hooks) {
+                        del.bind(1, id).bind(2, keep).run();
+                        deleted += static_cast<std::size_t>(sqlite3_changes(writer.get()));
+                    }
+                }
+                t.commit();
+            } catch (detail::sqlite::sqlite_error const& e) {
+                note_failure(
+                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
+                    " (retention)");
+                return 0;
+            }
+            return deleted;
+        }
+
+        void note_failure(std::string what) {
+            failures.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard lock(mutex);
+            last_error = std::move(what);
+        }
+
+        sqlite_log_params p;
+        detail::sqlite::connection writer; // the writer thread's
+        detail::sqlite::statement insert;
+        mutable std::mutex reader_mutex;
+        detail::sqlite::connection reader;
+
+        mutable std::mutex mutex;
+        std::condition_variable cv;
+        std::vector<log_entry> queue;
+        std::uint64_t last_seq = 0;
+        std::uint64_t recorded = 0;
+        std::uint64_t written = 0;
+        std::uint64_t retention_requested = 0;
+        std::uint64_t retention_done = 0;
+        std::size_t retention_last = 0;
+        bool stopping = false;
+        std::atomic<std::uint64_t> failures{0};
+        std::string last_error;
+        std::thread thread; // last: started once the rest is built
+    };
+
+    explicit sqlite_log(std::unique_ptr<state> s)
+        : s_(std::move(s)) {}
+
+    std::unique_ptr<state> s_;
+};
+
+static_assert(log_sink<sqlite_log>);
+
+} // namespace herald
+
+#endif

@@ -1,0 +1,320 @@
+#include "temp_db.hpp"
+
+#include <herald/memory_log.hpp>
+#include <herald/sqlite_log.hpp>
+#include <herald/sqlite_store.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using herald::test::raw_db;
+using herald::test::temp_dir;
+
+namespace {
+
+herald::time_point t0() {
+    using namespace std::chrono;
+    return herald::time_point{sys_days{2026y / November / 27}} + 15h;
+}
+
+herald::log_entry entry(herald::webhook_id hook, herald::event_type type, herald::outcome result,
+                        herald::time_point started_at, std::string tag) {
+    herald::log_entry e;
+    e.delivery_id = "dlv_" + tag;
+    e.event_id = "evt_" + tag;
+    e.webhook = hook;
+    e.webhook_name = "Hook " + std::to_string(hook);
+    e.url = "https://example.com/" + std::to_string(hook);
+    e.type = type;
+    e.object_id = tag;
+    e.attempt = 1;
+    e.started_at = started_at;
+    e.elapsed = 42ms;
+    e.status = result == herald::outcome::delivered ? 204 : 503;
+    e.result = result;
+    if (result != herald::outcome::delivered)
+        e.error = "receiver answered HTTP 503";
+    if (result == herald::outcome::retrying)
+        e.next_attempt_at = started_at + 5s;
+    e.response_excerpt = "excerpt " + tag;
+    return e;
+}
+
+std::vector<std::uint64_t> seqs(herald::log_page const& page) {
+    std::vector<std::uint64_t> out;
+    for (auto const& e : page.entries)
+        out.push_back(e.seq);
+    return out;
+}
+
+/// Records the same `n` entries in both logs: webhooks 1..3, types and outcomes rotating.
+template <class... Logs>
+void fill(int n, Logs&... logs) {
+    static constexpr herald::event_type types[] = {
+        herald::event_type::create, herald::event_type::update, herald::event_type::remove};
+    static constexpr herald::outcome outcomes[] = {
+        herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed,
+        herald::outcome::delivered};
+    for (int i = 0; i < n; ++i) {
+        auto const e = entry(static_cast<herald::webhook_id>(1 + i % 3), types[(i / 2) % 3],
+                             outcomes[i % 4], t0() + std::chrono::seconds(i), std::to_string(i));
+        (logs.record(e), ...);
+    }
+}
+
+herald::sqlite_log open_log(herald::sqlite_log_params p) {
+    auto l = herald::sqlite_log::open(std::move(p));
+    if (!l)
+        FAIL("open log: " << l.error().what());
+    return std::move(*l);
+}
+
+} // namespace
+
+TEST_CASE("sqlite_log records every field and reads it back after a restart", "[sqlite][log]") {
+    temp_dir dir;
+    auto const path = dir.file("log.db");
+    {
+        auto log = open_log({.path = path});
+        CHECK(log.query({}).entries.empty());
+        auto e = entry(7, herald::event_type::update, herald::outcome::retrying, t0(), "x");
+        e.warning = "TLS certificate verification is disabled for this webhook";
+        e.attempt = 3;
+        log.record(e);
+        log.flush();
+        CHECK(log.size() == 1);
+    }
+    auto log = open_log({.path = path});
+    auto page = log.query({});
+    REQUIRE(page.entries.size() == 1);
+    auto const& e = page.entries[0];
+    CHECK(e.seq == 1);
+    CHECK(e.delivery_id == "dlv_x");
+    CHECK(e.event_id == "evt_x");
+    CHECK(e.webhook == 7);
+    CHECK(e.webhook_name == "Hook 7");
+    CHECK(e.url == "https://example.com/7");
+    CHECK(e.type == herald::event_type::update);
+    CHECK(e.object_id == "x");
+    CHECK(e.attempt == 3);
+    CHECK(e.started_at == t0());
+    CHECK(e.elapsed == 42ms);
+    CHECK(e.status == 503);
+    CHECK(e.result == herald::outcome::retrying);
+    CHECK(e.error == "receiver answered HTTP 503");
+    CHECK(e.response_excerpt == "excerpt x");
+    REQUIRE(e.next_attempt_at.has_value());
+    CHECK(*e.next_attempt_at == t0() + 5s);
+    CHECK(e.warning == "TLS certificate verification is disabled for this webhook");
+    CHECK_FALSE(page.next.has_value());
+
+    // numbering goes on where the file left off
+    log.record(entry(7, herald::event_type::create, herald::outcome::delivered, t0(), "y"));
+    log.flush();
+    CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{2, 1});
+}
+
+TEST_CASE("sqlite_log answers every query as memory_log does", "[sqlite][log][query]") {
+    temp_dir dir;
+    auto sql = open_log({.path = dir.file("query.db")});
+    herald::memory_log mem;
+    fill(60, sql, mem);
+    sql.flush();
+    CHECK(sql.size() == 60);
+
+    auto same = [&](herald::log_query q) {
+        auto const a = sql.query(q);
+        auto const b = mem.query(q);
+        CHECK(seqs(a) == seqs(b));
+        CHECK(a.next == b.next);
+        return a;
+    };
+    auto all = same({});
+    CHECK(all.entries.size() == 50); // the default page
+    CHECK(all.next == std::optional<std::uint64_t>(11));
+    CHECK(all.entries.front().seq == 60);
+
+    herald::log_query q;
+    q.limit = 1000;
+    q.webhook = 2;
+    auto by_hook = same(q);
+    CHECK(by_hook.entries.size() == 20);
+    for (auto const& e : by_hook.entries)
+        CHECK(e.webhook == 2);
+
+    q = {};
+    q.type = herald::event_type::remove;
+    auto by_type = same(q);
+    CHECK(by_type.entries.size() == 20);
+    for (auto const& e : by_type.entries)
+        CHECK(e.type == herald::event_type::remove);
+
+    q = {};
+    q.result = herald::outcome::failed;
+    auto failed = same(q);
+    CHECK(failed.entries.size() == 15);
+
+    q = {};
+    q.since = t0() + 10s;
+    q.until = t0() + 20s;
+    auto window = same(q);
+    CHECK(seqs(window) == std::vector<std::uint64_t>{20, 19, 18, 17, 16, 15, 14, 13, 12, 11});
+
+    q = {};
+    q.webhook = 1;
+    q.result = herald::outcome::delivered;
+    q.type = herald::event_type::create;
+    same(q);
+
+    q = {};
+    q.webhook_name = "HOOK 3"; // case-insensitive
+    auto by_name = same(q);
+    CHECK(by_name.entries.size() == 20);
+
+    SECTION("paging with the cursor walks every entry once, newest first") {
+        herald::log_query page_q;
+        page_q.limit = 7;
+        page_q.webhook = 1;
+        std::vector<std::uint64_t> walked;
+        for (int pages = 0; pages < 10; ++pages) {
+            auto page = same(page_q);
+            for (auto s : seqs(page))
+                walked.push_back(s);
+            if (!page.next)
+                break;
+            page_q.before_seq = page.next;
+        }
+        REQUIRE(walked.size() == 20);
+        for (std::size_t i = 1; i < walked.size(); ++i)
+            CHECK(walked[i] < walked[i - 1]);
+        CHECK(walked.back() == 1);
+    }
+    SECTION("limits are clamped to 1..1000") {
+        herald::log_query tiny;
+        tiny.limit = 0;
+        CHECK(same(tiny).entries.size() == 1);
+    }
+}
+
+TEST_CASE("sqlite_log keeps a deleted webhook's entries, readable by name", "[sqlite][log]") {
+    temp_dir dir;
+    auto const path = dir.file("shared.db");
+    // the store and the log share one file
+    auto store = herald::sqlite_store::open({.path = path});
+    REQUIRE(store.has_value());
+    auto log = open_log({.path = path});
+    herald::webhook_params p;
+    p.name = "Billing";
+    p.url = "https://billing.example.com/hooks";
+    p.events = herald::event_type_set::all();
+    auto hook = store->create(p);
+    REQUIRE(hook.has_value());
+    auto e = entry(hook->id, herald::event_type::create, herald::outcome::delivered, t0(), "b");
+    e.webhook_name = hook->name;
+    e.url = hook->url;
+    log.record(e);
+    log.flush();
+    REQUIRE(store->remove(hook->id).has_value());
+    CHECK(store->list().empty());
+
+    herald::log_query q;
+    q.webhook_name = "billing";
+    auto page = log.query(q);
+    REQUIRE(page.entries.size() == 1);
+    CHECK(page.entries[0].webhook == hook->id);
+    CHECK(page.entries[0].url == "https://billing.example.com/hooks");
+    q = {};
+    q.webhook = hook->id;
+    CHECK(log.query(q).entries.size() == 1);
+}
+
+TEST_CASE("sqlite_log retention by age and by count per webhook, with a fake clock",
+          "[sqlite][log][retention]") {
+    temp_dir dir;
+    std::atomic<std::int64_t> fake_ms{herald::to_unix_ms(t0())};
+    auto fake_now = [&] {
+        return herald::time_point(std::chrono::milliseconds(fake_ms.load()));
+    };
+
+    SECTION("max_age deletes what started too long ago, when the clock says so") {
+        auto log = open_log({.path = dir.file("age.db"),
+                             .max_age = 1h,
+                             .retention_interval = 24h, // only when asked
+                             .now = fake_now});
+        // entries at t0 - 3h, t0 - 2h, t0 - 30 min, t0
+        for (auto ago : {180min, 120min, 30min, 0min})
+            log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0() - ago,
+                             std::to_string(ago.count())));
+        log.flush();
+        CHECK(log.apply_retention() == 2);
+        CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{4, 3});
+        CHECK(log.apply_retention() == 0);
+        fake_ms += std::chrono::milliseconds(45min).count(); // t0 + 45 min: the 30-min one is out
+        CHECK(log.apply_retention() == 1);
+        CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{4});
+        fake_ms += std::chrono::milliseconds(1h).count();
+        CHECK(log.apply_retention() == 1);
+        CHECK(log.size() == 0);
+    }
+    SECTION("max_per_webhook keeps the newest entries of each webhook") {
+        auto log = open_log({.path = dir.file("count.db"),
+                             .max_per_webhook = 4,
+                             .retention_interval = 24h,
+                             .now = fake_now});
+        fill(30, log); // 10 per webhook
+        log.flush();
+        CHECK(log.apply_retention() == 18);
+        CHECK(log.size() == 12);
+        for (herald::webhook_id h = 1; h <= 3; ++h) {
+            herald::log_query q;
+            q.webhook = h;
+            auto const page = log.query(q);
+            REQUIRE(page.entries.size() == 4);
+            // webhook h has seqs h, h+3, ..., h+27: the newest four are kept
+            CHECK(seqs(page) == std::vector<std::uint64_t>{h + 27, h + 24, h + 21, h + 18});
+        }
+    }
+    SECTION("the rule runs in the background") {
+        auto log = open_log({.path = dir.file("background.db"),
+                             .max_age = 1h,
+                             .retention_interval = 20ms,
+                             .now = fake_now});
+        for (int i = 0; i < 10; ++i)
+            log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0(),
+                             std::to_string(i)));
+        log.flush();
+        CHECK(log.size() == 10); // nothing is old yet
+        fake_ms += std::chrono::milliseconds(2h).count();
+        auto const until = std::chrono::steady_clock::now() + 20s;
+        while (log.size() != 0 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(10ms);
+        CHECK(log.size() == 0);
+    }
+}
+
+TEST_CASE("sqlite_log writes off the recording thread, many entries per commit", "[sqlite][log]") {
+    temp_dir dir;
+    auto log = open_log({.path = dir.file("many.db")});
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 4; ++w)
+        writers.emplace_back([&, w] {
+            for (int i = 0; i < 500; ++i)
+                log.record(entry(static_cast<herald::webhook_id>(w + 1), herald::event_type::create,
+                                 herald::outcome::delivered, t0(), std::to_string(i)));
+        });
+    for (auto& w : writers)
+        w.join();
+    log.flush();
+    CHECK(log.size() == 2000);
+    CHECK(log.write_failures() == 0);
+    herald::log_query q;
+    q.limit = 1;
+    CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{2000});
+}

@@ -1,0 +1,563 @@
+#include "run_async.hpp"
+#include "temp_db.hpp"
+
+#include <herald/basic_dispatcher.hpp>
+#include <herald/recording_transport.hpp>
+#include <herald/sqlite_log.hpp>
+#include <herald/sqlite_store.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using herald::test::raw_db;
+using herald::test::temp_dir;
+
+namespace {
+
+herald::sqlite_store open_store(std::string const& path) {
+    auto s = herald::sqlite_store::open({.path = path});
+    if (!s)
+        FAIL("open " << path << ": " << s.error().what());
+    return std::move(*s);
+}
+
+herald::webhook_params hook(std::string name, std::string url = "https://example.com/hooks",
+                            herald::event_type_set events = herald::event_type_set::all()) {
+    herald::webhook_params p;
+    p.name = std::move(name);
+    p.url = std::move(url);
+    p.events = events;
+    return p;
+}
+
+/// An event with a body, as the dispatcher would make it.
+std::shared_ptr<herald::prepared_event const> prepared(std::string id, std::string body) {
+    herald::prepared_event pe;
+    pe.event = herald::object_event::created("obj-" + id, {{"n", id}});
+    pe.event.id = "evt_" + id;
+    pe.event.object_type = "server";
+    pe.event.occurred_at = herald::clock::now();
+    pe.body.body = std::move(body);
+    pe.body.headers.push_back({"ce-id", id});
+    return std::make_shared<herald::prepared_event const>(std::move(pe));
+}
+
+herald::delivery delivery_for(std::shared_ptr<herald::prepared_event const> ev,
+                              herald::webhook const& w) {
+    return herald::delivery{herald::make_delivery_id(), std::move(ev),
+                            std::make_shared<herald::webhook const>(w), 0,
+                            herald::time_point(std::chrono::milliseconds(1'800'000'000'000))};
+}
+
+} // namespace
+
+TEST_CASE("sqlite_store keeps the webhooks table in its file", "[sqlite][store]") {
+    temp_dir dir;
+    auto const path = dir.file("herald.db");
+    herald::webhook_id first = 0, second = 0, third = 0;
+    auto const secret = herald::secret::generate();
+    {
+        auto s = open_store(path);
+        CHECK(s.list().empty());
+        auto p = hook("Inventory", "https://inventory.example.com/hooks",
+                      {herald::event_type::create, herald::event_type::update});
+        p.secrets.push_back(secret);
+        p.headers.push_back({"X-Api-Key", "k-123"});
+        p.timeout = 7s;
+        p.connect_timeout = 1500ms;
+        p.allow_private.push_back(herald::cidr::parse("10.0.0.0/8").value());
+        p.verify_tls = false;
+        auto a = s.create(p);
+        REQUIRE(a.has_value());
+        first = a->id;
+        auto b = s.create(hook("audit"));
+        REQUIRE(b.has_value());
+        second = b->id;
+        auto c = s.create(hook("to be deleted"));
+        REQUIRE(c.has_value());
+        third = c->id;
+
+        // the table's rules are memory_store's
+        auto dup = s.create(hook("INVENTORY"));
+        REQUIRE_FALSE(dup.has_value());
+        CHECK(dup.error().code == herald::error::duplicate_name);
+        auto bad = s.create(hook("bad", "ftp://example.com"));
+        REQUIRE_FALSE(bad.has_value());
+        CHECK(bad.error().field == "url");
+        CHECK(s.update(99, hook("x")).error().code == herald::error::not_found);
+        CHECK(s.remove(99).error().code == herald::error::not_found);
+
+        auto renamed =
+            hook("audit trail", "https://audit.example.com/in", {herald::event_type::remove});
+        REQUIRE(s.update(second, renamed).has_value());
+        REQUIRE(s.disable(second, "the receiver answered 410 Gone").has_value());
+        REQUIRE(s.remove(third).has_value());
+        CHECK(s.get(third) == nullptr);
+        REQUIRE(s.flush().has_value());
+    }
+    auto s = open_store(path);
+    auto const all = s.list();
+    REQUIRE(all.size() == 2);
+    auto const& a = all[0];
+    CHECK(a.id == first);
+    CHECK(a.name == "Inventory");
+    CHECK(a.url == "https://inventory.example.com/hooks");
+    CHECK(a.events.contains(herald::event_type::create));
+    CHECK_FALSE(a.events.contains(herald::event_type::remove));
+    REQUIRE(a.secrets.size() == 1);
+    CHECK(a.secrets[0] == secret);
+    REQUIRE(a.headers.size() == 1);
+    CHECK(a.headers[0].name == "X-Api-Key");
+    CHECK(a.headers[0].value == "k-123");
+    CHECK(a.timeout == herald::duration(7000));
+    CHECK(a.connect_timeout == herald::duration(1500));
+    REQUIRE(a.allow_private.size() == 1);
+    CHECK(a.allow_private[0].to_string() == "10.0.0.0/8");
+    CHECK_FALSE(a.verify_tls);
+    CHECK(a.active);
+    auto const& b = all[1];
+    CHECK(b.id == second);
+    CHECK(b.name == "audit trail");
+    CHECK(b.url == "https://audit.example.com/in");
+    CHECK_FALSE(b.active);
+    CHECK(b.disabled_reason == "the receiver answered 410 Gone");
+    CHECK(b.disabled_at.has_value());
+    CHECK(herald::to_unix_ms(b.created_at) <= herald::to_unix_ms(b.updated_at));
+
+    // matching is served from memory and follows the reloaded table
+    auto const created = herald::object_event::created("1", {});
+    auto const matched = s.match(created);
+    REQUIRE(matched);
+    REQUIRE(matched->size() == 1);
+    CHECK((*matched)[0]->id == first);
+
+    // a deleted webhook's id is never given again, even after a restart
+    auto d = s.create(hook("newcomer"));
+    REQUIRE(d.has_value());
+    CHECK(d->id == third + 1);
+    // names are still unique, case-insensitively, after the reload
+    CHECK(s.create(hook("AUDIT TRAIL")).error().code == herald::error::duplicate_name);
+}
+
+TEST_CASE("sqlite_store keeps the delivery queue: enqueue, reschedule, complete, claim",
+          "[sqlite][store][queue]") {
+    temp_dir dir;
+    auto const path = dir.file("queue.db");
+    herald::delivery_id kept_id, retried_id;
+    std::string const body(3000, 'x');
+    {
+        auto s = open_store(path);
+        CHECK(s.claim(herald::clock::now(), 10).empty());
+        auto h1 = s.create(hook("one")).value();
+        auto h2 = s.create(hook("two")).value();
+        auto e1 = prepared("1", body);
+        auto e2 = prepared("2", "{\"second\":true}");
+        std::vector<herald::delivery> ds{delivery_for(e1, h1), delivery_for(e1, h2),
+                                         delivery_for(e2, h1)};
+        REQUIRE(s.enqueue(ds).has_value());
+        {
+            raw_db raw(path);
+            CHECK(raw.value("SELECT count(*) FROM deliveries") == 3);
+            CHECK(raw.value("SELECT count(*) FROM events") == 2); // one row per event
+        }
+        // e1 to h1 delivered; e2 to h1 failed for good; e1 to h2 waits for a retry
+        s.complete(ds[0], herald::outcome::delivered);
+        s.complete(ds[2], herald::outcome::failed);
+        ds[1].attempts = 3;
+        ds[1].due = herald::time_point(std::chrono::milliseconds(1'900'000'000'000));
+        s.reschedule(ds[1]);
+        retried_id = ds[1].id;
+        kept_id = ds[1].id;
+        REQUIRE(s.flush().has_value());
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM deliveries") == 1);
+        CHECK(raw.value("SELECT count(*) FROM events") == 1); // e2 has nothing left
+        auto const st = s.stats();
+        CHECK(st.failures == 0);
+        CHECK(st.operations >= 6);
+        CHECK(st.commits >= 1);
+        CHECK(st.commits <= st.operations);
+    }
+    auto s = open_store(path);
+    CHECK(s.recovered() == 1);
+    auto got = s.claim(herald::clock::now(), 10);
+    REQUIRE(got.size() == 1);
+    auto const& d = got[0];
+    CHECK(d.id == kept_id);
+    CHECK(d.attempts == 3);
+    CHECK(herald::to_unix_ms(d.due) == 1'900'000'000'000);
+    CHECK(d.event->event.id == "evt_1");
+    CHECK(d.event->event.object_id == "obj-1");
+    CHECK(d.event->event.type == herald::event_type::create);
+    CHECK(d.event->event.object_type == std::optional<std::string>("server"));
+    CHECK(d.event->body.body == body);
+    CHECK(d.event->body.content_type == "application/json");
+    REQUIRE(d.event->body.headers.size() == 1);
+    CHECK(d.event->body.headers[0].name == "ce-id");
+    REQUIRE(d.hook);
+    CHECK(d.hook->name == "two");
+    CHECK(d.hook == s.get(d.hook->id)); // the webhook as it is now
+    // handed out once
+    CHECK(s.claim(herald::clock::now(), 10).empty());
+    CHECK(s.recovered() == 0);
+    (void)retried_id;
+}
+
+TEST_CASE("sqlite_store claims in pages and keeps a deleted webhook's name for the log",
+          "[sqlite][store][queue]") {
+    temp_dir dir;
+    auto const path = dir.file("pages.db");
+    {
+        auto s = open_store(path);
+        auto h = s.create(hook("soon gone", "https://gone.example.com/x")).value();
+        std::vector<herald::delivery> ds;
+        for (int i = 0; i < 5; ++i)
+            ds.push_back(delivery_for(prepared(std::to_string(i), "{}"), h));
+        REQUIRE(s.enqueue(ds).has_value());
+        REQUIRE(s.remove(h.id).has_value());
+    }
+    auto s = open_store(path);
+    CHECK(s.get(1) == nullptr);
+    auto a = s.claim(herald::clock::now(), 2);
+    auto b = s.claim(herald::clock::now(), 2);
+    auto c = s.claim(herald::clock::now(), 2);
+    CHECK(a.size() == 2);
+    CHECK(b.size() == 2);
+    REQUIRE(c.size() == 1);
+    std::set<std::string> events;
+    for (auto const* page : {&a, &b, &c})
+        for (auto const& d : *page) {
+            events.insert(d.event->event.id);
+            REQUIRE(d.hook);
+            CHECK(d.hook->id == 1);
+            CHECK(d.hook->name == "soon gone");
+            CHECK(d.hook->url == "https://gone.example.com/x");
+        }
+    CHECK(events.size() == 5);
+}
+
+TEST_CASE("sqlite_store async_enqueue completes on the caller's executor after the commit",
+          "[sqlite][store][queue]") {
+    temp_dir dir;
+    auto const path = dir.file("async.db");
+    auto s = open_store(path);
+    auto h = s.create(hook("one")).value();
+    boost::asio::io_context io;
+    herald::test::run_async(io, [&]() -> boost::asio::awaitable<void> {
+        std::vector<herald::delivery> ds{delivery_for(prepared("a", "{}"), h),
+                                         delivery_for(prepared("b", "{}"), h)};
+        auto op = s.async_enqueue(std::move(ds), boost::asio::use_awaitable);
+        auto r = co_await std::move(op);
+        CHECK(r.has_value());
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM deliveries") == 2);
+    });
+}
+
+TEST_CASE("sqlite_store and sqlite_log refuse files they cannot use, naming the file",
+          "[sqlite][store][errors]") {
+    temp_dir dir;
+
+    SECTION("a newer schema version") {
+        auto const path = dir.file("newer.db");
+        {
+            raw_db raw(path);
+            raw.exec("CREATE TABLE future (x); PRAGMA user_version = 7");
+        }
+        auto s = herald::sqlite_store::open({.path = path});
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().code == herald::error::storage_failed);
+        CHECK(s.error().field == "path");
+        CHECK(s.error().what() == "path: '" + path +
+                                      "' has schema version 7, newer than this herald "
+                                      "understands (2); use a newer herald or another file");
+        auto l = herald::sqlite_log::open({.path = path});
+        REQUIRE_FALSE(l.has_value());
+        CHECK_THAT(l.error().message, Catch::Contains("schema version 7"));
+        raw_db raw(path);
+        CHECK(raw.value("PRAGMA user_version") == 7); // left alone
+    }
+    SECTION("a file that is not a database") {
+        auto const path = dir.file("garbage.db");
+        {
+            std::ofstream out(path, std::ios::binary);
+            for (int i = 0; i < 4096; ++i)
+                out.put(static_cast<char>((i * 7919) % 251));
+        }
+        auto s = herald::sqlite_store::open({.path = path});
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().code == herald::error::storage_failed);
+        CHECK_THAT(s.error().message,
+                   Catch::StartsWith("'" + path + "' is not a herald database or is corrupt"));
+        auto l = herald::sqlite_log::open({.path = path});
+        REQUIRE_FALSE(l.has_value());
+        CHECK_THAT(l.error().message, Catch::Contains("is not a herald database or is corrupt"));
+    }
+    SECTION("a file locked by another connection") {
+        auto const path = dir.file("locked.db");
+        {
+            auto s = open_store(path); // a valid herald file
+        }
+        raw_db other(path);
+        other.exec("BEGIN EXCLUSIVE");
+        auto s = herald::sqlite_store::open({.path = path, .busy_timeout = 100ms});
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().code == herald::error::storage_failed);
+        CHECK_THAT(s.error().message,
+                   Catch::StartsWith("'" + path +
+                                     "' is locked by another connection or process (waited "
+                                     "100ms)"));
+        other.exec("COMMIT");
+        CHECK(herald::sqlite_store::open({.path = path, .busy_timeout = 100ms}).has_value());
+    }
+    SECTION("a directory that does not exist") {
+        auto const path = dir.file("missing/dir/x.db");
+        auto s = herald::sqlite_store::open({.path = path});
+        REQUIRE_FALSE(s.has_value());
+        CHECK_THAT(s.error().message, Catch::StartsWith("cannot open '" + path + "'"));
+    }
+}
+
+TEST_CASE("sqlite_store migrates a version 1 file", "[sqlite][store][migration]") {
+    temp_dir dir;
+    auto const path = dir.file("v1.db");
+    {
+        // The first schema, as herald 0.1 wrote it: the log has no request columns.
+        raw_db raw(path);
+        raw.exec(R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE webhooks (id INTEGER PRIMARY KEY, name_key TEXT NOT NULL UNIQUE,
+    params TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    disabled_reason TEXT NOT NULL DEFAULT '', disabled_at INTEGER);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type INTEGER NOT NULL,
+    object_id TEXT NOT NULL, object_type TEXT, actor TEXT, occurred_at INTEGER NOT NULL,
+    body BLOB NOT NULL, content_type TEXT NOT NULL, headers TEXT NOT NULL);
+CREATE TABLE deliveries (id BLOB PRIMARY KEY, event_seq INTEGER NOT NULL,
+    webhook_id INTEGER NOT NULL, webhook_name TEXT NOT NULL, url TEXT NOT NULL,
+    attempts INTEGER NOT NULL, due INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX deliveries_event ON deliveries(event_seq);
+CREATE TABLE log (seq INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL, event_id TEXT NOT NULL,
+    webhook_id INTEGER NOT NULL, webhook_name TEXT NOT NULL, url TEXT NOT NULL,
+    type INTEGER NOT NULL, object_id TEXT NOT NULL, attempt INTEGER NOT NULL,
+    started_at INTEGER NOT NULL, elapsed_ms INTEGER NOT NULL, status INTEGER NOT NULL,
+    outcome INTEGER NOT NULL, error TEXT NOT NULL, response_excerpt TEXT NOT NULL,
+    next_attempt_at INTEGER, warning TEXT NOT NULL);
+CREATE INDEX log_webhook ON log(webhook_id, seq);
+CREATE INDEX log_type ON log(type, seq);
+CREATE INDEX log_outcome ON log(outcome, seq);
+CREATE INDEX log_started ON log(started_at);
+INSERT INTO meta VALUES('last_webhook_id', 4);
+INSERT INTO webhooks VALUES(4, 'legacy', '{"name":"Legacy","url":"https://legacy.example.com/h",
+    "events":1,"active":true,"secrets":[],"headers":[],"verify_tls":true,"allow_private":[]}',
+    1700000000000, 1700000000000, '', NULL);
+INSERT INTO events VALUES(1, 'evt_old', 0, '42', NULL, NULL, 1700000000000,
+    CAST('{"old":true}' AS BLOB), 'application/json', '[]');
+INSERT INTO deliveries VALUES(x'0000000000000001000000000000000A', 1, 4, 'Legacy',
+    'https://legacy.example.com/h', 2, 1700000005000);
+INSERT INTO log VALUES(1, 'dlv_old', 'evt_old', 4, 'Legacy', 'https://legacy.example.com/h', 0,
+    '42', 1, 1700000000000, 12, 503, 1, 'receiver answered HTTP 503', '', 1700000005000, '');
+PRAGMA user_version = 1;
+)sql");
+    }
+    {
+        auto s = open_store(path);
+        auto const all = s.list();
+        REQUIRE(all.size() == 1);
+        CHECK(all[0].id == 4);
+        CHECK(all[0].name == "Legacy");
+        CHECK(all[0].events.contains(herald::event_type::create));
+        auto got = s.claim(herald::clock::now(), 10);
+        REQUIRE(got.size() == 1);
+        CHECK(got[0].event->event.id == "evt_old");
+        CHECK(got[0].event->body.body == "{\"old\":true}");
+        CHECK(got[0].attempts == 2);
+        CHECK(got[0].hook->name == "Legacy");
+        CHECK(s.create(hook("next")).value().id == 5);
+    }
+    raw_db raw(path);
+    CHECK(raw.value("PRAGMA user_version") == 2);
+    CHECK(raw.value("SELECT count(*) FROM pragma_table_info('log') WHERE name IN "
+                    "('request_headers', 'request_body')") == 2);
+    CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_webhook_name'") == 1);
+    CHECK(raw.text("PRAGMA journal_mode") == "wal");
+
+    // the old log entry reads back through sqlite_log, with the new columns' defaults
+    auto log = herald::sqlite_log::open({.path = path});
+    REQUIRE(log.has_value());
+    auto page = log->query({});
+    REQUIRE(page.entries.size() == 1);
+    CHECK(page.entries[0].seq == 1);
+    CHECK(page.entries[0].status == 503);
+    CHECK(page.entries[0].result == herald::outcome::retrying);
+    CHECK(page.entries[0].webhook_name == "Legacy");
+}
+
+// ---- with a dispatcher ----
+
+namespace {
+
+using sqlite_dispatcher =
+    herald::basic_dispatcher<herald::sqlite_store, herald::channel_source, herald::json_serializer,
+                             herald::recording_transport, herald::memory_log>;
+
+herald::dispatcher_params params(std::vector<herald::duration> schedule) {
+    herald::dispatcher_params p;
+    p.retry.schedule = std::move(schedule);
+    p.retry.jitter = 0;
+    return p;
+}
+
+} // namespace
+
+TEST_CASE("a dispatcher on sqlite_store acknowledges publish after the commit and resends "
+          "after a restart with the same webhook-id",
+          "[sqlite][dispatcher][recovery]") {
+    temp_dir dir;
+    auto const path = dir.file("dispatch.db");
+    std::vector<std::string> ids;
+    {
+        auto store = open_store(path);
+        REQUIRE(store.create(hook("receiver")).has_value());
+        // A receiver that never answers: every attempt is in flight when the process stops.
+        herald::recording_transport hanging;
+        hanging.latency([](herald::http_request const&) { return herald::duration(1h); });
+        boost::asio::io_context io;
+        sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), std::move(store), hanging);
+
+        // Before async_run: publish returns once the event is in the file.
+        for (int i = 0; i < 3; ++i) {
+            auto id = d.publish(herald::object_event::created(std::to_string(i), {{"i", i}}));
+            REQUIRE(id.has_value());
+            ids.push_back(*id);
+            raw_db raw(path);
+            CHECK(raw.value("SELECT count(*) FROM deliveries") == i + 1);
+            CHECK(raw.text("SELECT id FROM events ORDER BY seq DESC LIMIT 1") == *id);
+        }
+        // async_publish too, from a coroutine
+        herald::test::run_async(io, [&]() -> boost::asio::awaitable<void> {
+            auto op = d.async_publish(herald::object_event::created("3", {{"i", 3}}));
+            auto id = co_await std::move(op);
+            REQUIRE(id.has_value());
+            ids.push_back(*id);
+        });
+        {
+            raw_db raw(path);
+            CHECK(raw.value("SELECT count(*) FROM deliveries") == 4);
+        }
+        d.async_run(boost::asio::detached);
+        std::thread t([&] { io.run(); });
+        auto const until = std::chrono::steady_clock::now() + 20s;
+        while (d.stats().in_flight < 4 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(5ms);
+        CHECK(d.stats().in_flight == 4);
+        auto report = d.async_stop(0ms, boost::asio::use_future).get();
+        t.join();
+        CHECK_FALSE(report.drained);
+        CHECK(report.abandoned.size() == 4);
+        // nothing was logged as failed: the cancelled attempts stay in the file
+        herald::log_query q;
+        q.result = herald::outcome::failed;
+        CHECK(d.log().query(q).entries.empty());
+        q.result = herald::outcome::retrying;
+        auto const cancelled = d.log().query(q).entries;
+        REQUIRE(cancelled.size() == 4);
+        for (auto const& e : cancelled)
+            CHECK_THAT(e.error, Catch::EndsWith("; abandoned at shutdown (sent again after the "
+                                                "next start)"));
+        CHECK(d.publish(herald::object_event::created("late", {})).error().code ==
+              herald::error::stopped);
+        REQUIRE(d.store().flush().has_value());
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM deliveries WHERE attempts = 1") == 4);
+    }
+    // The next process: the same file, a receiver that answers 204.
+    auto store = open_store(path);
+    CHECK(store.recovered() == 4);
+    herald::recording_transport ok;
+    boost::asio::io_context io;
+    sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), std::move(store), ok);
+    d.async_run(boost::asio::detached);
+    std::thread t([&] { io.run(); });
+    auto const until = std::chrono::steady_clock::now() + 20s;
+    while (d.stats().delivered < 4 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, boost::asio::use_future).get();
+    t.join();
+    CHECK(report.drained);
+    auto const sent = ok.requests();
+    REQUIRE(sent.size() == 4);
+    std::set<std::string> seen;
+    for (auto const& r : sent) {
+        seen.insert(std::string(r.header("webhook-id")));
+        CHECK(r.header("herald-attempt") == "2"); // the second attempt of each
+        CHECK_THAT(*r.body, Catch::Contains("\"object_id\":\""));
+    }
+    CHECK(seen == std::set<std::string>(ids.begin(), ids.end()));
+    auto const entries = d.log().query({}).entries;
+    REQUIRE(entries.size() == 4);
+    for (auto const& e : entries) {
+        CHECK(e.result == herald::outcome::delivered);
+        CHECK(e.attempt == 2);
+        CHECK(e.webhook_name == "receiver");
+    }
+    REQUIRE(d.store().flush().has_value());
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
+    CHECK(raw.value("SELECT count(*) FROM events") == 0);
+}
+
+TEST_CASE("a dispatcher on sqlite_store delivers while it runs and empties the queue",
+          "[sqlite][dispatcher]") {
+    temp_dir dir;
+    auto const path = dir.file("run.db");
+    auto store = open_store(path);
+    REQUIRE(store.create(hook("a")).has_value());
+    REQUIRE(store.create(hook("b", "https://b.example.com/x", {herald::event_type::update}))
+                .has_value());
+    herald::recording_transport ok;
+    boost::asio::io_context io;
+    sqlite_dispatcher d(io.get_executor(), params({0ms}), std::move(store), ok);
+    d.async_run(boost::asio::detached);
+    std::thread t([&] { io.run(); });
+    // many publishers at once: their commits are shared
+    std::vector<std::thread> producers;
+    for (int p = 0; p < 4; ++p)
+        producers.emplace_back([&, p] {
+            for (int i = 0; i < 25; ++i) {
+                auto e = i % 2 ? herald::object_event::updated("o", {{"v", i}}, {{"v", i + 1}})
+                               : herald::object_event::created("o", {{"p", p}});
+                CHECK(d.publish(std::move(e)).has_value());
+            }
+        });
+    for (auto& p : producers)
+        p.join();
+    auto const until = std::chrono::steady_clock::now() + 20s;
+    // 100 events to "a", the 48 updates also to "b"
+    while (d.stats().delivered < 148 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, boost::asio::use_future).get();
+    t.join();
+    CHECK(report.drained);
+    auto const s = d.stats();
+    CHECK(s.published == 100);
+    CHECK(s.delivered == 148);
+    CHECK(s.failed == 0);
+    CHECK(d.serializations() == 100);
+    REQUIRE(d.store().flush().has_value());
+    CHECK(d.store().stats().failures == 0);
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
+    CHECK(raw.value("SELECT count(*) FROM events") == 0);
+}
