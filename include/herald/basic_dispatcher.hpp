@@ -82,11 +82,18 @@ public:
      * @return the event id (the `webhook-id` every receiver sees), or a problem: an invalid
      * field (named), error::queue_full, error::stopped. Nothing is queued on a problem.
      * Thread safety: any thread.
+     *
+     * With a durable store (`Store::durable`), publish matches and serializes the event on the
+     * calling thread and returns only once the store has committed its deliveries (many
+     * publishes share one commit), so the event survives a crash once the id is returned. It
+     * then blocks for that commit: prefer async_publish on threads that run I/O. A failed
+     * commit is returned as the store's problem (error::storage_failed) and nothing is queued.
      */
     result<std::string> publish(object_event e) requires publishable_source<Source>;
 
     /**
-     * Like publish, but waits for room when the queue is full.
+     * Like publish, but waits for room when the queue is full; with a durable store, waits
+     * (without blocking a thread) for the commit.
      * Thread safety: any thread; the awaiting coroutine may run on any executor.
      */
     boost::asio::awaitable<result<std::string>>
@@ -144,6 +151,16 @@ private:
     void abandon_pending(time_point now);
     void wake_pump();
 
+    // The durable publish path (docs/durability.md): the caller stages and commits the
+    // deliveries, then hands them to the strand. committing_ counts the publishes between
+    // staging and hand-over, so that a stopping dispatcher waits for them.
+    result<std::vector<delivery>> stage(object_event& e);
+    void hand_over(std::vector<delivery> ds, result<void> committed, bool log_failures);
+    void take_committed(std::vector<delivery>& ds, result<void> const& committed,
+                        bool log_failures);
+    void release_commit();
+    bool committing() const noexcept;
+
     executor_type strand_;
     dispatcher_params params_;
     retry_policy retry_;
@@ -166,7 +183,9 @@ private:
     stop_report report_;
     std::uint64_t next_slot_ = 0;
     std::map<std::uint64_t, boost::asio::cancellation_signal> in_flight_;
-    std::vector<delivery> batch_; // reused by accept
+    std::vector<delivery> batch_;              // reused by accept
+    std::atomic<std::uint64_t> committing_{0}; // durable stores only
+    std::atomic<bool> intake_closed_{false};   // durable stores only: publish refuses
 
     struct counters {
         std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},

@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,6 +22,15 @@ constexpr bool is_durable() {
         return S::durable;
     else
         return false;
+}
+
+/// A store that commits off the calling thread: `s.async_enqueue(deliveries, token)`
+/// completing with `void(result<void>)` (sqlite_store).
+template <class S>
+constexpr bool has_async_enqueue() {
+    return requires(S & s, std::vector<delivery> v) {
+        s.async_enqueue(std::move(v), boost::asio::use_awaitable);
+    };
 }
 
 inline double unit_random() {
@@ -67,10 +77,23 @@ result<std::string> HERALD_DISPATCHER::publish(object_event e) requires publisha
     if (auto r = prepare_event(e); !r)
         return r.error();
     std::string id = e.id;
-    if (auto r = source_.try_publish(e); !r)
-        return r.error();
-    n_.published.fetch_add(1, std::memory_order_relaxed);
-    n_.queued.fetch_add(1, std::memory_order_relaxed);
+    if constexpr (detail::is_durable<Store>()) {
+        auto ds = stage(e);
+        if (!ds)
+            return ds.error();
+        if (!ds->empty()) {
+            auto r = store_.enqueue(*ds); // waits for the commit
+            hand_over(std::move(*ds), r, false);
+            if (!r)
+                return r.error();
+        }
+        n_.published.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        if (auto r = source_.try_publish(e); !r)
+            return r.error();
+        n_.published.fetch_add(1, std::memory_order_relaxed);
+        n_.queued.fetch_add(1, std::memory_order_relaxed);
+    }
     return id;
 }
 
@@ -80,7 +103,25 @@ HERALD_DISPATCHER::async_publish(object_event e) requires publishable_source<Sou
     if (auto r = prepare_event(e); !r)
         co_return r.error();
     std::string id = e.id;
-    if constexpr (requires { source_.async_publish(e); }) {
+    if constexpr (detail::is_durable<Store>()) {
+        auto ds = stage(e);
+        if (!ds)
+            co_return ds.error();
+        if (!ds->empty()) {
+            result<void> r;
+            if constexpr (detail::has_async_enqueue<Store>()) {
+                auto commit = store_.async_enqueue(*ds, boost::asio::use_awaitable);
+                r = co_await std::move(commit);
+            } else {
+                r = store_.enqueue(*ds);
+            }
+            hand_over(std::move(*ds), r, false);
+            if (!r)
+                co_return r.error();
+        }
+        n_.published.fetch_add(1, std::memory_order_relaxed);
+        co_return id;
+    } else if constexpr (requires { source_.async_publish(e); }) {
         auto r = co_await source_.async_publish(e);
         if (!r)
             co_return r.error();
@@ -133,6 +174,7 @@ HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
     if (!stopping_) {
         stopping_ = true;
+        intake_closed_.store(true);
         deadline_ = clock::now() + drain;
         source_.close();
         wake_pump();
@@ -216,7 +258,18 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         batch_.reserve(hooks->size());
         for (auto const& h : *hooks)
             batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
-        if (auto r = store_.enqueue(batch_); !r) {
+        if constexpr (detail::is_durable<Store>() && detail::has_async_enqueue<Store>()) {
+            // No disk on the strand: the deliveries join the scheduler once committed.
+            committing_.fetch_add(1);
+            std::vector<delivery> ds(batch_.begin(), batch_.end());
+            store_.async_enqueue(
+                std::move(ds), boost::asio::bind_executor(strand_, [this, mine = std::move(batch_)](
+                                                                       result<void> r) mutable {
+                    take_committed(mine, r, true);
+                }));
+            batch_ = {};
+            return;
+        } else if (auto r = store_.enqueue(batch_); !r) {
             fail_all("could not be queued: " + r.error().what());
             return;
         }
@@ -241,12 +294,12 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
         if (stopping_ && intake_done_) {
-            if (sched_.pending() == 0 && in_flight_.empty())
+            if (sched_.pending() == 0 && in_flight_.empty() && !committing())
                 co_return;
             // Nothing in flight and nothing due before the deadline: waiting is pointless.
             auto const next = sched_.next_due();
             if (!abandoning_ && sched_.in_flight() == 0 && !sched_.has_ready() &&
-                (!next || *next > deadline_)) {
+                (!next || *next > deadline_) && !committing()) {
                 abandon_pending(now);
                 continue;
             }
@@ -416,7 +469,16 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                     entry.error += "; abandoned at shutdown";
                     report_.drained = false;
                     report_.abandoned.push_back(entry.delivery_id);
-                    finish(d, std::move(entry), outcome::failed);
+                    if constexpr (detail::is_durable<Store>()) {
+                        // Still in the store: sent again after the next start.
+                        entry.error += " (sent again after the next start)";
+                        entry.result = outcome::retrying;
+                        log_.record(std::move(entry));
+                        store_.reschedule(d);
+                        n_.pending.fetch_sub(1, std::memory_order_relaxed);
+                    } else {
+                        finish(d, std::move(entry), outcome::failed);
+                    }
                 } else if (decision.kind == verdict::retryable && disable_reason.empty()) {
                     if (decision.used_retry_after)
                         entry.error += "; Retry-After " + r.retry_after + " honoured";
@@ -484,6 +546,97 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
     }
     for (auto& [slot, signal] : in_flight_)
         signal.emit(boost::asio::cancellation_type::terminal);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
+    // Counted before the check, so that a stop that sees no commit in progress also makes
+    // every later publish see the intake closed.
+    committing_.fetch_add(1);
+    if (intake_closed_.load()) {
+        release_commit();
+        return make_problem(error::stopped, "", "the dispatcher is stopping; no new events");
+    }
+    std::vector<delivery> ds;
+    try {
+        auto const hooks = store_.match(e);
+        if (!hooks || hooks->empty()) {
+            n_.unmatched.fetch_add(1, std::memory_order_relaxed);
+            release_commit();
+            return ds;
+        }
+        payload body = serializer_.serialize(e);
+        serializations_.fetch_add(1, std::memory_order_relaxed);
+        auto const now = clock::now();
+        auto ev =
+            std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
+        auto const due = now + retry_.initial_delay();
+        ds.reserve(hooks->size());
+        for (auto const& h : *hooks)
+            ds.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+    } catch (std::exception const& ex) {
+        n_.rejected.fetch_add(1, std::memory_order_relaxed);
+        release_commit();
+        return make_problem(error::invalid_field, "",
+                            std::string("the event could not be accepted: internal error: ") +
+                                ex.what());
+    }
+    return ds;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::hand_over(std::vector<delivery> ds, result<void> committed,
+                                  bool log_failures) {
+    if (!committed && !log_failures) {
+        release_commit(); // the caller has the problem; nothing was queued
+        return;
+    }
+    boost::asio::post(strand_,
+                      [this, ds = std::move(ds), committed = std::move(committed),
+                       log_failures]() mutable { take_committed(ds, committed, log_failures); });
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> const& committed,
+                                       bool log_failures) {
+    if (committed) {
+        if (abandoning_ || finished_) {
+            // Past the drain: they wait in the store for the next start.
+            report_.drained = false;
+            for (auto const& d : ds)
+                report_.abandoned.push_back(d.id_string());
+        } else {
+            n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
+            for (auto& d : ds)
+                sched_.push(std::move(d));
+        }
+    } else if (log_failures) {
+        auto const now = clock::now();
+        for (auto const& d : ds) {
+            auto entry = make_entry(d, *d.hook, now);
+            entry.attempt = 0;
+            entry.error = "could not be queued: " + committed.error().what();
+            n_.failed.fetch_add(1, std::memory_order_relaxed);
+            log_.record(std::move(entry));
+        }
+    }
+    committing_.fetch_sub(1);
+    wake_pump();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::release_commit() {
+    // The last commit in progress of a stopping dispatcher: its pump may be waiting for it.
+    if (committing_.fetch_sub(1) == 1 && intake_closed_.load())
+        boost::asio::post(strand_, [this] { wake_pump(); });
+}
+
+HERALD_DISPATCHER_TEMPLATE
+bool HERALD_DISPATCHER::committing() const noexcept {
+    if constexpr (detail::is_durable<Store>())
+        return committing_.load() != 0;
+    else
+        return false;
 }
 
 #undef HERALD_DISPATCHER
