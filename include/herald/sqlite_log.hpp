@@ -16,6 +16,8 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace herald {
@@ -89,7 +91,8 @@ public:
     /// The entries matching `q`, newest first, at most `q.limit` of them.
     log_page query(log_query const& q) const {
         auto const limit = std::clamp<std::size_t>(q.limit, 1, log_query::max_limit);
-        std::string sql = "SELECT " + std::string(columns) + " FROM log WHERE 1";
+        std::string sql = "SELECT " + std::string(columns) +
+                          " FROM log LEFT JOIN log_bodies b ON b.id = log.request_body_id WHERE 1";
         if (q.webhook)
             sql += " AND webhook_id = ?1";
         if (q.type)
@@ -124,12 +127,21 @@ public:
             if (q.webhook_name)
                 st.bind(7, *q.webhook_name);
             st.bind(8, std::int64_t(limit + 1));
+            // Entries of one event share its body, as they did when recorded.
+            std::unordered_map<std::int64_t, std::shared_ptr<std::string const>> bodies;
             while (st.step()) {
                 if (page.entries.size() == limit) {
                     page.next = page.entries.back().seq;
                     break;
                 }
-                page.entries.push_back(read_entry(st));
+                auto e = read_entry(st);
+                if (!st.is_null(18)) {
+                    auto& body = bodies[st.int64(18)];
+                    if (!body)
+                        body = std::make_shared<std::string const>(st.blob(19));
+                    e.request_body = body;
+                }
+                page.entries.push_back(std::move(e));
             }
         } catch (detail::sqlite::sqlite_error const& e) {
             // "View Logs" shows nothing rather than failing the caller; the file's problem
@@ -180,7 +192,7 @@ private:
     static constexpr char const* columns =
         "seq, delivery_id, event_id, webhook_id, webhook_name, url, type, object_id, attempt, "
         "started_at, elapsed_ms, status, outcome, error, response_excerpt, next_attempt_at, "
-        "warning, request_headers, request_body";
+        "warning, request_headers, request_body_id, b.body";
 
     static log_entry read_entry(detail::sqlite::statement const& st) {
         using detail::sqlite::from_column;
@@ -203,6 +215,7 @@ private:
         if (!st.is_null(15))
             e.next_attempt_at = from_column(st.int64(15));
         e.warning = st.text(16);
+        e.request_headers = detail::sqlite::load_header_list(st.text(17));
         return e;
     }
 
@@ -235,9 +248,10 @@ private:
                 insert = writer.prepare(
                     "INSERT INTO log(seq, delivery_id, event_id, webhook_id, webhook_name, url, "
                     "type, object_id, attempt, started_at, elapsed_ms, status, outcome, error, "
-                    "response_excerpt, next_attempt_at, warning, request_headers, request_body) "
-                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                    "?16, ?17, ?18, ?19)");
+                    "response_excerpt, next_attempt_at, warning, request_headers, "
+                    "request_body_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                    "?13, ?14, ?15, ?16, ?17, ?18, ?19)");
+                insert_body = writer.prepare("INSERT INTO log_bodies(body) VALUES(?1)");
             } catch (detail::sqlite::sqlite_error const& e) {
                 return detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout);
             }
@@ -309,18 +323,36 @@ private:
                         .bind(14, e.error)
                         .bind(15, e.response_excerpt)
                         .bind(17, e.warning)
-                        .bind(18, std::string_view("[]"));
+                        .bind(18, detail::sqlite::header_list(e.request_headers));
                     if (e.next_attempt_at)
                         insert.bind(16, to_column(*e.next_attempt_at));
+                    if (e.request_body)
+                        insert.bind(19, body_id(e.request_body));
                     insert.run();
                 }
                 t.commit();
             } catch (detail::sqlite::sqlite_error const& e) {
                 insert.reset();
+                insert_body.reset();
+                bodies.clear(); // ids from the rolled-back transaction are void
                 note_failure(
                     detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
                     " (" + std::to_string(batch.size()) + " entries not written)");
             }
+        }
+
+        /// The row of a body: one per body object, however many attempts sent it. A cached id
+        /// is used only while the body it was written for is still alive at that address.
+        std::int64_t body_id(std::shared_ptr<std::string const> const& body) {
+            auto it = bodies.find(body.get());
+            if (it != bodies.end() && it->second.first.lock() == body)
+                return it->second.second;
+            if (bodies.size() >= 4096)
+                std::erase_if(bodies, [](auto const& kv) { return kv.second.first.expired(); });
+            insert_body.bind_blob(1, body->data(), body->size()).run();
+            auto const id = sqlite3_last_insert_rowid(writer.get());
+            bodies.insert_or_assign(body.get(), std::pair{std::weak_ptr(body), id});
+            return id;
         }
 
         std::size_t retain() {
@@ -351,8 +383,13 @@ private:
                         deleted += static_cast<std::size_t>(sqlite3_changes(writer.get()));
                     }
                 }
+                if (deleted > 0)
+                    writer.exec("DELETE FROM log_bodies WHERE NOT EXISTS (SELECT 1 FROM log WHERE "
+                                "log.request_body_id = log_bodies.id)");
                 t.commit();
+                bodies.clear(); // a body still alive may have lost its row
             } catch (detail::sqlite::sqlite_error const& e) {
+                bodies.clear();
                 note_failure(
                     detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
                     " (retention)");
@@ -369,7 +406,11 @@ private:
 
         sqlite_log_params p;
         detail::sqlite::connection writer; // the writer thread's
-        detail::sqlite::statement insert;
+        detail::sqlite::statement insert, insert_body;
+        // the writer thread's: body object -> its row in log_bodies
+        std::unordered_map<std::string const*,
+                           std::pair<std::weak_ptr<std::string const>, std::int64_t>>
+            bodies;
         mutable std::mutex reader_mutex;
         detail::sqlite::connection reader;
 

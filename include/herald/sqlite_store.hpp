@@ -135,28 +135,6 @@ inline result<webhook_params> load_params(std::string const& text, std::string c
     }
 }
 
-inline std::string header_list(std::vector<http_header> const& headers) {
-    boost::json::array a;
-    for (auto const& h : headers)
-        a.emplace_back(boost::json::array{h.name, h.value});
-    return boost::json::serialize(a);
-}
-
-inline std::vector<http_header> load_header_list(std::string const& text) {
-    std::vector<http_header> out;
-    boost::system::error_code ec;
-    auto const v = boost::json::parse(text, ec);
-    if (ec || !v.is_array())
-        return out;
-    for (auto const& h : v.get_array()) {
-        auto const* pair = h.if_array();
-        if (pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string())
-            out.push_back(http_header{std::string((*pair)[0].get_string()),
-                                      std::string((*pair)[1].get_string())});
-    }
-    return out;
-}
-
 /// A delivery id as a 16-byte big-endian key: time-ordered like the id itself.
 inline std::array<unsigned char, 16> id_key(delivery_id const& id) {
     std::array<unsigned char, 16> k{};
@@ -536,7 +514,7 @@ private:
                         pe.event.occurred_at = detail::sqlite::from_column(rows.int64(12));
                         pe.body.body = rows.blob(13);
                         pe.body.content_type = rows.text(14);
-                        pe.body.headers = detail::load_header_list(rows.text(15));
+                        pe.body.headers = detail::sqlite::load_header_list(rows.text(15));
                         ev = std::make_shared<prepared_event const>(std::move(pe));
                     }
                     delivery d;
@@ -695,7 +673,7 @@ private:
                         event_stmt.bind(6, to_column(ev.event.occurred_at))
                             .bind_blob(7, ev.body.body.data(), ev.body.body.size())
                             .bind(8, ev.body.content_type)
-                            .bind(9, detail::header_list(ev.body.headers));
+                            .bind(9, detail::sqlite::header_list(ev.body.headers));
                         event_stmt.run();
                         seq = sqlite3_last_insert_rowid(db.get());
                         last = d.event.get();

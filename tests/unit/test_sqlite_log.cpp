@@ -121,6 +121,59 @@ TEST_CASE("sqlite_log records every field and reads it back after a restart", "[
     CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{2, 1});
 }
 
+TEST_CASE("sqlite_log keeps the request as sent, one body row per event", "[sqlite][log]") {
+    temp_dir dir;
+    auto const path = dir.file("requests.db");
+    auto body = std::make_shared<std::string const>(R"({"id":"evt_1","object":{"n":1}})");
+    auto other = std::make_shared<std::string const>(R"({"id":"evt_2"})");
+    std::vector<herald::http_header> const headers{
+        {"User-Agent", "herald/0.1.0"}, {"webhook-id", "evt_1"}, {"X-Api-Key", "k-123"}};
+    {
+        auto log = open_log({.path = path, .max_per_webhook = 2, .retention_interval = 24h});
+        // three attempts of one event (two webhooks, a retry), one of another, one unsent
+        for (auto hook : {1, 2, 1}) {
+            auto e = entry(static_cast<herald::webhook_id>(hook), herald::event_type::create,
+                           herald::outcome::delivered, t0(), "1");
+            e.request_headers = headers;
+            e.request_body = body;
+            log.record(e);
+        }
+        auto e = entry(1, herald::event_type::create, herald::outcome::delivered, t0(), "2");
+        e.request_body = other;
+        log.record(e);
+        log.record(entry(1, herald::event_type::create, herald::outcome::failed, t0(), "3"));
+        log.flush();
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM log_bodies") == 2);
+    }
+    auto log = open_log({.path = path, .max_per_webhook = 2, .retention_interval = 24h});
+    auto const page = log.query({});
+    REQUIRE(page.entries.size() == 5);
+    // newest first: the unsent one, the other event, then the three of evt_1
+    CHECK(page.entries[0].request_body == nullptr);
+    CHECK(page.entries[0].request_headers.empty());
+    REQUIRE(page.entries[1].request_body);
+    CHECK(*page.entries[1].request_body == *other);
+    for (std::size_t i = 2; i < 5; ++i) {
+        REQUIRE(page.entries[i].request_body);
+        CHECK(*page.entries[i].request_body == *body);
+        CHECK(page.entries[i].request_body == page.entries[2].request_body); // shared
+        REQUIRE(page.entries[i].request_headers.size() == 3);
+        CHECK(page.entries[i].request_headers[2].name == "X-Api-Key");
+        CHECK(page.entries[i].request_headers[2].value == "k-123");
+    }
+    // retention drops webhook 1's two oldest entries; evt_1's body stays for webhook 2's
+    CHECK(log.apply_retention() == 2);
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM log_bodies") == 2);
+    herald::log_query q;
+    q.webhook = 2;
+    auto const kept = log.query(q);
+    REQUIRE(kept.entries.size() == 1);
+    REQUIRE(kept.entries[0].request_body);
+    CHECK(*kept.entries[0].request_body == *body);
+}
+
 TEST_CASE("sqlite_log answers every query as memory_log does", "[sqlite][log][query]") {
     temp_dir dir;
     auto sql = open_log({.path = dir.file("query.db")});

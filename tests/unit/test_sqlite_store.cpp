@@ -389,7 +389,8 @@ PRAGMA user_version = 1;
     raw_db raw(path);
     CHECK(raw.value("PRAGMA user_version") == 2);
     CHECK(raw.value("SELECT count(*) FROM pragma_table_info('log') WHERE name IN "
-                    "('request_headers', 'request_body')") == 2);
+                    "('request_headers', 'request_body_id')") == 2);
+    CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_bodies'") == 1);
     CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_webhook_name'") == 1);
     CHECK(raw.text("PRAGMA journal_mode") == "wal");
 
@@ -402,6 +403,8 @@ PRAGMA user_version = 1;
     CHECK(page.entries[0].status == 503);
     CHECK(page.entries[0].result == herald::outcome::retrying);
     CHECK(page.entries[0].webhook_name == "Legacy");
+    CHECK(page.entries[0].request_headers.empty());
+    CHECK(page.entries[0].request_body == nullptr);
 }
 
 // ---- with a dispatcher ----

@@ -10,6 +10,11 @@
 
 #include <herald/error.hpp>
 #include <herald/time.hpp>
+#include <herald/transport.hpp>
+
+#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <sqlite3.h>
 
@@ -19,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace herald {
 
@@ -216,8 +222,9 @@ inline problem describe(std::string const& path, int rc, std::string const& what
  *
  * - 0 (a new file): everything.
  * - 1: the first schema (webhooks, events, deliveries, log).
- * - 2: the log keeps the request as sent (headers and body) and is searchable by webhook name
- *   (the name stays when the webhook is deleted).
+ * - 2: the log keeps the request as sent: its headers, and its body once per event in
+ *   log_bodies (every attempt of an event, to every webhook, sent the same bytes); and it is
+ *   searchable by webhook name (the name stays when the webhook is deleted).
  */
 inline void migrate(connection& c, int from) {
     if (from < 1)
@@ -276,8 +283,10 @@ CREATE INDEX log_started ON log(started_at);
 )sql");
     if (from < 2)
         c.exec(R"sql(
+CREATE TABLE log_bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
 ALTER TABLE log ADD COLUMN request_headers TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE log ADD COLUMN request_body BLOB;
+ALTER TABLE log ADD COLUMN request_body_id INTEGER;
+CREATE INDEX log_body ON log(request_body_id);
 CREATE INDEX log_webhook_name ON log(webhook_name COLLATE NOCASE, seq);
 )sql");
 }
@@ -361,6 +370,29 @@ private:
     connection& c_;
     bool done_ = false;
 };
+
+/// Headers as a JSON array of [name, value] pairs, and back (unreadable text gives none).
+inline std::string header_list(std::vector<http_header> const& headers) {
+    boost::json::array a;
+    for (auto const& h : headers)
+        a.emplace_back(boost::json::array{h.name, h.value});
+    return boost::json::serialize(a);
+}
+
+inline std::vector<http_header> load_header_list(std::string const& text) {
+    std::vector<http_header> out;
+    boost::system::error_code ec;
+    auto const v = boost::json::parse(text, ec);
+    if (ec || !v.is_array())
+        return out;
+    for (auto const& h : v.get_array()) {
+        auto const* pair = h.if_array();
+        if (pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string())
+            out.push_back(http_header{std::string((*pair)[0].get_string()),
+                                      std::string((*pair)[1].get_string())});
+    }
+    return out;
+}
 
 /// Milliseconds since the epoch for a column, and back.
 inline std::int64_t to_column(time_point t) {
