@@ -5,6 +5,12 @@
 //                [--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s]
 //                [--drain-timeout 30s] [--queue 65536]
 //                [--allow-private CIDR]... [--https-only]
+//                [--store memory|sqlite:PATH] [--log stdout|sqlite:PATH]
+//
+// With --store sqlite:PATH the webhooks and the pending deliveries live in PATH: an event is
+// acknowledged once committed there, and what was pending when the relay stopped or died is
+// delivered at its next start. --webhooks then adds or updates webhooks by name (and may be
+// left out). With --log sqlite:PATH every attempt is also kept in PATH.
 //
 // Exit status: 0 when every input line was an event, 1 when some line was not (each is
 // reported on standard error with its number), 2 for bad options or a bad webhooks file
@@ -14,6 +20,8 @@
 #include <herald/http_transport.hpp>
 #include <herald/json_serializer.hpp>
 #include <herald/jsonl_log.hpp>
+#include <herald/sqlite_log.hpp>
+#include <herald/sqlite_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,6 +30,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -31,6 +40,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -44,13 +54,48 @@ struct options {
     herald::http_transport_params transport;
     herald::duration drain_timeout = 30s;
     std::size_t queue = 65'536;
+    std::string store_path; ///< --store sqlite:PATH; empty: in memory
+    std::string log_path;   ///< --log sqlite:PATH; empty: standard output only
 };
+
+constexpr char const* usage_line =
+    "herald-relay [--webhooks FILE] [--format herald|datagerry] [--retry-schedule 0s,1s,5s] "
+    "[--timeout 10s] [--connect-timeout 5s] [--drain-timeout 30s] [--queue N] "
+    "[--allow-private CIDR]... [--https-only] [--store memory|sqlite:PATH] "
+    "[--log stdout|sqlite:PATH]\n";
+
+/**
+ * Attempts go to standard output as JSON lines and, with --log sqlite:PATH, to the file too.
+ */
+class relay_log {
+public:
+    relay_log(herald::jsonl_log lines, std::optional<herald::sqlite_log> kept)
+        : lines_(std::move(lines))
+        , kept_(std::move(kept)) {}
+
+    void record(herald::log_entry e) {
+        if (kept_)
+            kept_->record(e);
+        lines_.record(std::move(e));
+    }
+    herald::log_page query(herald::log_query const& q) const {
+        return kept_ ? kept_->query(q) : lines_.query(q);
+    }
+    void flush() {
+        lines_.flush();
+        if (kept_)
+            kept_->flush();
+    }
+
+private:
+    herald::jsonl_log lines_;
+    std::optional<herald::sqlite_log> kept_;
+};
+static_assert(herald::log_sink<relay_log>);
 
 [[noreturn]] void usage_error(std::string const& what) {
     std::cerr << "herald-relay: " << what << "\n"
-              << "usage: herald-relay --webhooks FILE [--format herald|datagerry] "
-                 "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                 "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n";
+              << "usage: " << usage_line;
     std::exit(2);
 }
 
@@ -66,12 +111,10 @@ options parse_options(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string const arg = argv[i];
         if (arg == "--help" || arg == "-h") {
-            std::cout
-                << "herald-relay --webhooks FILE [--format herald|datagerry] "
-                   "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                   "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n"
-                   "Reads events as JSON lines on stdin, delivers them to the webhooks in "
-                   "FILE, prints one JSON line per attempt on stdout.\n";
+            std::cout << usage_line
+                      << "Reads events as JSON lines on stdin, delivers them to the webhooks in "
+                         "FILE (and, with --store sqlite:PATH, those kept in PATH), prints one "
+                         "JSON line per attempt on stdout.\n";
             std::exit(0);
         }
         if (arg == "--https-only") {
@@ -79,8 +122,8 @@ options parse_options(int argc, char** argv) {
             continue;
         }
         static std::set<std::string> const with_value = {
-            "--webhooks",        "--format",        "--retry-schedule", "--timeout",
-            "--connect-timeout", "--drain-timeout", "--queue",          "--allow-private"};
+            "--webhooks",      "--format", "--retry-schedule", "--timeout", "--connect-timeout",
+            "--drain-timeout", "--queue",  "--allow-private",  "--store",   "--log"};
         if (!with_value.contains(arg))
             usage_error("unknown option " + arg);
         if (i + 1 >= argc)
@@ -111,6 +154,15 @@ options parse_options(int argc, char** argv) {
             if (!c)
                 usage_error(c.error().what());
             o.transport.addresses.allow.push_back(*c);
+        } else if (arg == "--store" || arg == "--log") {
+            auto& path = arg == "--store" ? o.store_path : o.log_path;
+            if (value == (arg == "--store" ? "memory" : "stdout"))
+                path.clear();
+            else if (value.starts_with("sqlite:") && value.size() > 7)
+                path = value.substr(7);
+            else
+                usage_error(arg + ": '" + value + "' is not " +
+                            (arg == "--store" ? "memory" : "stdout") + " or sqlite:PATH");
         } else if (arg == "--queue") {
             std::uint64_t n = 0;
             if (!herald::detail::parse_uint(value, n) || n == 0)
@@ -119,8 +171,8 @@ options parse_options(int argc, char** argv) {
         } else
             usage_error("unknown option " + arg);
     }
-    if (o.webhooks_file.empty())
-        usage_error("--webhooks FILE is required");
+    if (o.webhooks_file.empty() && o.store_path.empty())
+        usage_error("--webhooks FILE is required (unless --store sqlite:PATH holds them)");
     if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)
         usage_error("timeouts must be longer than 0ms");
     return o;
@@ -128,6 +180,8 @@ options parse_options(int argc, char** argv) {
 
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
 std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
+    if (path.empty())
+        return {};
     std::ifstream in(path);
     if (!in) {
         std::cerr << "herald-relay: cannot read webhooks file '" << path << "'\n";
@@ -157,27 +211,44 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path, optio
     return hooks;
 }
 
-template <class Serializer>
-int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
-    using relay_dispatcher =
-        herald::basic_dispatcher<herald::memory_store, herald::channel_source, Serializer,
-                                 herald::http_transport, herald::jsonl_log>;
+/// Adds the file's webhooks, or updates those the store already has by the same name.
+template <class Store>
+bool apply_webhooks(Store& store, options const& o,
+                    std::vector<herald::webhook_params> const& hooks) {
+    auto const existing = store.list();
+    for (std::size_t i = 0; i < hooks.size(); ++i) {
+        auto same = std::find_if(existing.begin(), existing.end(), [&](herald::webhook const& w) {
+            return herald::detail::iequals(w.name, hooks[i].name);
+        });
+        auto r = same == existing.end() ? store.create(hooks[i]) : store.update(same->id, hooks[i]);
+        if (!r) {
+            std::cerr << "herald-relay: webhooks file '" << o.webhooks_file << "': webhooks[" << i
+                      << "]." << r.error().what() << "\n";
+            return false;
+        }
+    }
+    return true;
+}
+
+template <class Serializer, class Store>
+int run(options const& o, std::vector<herald::webhook_params> const& hooks, Store store,
+        std::optional<herald::sqlite_log> kept) {
+    using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, Serializer,
+                                                      herald::http_transport, relay_log>;
+    constexpr bool durable = std::is_same_v<Store, herald::sqlite_store>;
+    if (!apply_webhooks(store, o, hooks))
+        return 2;
+    if constexpr (durable)
+        if (auto n = store.recovered())
+            std::cerr << "herald-relay: " << n << " deliveries pending in '" << o.store_path
+                      << "' from an earlier run\n";
     boost::asio::io_context io;
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
-    relay_dispatcher d(io.get_executor(), params,
-                       herald::memory_store({o.transport.addresses, o.transport.https_only}),
-                       herald::http_transport(o.transport), herald::jsonl_log(stdout));
-
-    for (std::size_t i = 0; i < hooks.size(); ++i) {
-        auto r = d.store().create(hooks[i]);
-        if (!r) {
-            std::cerr << "herald-relay: webhooks file '" << o.webhooks_file << "': webhooks[" << i
-                      << "]." << r.error().what() << "\n";
-            return 2;
-        }
-    }
+    relay_dispatcher d(io.get_executor(), params, std::move(store),
+                       herald::http_transport(o.transport),
+                       relay_log(herald::jsonl_log(stdout), std::move(kept)));
 
     std::atomic<bool> stop_requested{false};
     auto request_stop = [&] {
@@ -185,8 +256,11 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
                     std::cerr << "herald-relay: stopped with " << report.abandoned.size()
-                              << " deliveries undelivered (logged as failed): the drain timeout"
-                                 " came first, or nothing more could fall due before it\n";
+                              << " deliveries undelivered ("
+                              << (durable ? "kept in '" + o.store_path + "' for the next start"
+                                          : std::string("logged as failed"))
+                              << "): the drain timeout came first, or nothing more could fall "
+                                 "due before it\n";
             });
     };
 
@@ -243,6 +317,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
             }
         }
         input_done = true;
+        std::cerr << "herald-relay: end of input after " << number << " lines, "
+                  << d.stats().published << " events accepted\n";
         boost::asio::post(io, request_stop);
     });
 
@@ -267,7 +343,29 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
 int main(int argc, char** argv) {
     auto const o = parse_options(argc, argv);
     auto const hooks = read_webhooks(o.webhooks_file, o);
-    if (o.format == "datagerry")
-        return run<herald::datagerry_serializer>(o, hooks);
-    return run<herald::json_serializer>(o, hooks);
+    std::optional<herald::sqlite_log> kept;
+    if (!o.log_path.empty()) {
+        auto log = herald::sqlite_log::open({.path = o.log_path});
+        if (!log) {
+            std::cerr << "herald-relay: --log: " << log.error().message << "\n";
+            return 2;
+        }
+        kept.emplace(std::move(*log));
+    }
+    bool const datagerry = o.format == "datagerry";
+    if (!o.store_path.empty()) {
+        auto store = herald::sqlite_store::open(
+            {o.store_path, o.transport.addresses, o.transport.https_only});
+        if (!store) {
+            std::cerr << "herald-relay: --store: " << store.error().message << "\n";
+            return 2;
+        }
+        return datagerry
+                   ? run<herald::datagerry_serializer>(o, hooks, std::move(*store), std::move(kept))
+                   : run<herald::json_serializer>(o, hooks, std::move(*store), std::move(kept));
+    }
+    herald::memory_store store({o.transport.addresses, o.transport.https_only});
+    return datagerry
+               ? run<herald::datagerry_serializer>(o, hooks, std::move(store), std::move(kept))
+               : run<herald::json_serializer>(o, hooks, std::move(store), std::move(kept));
 }

@@ -1,0 +1,287 @@
+// herald-relay on SQLite: webhooks kept across runs and updated by name, the log in a file,
+// and at-least-once across a crash: a relay killed with SIGKILL while attempts are in flight,
+// and a second relay on the same file that delivers everything that was acknowledged,
+// re-sending only what was in flight.
+
+#include "loopback_server.hpp"
+#include "process.hpp"
+#include "temp_db.hpp"
+
+#include <herald/sqlite_log.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifdef HERALD_RELAY_PATH
+
+using namespace std::chrono_literals;
+using herald::test::raw_db;
+using herald::test::temp_dir;
+
+namespace {
+
+/// A relay started in the background: stdin from a file, stdout discarded, stderr to a file.
+struct background_relay {
+    pid_t pid = -1;
+
+    background_relay(std::vector<std::string> const& args, std::string const& in,
+                     std::string const& err) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        std::vector<char*> argv;
+        for (auto const& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        int const rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0)
+            throw std::runtime_error("cannot start " + args[0]);
+    }
+    ~background_relay() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+    /// SIGKILL, and the status it ended with (128 + signal).
+    int kill_now() {
+        kill(pid, SIGKILL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        pid = -1;
+        return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    }
+};
+
+std::string read_file(std::string const& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::seconds timeout) {
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until)
+            return false;
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_CASE("relay on SQLite keeps webhooks across runs, updates them by name, logs to a file",
+          "[sqlite][relay][e2e]") {
+    herald::test::loopback_server server;
+    temp_dir dir;
+    auto const db = dir.file("store.db");
+    auto const log_db = dir.file("log.db");
+    auto const first = dir.file("first.json");
+    auto const second = dir.file("second.json");
+    std::ofstream(first) << R"([{"name": "A", "url": ")" << server.url("/a")
+                         << R"(", "events": ["create"]}, {"name": "B", "url": ")"
+                         << server.url("/b") << R"(", "events": ["create"]}])";
+    // "a" is A (names are case-insensitive): updated; C is new
+    std::ofstream(second) << R"([{"name": "a", "url": ")" << server.url("/a2")
+                          << R"(", "events": ["create"]}, {"name": "C", "url": ")"
+                          << server.url("/c") << R"(", "events": ["create"]}])";
+    auto relay = [&](std::vector<std::string> extra, int n) {
+        std::vector<std::string> args = {HERALD_RELAY_PATH, "--store",          "sqlite:" + db,
+                                         "--log",           "sqlite:" + log_db, "--allow-private",
+                                         "127.0.0.1/32"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        auto r =
+            herald::test::run_process(args,
+                                      R"({"type": "create", "object_id": )" + std::to_string(n) +
+                                          R"(, "after": {}})"
+                                          "\n",
+                                      60s);
+        INFO(r.err);
+        CHECK(r.status == 0);
+        return r;
+    };
+    relay({"--webhooks", first}, 1);
+    CHECK(server.requests("/a").size() == 1);
+    CHECK(server.requests("/b").size() == 1);
+    relay({}, 2); // the webhooks come from the file
+    CHECK(server.requests("/a").size() == 2);
+    CHECK(server.requests("/b").size() == 2);
+    auto const third = relay({"--webhooks", second}, 3);
+    CHECK(server.requests("/a").size() == 2);
+    CHECK(server.requests("/a2").size() == 1);
+    CHECK(server.requests("/b").size() == 3); // kept: not in the second file, not deleted
+    CHECK(server.requests("/c").size() == 1);
+    CHECK(third.out.find(R"("webhook_name":"a")") != std::string::npos);
+    {
+        raw_db raw(db);
+        CHECK(raw.value("SELECT count(*) FROM webhooks") == 3);
+        CHECK(raw.value("SELECT id FROM webhooks WHERE name_key = 'a'") == 1); // same webhook
+    }
+    auto log = herald::sqlite_log::open({.path = log_db});
+    REQUIRE(log.has_value());
+    auto const page = log->query({});
+    CHECK(page.entries.size() == 7);
+    herald::log_query by_name;
+    by_name.webhook_name = "B";
+    CHECK(log->query(by_name).entries.size() == 3);
+    for (auto const& e : page.entries) {
+        CHECK(e.result == herald::outcome::delivered);
+        CHECK_FALSE(e.request_headers.empty());
+        CHECK(e.request_body != nullptr);
+    }
+
+    // a file that is not a database is refused before anything is sent
+    auto const garbage = dir.file("garbage.db");
+    std::ofstream(garbage) << std::string(4096, 'x');
+    auto const bad = herald::test::run_process(
+        {HERALD_RELAY_PATH, "--store", "sqlite:" + garbage, "--allow-private", "127.0.0.1/32"},
+        R"({"type": "create", "object_id": 9, "after": {}})"
+        "\n",
+        60s);
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("herald-relay: --store: '" + garbage +
+                       "' is not a herald database or is corrupt") != std::string::npos);
+    auto const usage = herald::test::run_process({HERALD_RELAY_PATH, "--store", "disk"}, "", 60s);
+    CHECK(usage.status == 2);
+    CHECK(usage.err.find("--store: 'disk' is not memory or sqlite:PATH") != std::string::npos);
+}
+
+TEST_CASE("relay on a SQLite store: killed mid-run, the next start delivers every acknowledged "
+          "event, re-sending only what was in flight",
+          "[sqlite][relay][crash][e2e]") {
+    constexpr int events = 100;
+    constexpr int answered_before_crash = 20;
+    constexpr int lane_cap = 8; // scheduler_params::lane_concurrency, the relay's default
+
+    // A slow receiver: it answers the first 20 requests after 20 ms, then holds every request
+    // without answering until the crash; after it, it answers everything.
+    herald::test::loopback_server server(2);
+    std::atomic<int> seen{0};
+    std::atomic<bool> recovered{false};
+    server.on("/hook", [&](herald::test::received_request const&) {
+        herald::test::reply r;
+        if (recovered)
+            r.delay = 2ms;
+        else if (++seen > answered_before_crash)
+            r.hang = true;
+        else
+            r.delay = 20ms;
+        return r;
+    });
+
+    temp_dir dir;
+    auto const db = dir.file("relay.db");
+    auto const hooks = dir.file("hooks.json");
+    auto const input = dir.file("events.jsonl");
+    std::ofstream(hooks) << R"([{"name": "crash receiver", "url": ")" << server.url("/hook")
+                         << R"(", "events": ["create"]}])";
+    std::set<std::string> ids;
+    {
+        std::ofstream in(input);
+        for (int i = 0; i < events; ++i) {
+            auto id = "evt_crash_" + std::to_string(1000 + i);
+            ids.insert(id);
+            in << R"({"type": "create", "id": ")" << id << R"(", "object_id": )" << i
+               << R"(, "after": {"n": )" << i << "}}\n";
+        }
+    }
+    std::vector<std::string> const args = {
+        HERALD_RELAY_PATH, "--store",      "sqlite:" + db,    "--webhooks", hooks,
+        "--allow-private", "127.0.0.1/32", "--drain-timeout", "60s"};
+
+    // ---- the first run, killed ----
+    {
+        auto const err = dir.file("first.err");
+        background_relay relay(args, input, err);
+        // Every event acknowledged (committed), 20 answered, 8 held in flight...
+        bool const accepted = wait_until(
+            [&] {
+                return read_file(err).find("events accepted") != std::string::npos &&
+                       server.requests("/hook").size() ==
+                           std::size_t(answered_before_crash + lane_cap);
+            },
+            60s);
+        INFO(read_file(err));
+        REQUIRE(accepted);
+        CHECK(read_file(err).find("100 events accepted") != std::string::npos);
+        // ...and the 20 completions committed: 80 deliveries left in the file.
+        bool const settled = wait_until(
+            [&] {
+                raw_db raw(db);
+                return raw.value("SELECT count(*) FROM deliveries") ==
+                       events - answered_before_crash;
+            },
+            60s);
+        REQUIRE(settled);
+        std::this_thread::sleep_for(50ms); // nothing more may go out: the lane is full
+        CHECK(server.requests("/hook").size() == std::size_t(answered_before_crash + lane_cap));
+        CHECK(relay.kill_now() == 128 + SIGKILL);
+    }
+    auto const before = server.requests("/hook");
+    std::map<std::string, std::string> held; // webhook-id -> herald-delivery of the held ones
+    for (std::size_t i = answered_before_crash; i < before.size(); ++i)
+        held[before[i].header("webhook-id")] = before[i].header("herald-delivery");
+    REQUIRE(held.size() == std::size_t(lane_cap));
+
+    // ---- the second run: the same file, no new input ----
+    recovered = true;
+    auto const second = herald::test::run_process(args, "", 120s);
+    INFO(second.err);
+    CHECK(second.status == 0);
+    CHECK_FALSE(second.timed_out);
+    CHECK(second.err.find("80 deliveries pending in '" + db + "' from an earlier run") !=
+          std::string::npos);
+
+    auto const all = server.requests("/hook");
+    std::map<std::string, int> per_event;
+    for (auto const& r : all)
+        ++per_event[r.header("webhook-id")];
+    // every event at least once, nothing unknown
+    for (auto const& id : ids)
+        CHECK(per_event[id] >= 1);
+    CHECK(per_event.size() == ids.size());
+    // duplicates: exactly the requests held in flight at the crash, with the same delivery id
+    std::size_t const duplicates = all.size() - ids.size();
+    CHECK(duplicates <= std::size_t(lane_cap));
+    for (auto const& [id, n] : per_event)
+        if (n > 1)
+            CHECK(held.count(id) == 1);
+    for (std::size_t i = before.size(); i < all.size(); ++i) {
+        auto it = held.find(all[i].header("webhook-id"));
+        if (it != held.end())
+            CHECK(all[i].header("herald-delivery") == it->second);
+    }
+    // the queue is empty, and the second run logged one delivered attempt per request it sent
+    raw_db raw(db);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
+    CHECK(raw.value("SELECT count(*) FROM events") == 0);
+    std::size_t delivered_lines = 0;
+    std::istringstream out(second.out);
+    for (std::string line; std::getline(out, line);)
+        delivered_lines += line.find(R"("outcome":"delivered")") != std::string::npos;
+    CHECK(delivered_lines == all.size() - before.size());
+    CHECK(delivered_lines == std::size_t(events - answered_before_crash));
+}
+
+#endif
