@@ -17,6 +17,9 @@
 //             minimal Beast client at the same pace, as a control for what the machine adds
 //   memory    1,000,000 deliveries pending for a listener that never answers: bytes each
 //   matching  store.match against 10,000 webhooks, no I/O
+//   sqlite    the herald scenario on sqlite_store (a file in the temporary directory): each
+//             publish returns once committed, 64 producers publishing at once so that their
+//             commits are shared; the rate as a ratio of herald's in the same run
 //
 // memory runs first, on a heap the other scenarios have not churned; the rest in this order.
 // The I/O scenarios also report CPU time per request (sending thread, whole process, sink),
@@ -29,6 +32,7 @@
 #include <herald/basic_dispatcher.hpp>
 #include <herald/http_transport.hpp>
 #include <herald/signature.hpp>
+#include <herald/sqlite_store.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -157,8 +161,8 @@ struct options {
     }
 };
 
-constexpr std::string_view all_scenarios[] = {"limit",   "libcurl", "herald",  "fanout",
-                                              "latency", "memory",  "matching"};
+constexpr std::string_view all_scenarios[] = {"limit",   "libcurl", "herald",   "fanout",
+                                              "latency", "memory",  "matching", "sqlite"};
 
 constexpr std::string_view usage =
     R"(usage: herald-bench [options]
@@ -170,7 +174,7 @@ constexpr std::string_view usage =
                       the memory scenario's 1,000,000 pending deliveries when smaller
   --body-bytes N      size of the JSON object in each event, default 1024
   --scenario NAME     run only NAME (comma-separated list allowed):
-                      limit, libcurl, herald, fanout, latency, memory, matching
+                      limit, libcurl, herald, fanout, latency, memory, matching, sqlite
   --json              one JSON object per scenario on stdout (the table goes to stderr)
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
@@ -437,6 +441,8 @@ private:
         } else if (r.scenario == "memory") {
             if (auto b = field(r, "bytes_per_delivery"))
                 check("memory", grouped(*b) + " B", "<= 512 B", *b <= 512);
+        } else if (r.scenario == "sqlite") {
+            ratio("sqlite/herald", "vs_herald", "herald", 0.5);
         } else if (r.scenario == "matching") {
             check("matching", grouped(r.per_second) + "/s", ">= 1,000,000/s", r.per_second >= 1e6);
         }
@@ -1364,6 +1370,118 @@ std::string default_sink_path() {
 
 } // namespace
 
+// ---------------------------------------------------------------------------------------------
+// sqlite: the herald scenario with the durable store
+
+using sqlite_dispatcher =
+    herald::basic_dispatcher<herald::sqlite_store, herald::channel_source, herald::json_serializer,
+                             herald::http_transport, herald::memory_log>;
+
+/// One of the sqlite scenario's producers: publishes events `next++` until `total`, each
+/// acknowledged only once committed.
+asio::awaitable<void> sqlite_producer(sqlite_dispatcher& d, event_factory const& f,
+                                      std::atomic<std::size_t>& next, std::size_t total,
+                                      std::atomic<std::size_t>& acknowledged,
+                                      std::atomic<std::size_t>& refused) {
+    for (;;) {
+        auto const i = next.fetch_add(1);
+        if (i >= total)
+            co_return;
+        auto publish = d.async_publish(f.make(i));
+        auto r = co_await std::move(publish);
+        (r ? acknowledged : refused).fetch_add(1);
+    }
+}
+
+report run_sqlite(options const& o, target const& t, event_factory const& f) {
+    constexpr std::size_t producers = 64;
+    namespace fs = std::filesystem;
+    auto const dir = fs::temp_directory_path() / ("herald-bench-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    struct remove_dir {
+        fs::path p;
+        ~remove_dir() {
+            std::error_code ec;
+            fs::remove_all(p, ec);
+        }
+    } const cleanup{dir};
+
+    auto store = herald::sqlite_store::open(
+        {.path = (dir / "bench.db").string(), .addresses = allowed_addresses(o)});
+    if (!store)
+        throw std::runtime_error("sqlite: " + store.error().what());
+    herald::dispatcher_params p;
+    p.scheduling.lane_concurrency = o.connections;
+    asio::io_context io{1};
+    sqlite_dispatcher d(io.get_executor(), p, std::move(*store),
+                        herald::http_transport(transport_params(o)));
+    herald::webhook_params hook;
+    hook.name = "bench";
+    hook.url = t.url;
+    hook.events = herald::event_type_set::all();
+    hook.secrets = {herald::secret::generate()};
+    if (auto r = d.store().create(std::move(hook)); !r)
+        throw std::runtime_error("cannot create webhook: " + r.error().what());
+    d.async_run(asio::detached);
+    std::thread dispatcher_thread([&] { io.run(); });
+
+    // The application's side: its own thread, many publishes awaiting their commits at once.
+    asio::io_context app{1};
+    std::atomic<std::size_t> next{0}, acknowledged{0}, refused{0};
+    std::size_t const events = o.events;
+    for (std::size_t i = 0; i < producers; ++i)
+        asio::co_spawn(app, sqlite_producer(d, f, next, events, acknowledged, refused),
+                       asio::detached);
+    cpu_meter const cpu;
+    auto const t0 = steady::now();
+    std::thread app_thread([&] { app.run(); });
+    steady::time_point published_at{}, t1{};
+    herald::dispatcher_stats s;
+    for (;;) {
+        s = d.stats();
+        if (published_at == steady::time_point{} && acknowledged + refused >= events)
+            published_at = steady::now();
+        if (s.delivered + s.failed >= events || steady::now() >= t0 + o.timeout) {
+            t1 = steady::now();
+            break;
+        }
+        std::this_thread::sleep_for(200us);
+    }
+    double const secs = std::chrono::duration<double>(t1 - t0).count();
+    double const thread_s = thread_cpu_seconds(dispatcher_thread);
+    app.stop();
+    app_thread.join();
+    auto stop = d.async_stop(0ms, asio::use_future);
+    if (stop.wait_for(30s) != std::future_status::ready)
+        io.stop();
+    dispatcher_thread.join();
+    auto const flushed = d.store().flush();
+    auto const db = d.store().stats();
+
+    report out{"sqlite", double(s.delivered) / secs, "events/s"};
+    out.summary = grouped(double(s.delivered)) + " events in " + fixed(secs, 2) +
+                  " s, signed, durable: " + std::to_string(producers) + " producers, " +
+                  grouped(double(db.commits)) + " commits (" +
+                  fixed(db.commits ? double(db.operations) / double(db.commits) : 0.0, 1) +
+                  " writes each)" + failures(s, events) +
+                  (refused ? ", " + grouped(double(refused)) + " publishes REFUSED" : "") +
+                  (flushed ? "" : ", store: " + flushed.error().what());
+    out.add("events", std::int64_t(events))
+        .add("delivered", std::int64_t(s.delivered))
+        .add("failed", std::int64_t(s.failed))
+        .add("seconds", secs)
+        .add("publish_seconds", published_at == steady::time_point{}
+                                    ? secs
+                                    : std::chrono::duration<double>(published_at - t0).count())
+        .add("producers", std::int64_t(producers))
+        .add("commits", std::int64_t(db.commits))
+        .add("writes", std::int64_t(db.operations))
+        .add("lane_concurrency", std::int64_t(o.connections))
+        .add("signed", true);
+    cpu.finish(out, thread_s, double(s.delivered + s.failed));
+    return out;
+}
+
 int main(int argc, char** argv) {
     auto parsed = parse_options(argc, argv);
     if (!parsed)
@@ -1373,7 +1491,7 @@ int main(int argc, char** argv) {
 
     try {
         bool const needs_sink = o.wants("limit") || o.wants("libcurl") || o.wants("herald") ||
-                                o.wants("fanout") || o.wants("latency");
+                                o.wants("fanout") || o.wants("latency") || o.wants("sqlite");
         std::unique_ptr<sink_process> sink;
         std::string url = o.url;
         if (url.empty() && needs_sink) {
@@ -1412,6 +1530,7 @@ int main(int argc, char** argv) {
             return run_latency(o, t, f, *max_rate);
         });
         run("matching", [&] { return run_matching(o); });
+        run("sqlite", [&] { return run_sqlite(o, t, f); });
         res.print_targets();
         return 0;
     } catch (std::exception const& e) {
