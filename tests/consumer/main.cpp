@@ -2,6 +2,13 @@
 #include <herald/json_serializer.hpp>
 #include <herald/memory_store.hpp>
 #include <herald/version.hpp>
+#ifdef HERALD_CONSUMER_SQLITE
+#include <herald/sqlite_store.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+#endif
 
 #include <iostream>
 
@@ -17,6 +24,32 @@ int main() {
     auto e = herald::object_event::created("1", {{"name", "x"}});
     if (!herald::prepare_event(e) || herald::json_serializer{}.serialize(e).body.empty())
         return 1;
+#ifdef HERALD_CONSUMER_SQLITE
+    // herald::sqlite: a webhook survives closing and reopening the file.
+    auto const path = (std::filesystem::temp_directory_path() /
+                       ("herald-consumer-" + std::to_string(::getpid()) + ".db"))
+                          .string();
+    {
+        auto s = herald::sqlite_store::open({.path = path});
+        if (!s || !s->create({.name = "durable",
+                              .url = "https://example.com/hooks",
+                              .events = {herald::event_type::create}})) {
+            std::cerr << "herald-consumer: sqlite_store failed\n";
+            return 1;
+        }
+    }
+    bool kept = false;
+    {
+        auto reopened = herald::sqlite_store::open({.path = path});
+        kept = reopened && reopened->list().size() == 1;
+    }
+    for (auto const* suffix : {"", "-wal", "-shm"})
+        std::remove((path + suffix).c_str());
+    if (!kept) {
+        std::cerr << "herald-consumer: sqlite_store round-trip failed\n";
+        return 1;
+    }
+#endif
     std::cout << "herald " << herald::version << " found by find_package\n";
     return 0;
 }
