@@ -206,9 +206,10 @@ TEST_CASE("relay on a SQLite store: killed mid-run, the next start delivers ever
                << R"(, "after": {"n": )" << i << "}}\n";
         }
     }
+    // --timeout 10m: the held requests must stay in flight however slow this machine is.
     std::vector<std::string> const args = {
-        HERALD_RELAY_PATH, "--store",      "sqlite:" + db,    "--webhooks", hooks,
-        "--allow-private", "127.0.0.1/32", "--drain-timeout", "60s"};
+        HERALD_RELAY_PATH, "--store",   "sqlite:" + db, "--webhooks",      hooks, "--allow-private",
+        "127.0.0.1/32",    "--timeout", "10m",          "--drain-timeout", "60s"};
 
     // ---- the first run, killed ----
     {
