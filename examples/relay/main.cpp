@@ -33,7 +33,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -287,35 +289,49 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     std::thread reader([&] {
         std::string line;
         std::size_t number = 0;
-        while (!stop_requested && std::getline(std::cin, line)) {
+        auto reject = [&](std::size_t at, std::string const& why) {
+            std::cerr << "herald-relay: line " << at << ": " << why << "\n";
+            ++bad_lines;
+        };
+        // Up to 256 publishes are awaited at once: with a durable store they share commits.
+        std::deque<std::pair<std::size_t, std::future<herald::result<std::string>>>> waiting;
+        bool stopped = false;
+        auto settle_oldest = [&] {
+            auto [at, f] = std::move(waiting.front());
+            waiting.pop_front();
+            auto published = f.get();
+            if (!published) {
+                if (published.error().code == herald::error::stopped)
+                    stopped = true;
+                else
+                    reject(at, published.error().what());
+            }
+        };
+        while (!stopped && !stop_requested && std::getline(std::cin, line)) {
             ++number;
             if (line.find_first_not_of(" \t\r") == std::string::npos)
                 continue;
             boost::system::error_code ec;
             auto const v = boost::json::parse(line, ec);
-            auto reject = [&](std::string const& why) {
-                std::cerr << "herald-relay: line " << number << ": " << why << "\n";
-                ++bad_lines;
-            };
             if (ec) {
-                reject("not valid JSON: " + ec.message());
+                reject(number, "not valid JSON: " + ec.message());
                 continue;
             }
             auto e = herald::parse_event(v);
             if (!e) {
-                reject(e.error().what());
+                reject(number, e.error().what());
                 continue;
             }
             // Waits for room when the queue is full: backpressure on the producer.
-            auto published =
-                boost::asio::co_spawn(io, d.async_publish(std::move(*e)), boost::asio::use_future)
-                    .get();
-            if (!published) {
-                if (published.error().code == herald::error::stopped)
-                    break;
-                reject(published.error().what());
-            }
+            waiting.emplace_back(number, boost::asio::co_spawn(io, d.async_publish(std::move(*e)),
+                                                               boost::asio::use_future));
+            while (!waiting.empty() &&
+                   (waiting.size() >= 256 ||
+                    waiting.front().second.wait_for(0s) == std::future_status::ready))
+                settle_oldest();
         }
+        while (!waiting.empty())
+            settle_oldest();
         input_done = true;
         std::cerr << "herald-relay: end of input after " << number << " lines, "
                   << d.stats().published << " events accepted\n";

@@ -287,6 +287,23 @@ TEST_CASE("sqlite_store and sqlite_log refuse files they cannot use, naming the 
         CHECK_THAT(l.error().message, Catch::Contains("schema version 7"));
         raw_db raw(path);
         CHECK(raw.value("PRAGMA user_version") == 7); // left alone
+        CHECK(raw.text("PRAGMA journal_mode") == "delete");
+    }
+    SECTION("another application's database") {
+        auto const path = dir.file("theirs.db");
+        {
+            raw_db raw(path);
+            raw.exec("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)");
+        }
+        auto s = herald::sqlite_store::open({.path = path});
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().message ==
+              "'" + path +
+                  "' is a SQLite database of another application (it has tables but no herald "
+                  "schema version); use another file");
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM sqlite_master") == 1); // untouched
+        CHECK(raw.text("PRAGMA journal_mode") != "wal");
     }
     SECTION("a file that is not a database") {
         auto const path = dir.file("garbage.db");

@@ -312,8 +312,18 @@ inline result<connection> connection::open(std::string const& path, open_options
                 throw sqlite_error(-1, std::to_string(v));
             return c;
         }
-        // journal_mode is the first statement to read the file: a file that is not a
-        // database fails here. Switching to WAL needs a lock, so a locked file waits here.
+        // The first read of the file: one that is not a database fails here, and a newer
+        // one is refused before anything in it changes.
+        // one read transaction: both answers from the same state of the file
+        c.exec("BEGIN");
+        auto const found = c.pragma_int("PRAGMA user_version");
+        bool const foreign = found == 0 && c.pragma_int("SELECT count(*) FROM sqlite_master") > 0;
+        c.exec("COMMIT");
+        if (found > schema_version)
+            throw sqlite_error(-1, std::to_string(found));
+        if (foreign)
+            throw sqlite_error(-2, "");
+        // Switching to WAL needs a lock, so a locked file waits here (or at BEGIN below).
         auto mode = c.prepare("PRAGMA journal_mode=WAL");
         std::string const got = mode.step() ? mode.text(0) : std::string();
         mode.reset();
@@ -343,6 +353,11 @@ inline result<connection> connection::open(std::string const& path, open_options
                                     ", newer than this herald understands (" +
                                     std::to_string(schema_version) +
                                     "); use a newer herald or another file");
+        if (e.code() == -2)
+            return make_problem(error::storage_failed, "path",
+                                "'" + path +
+                                    "' is a SQLite database of another application (it has "
+                                    "tables but no herald schema version); use another file");
         return describe(path, e.code(), e.what(), o.busy_timeout);
     }
     return c;
