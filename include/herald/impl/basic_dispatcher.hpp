@@ -7,6 +7,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -33,6 +34,15 @@ constexpr bool has_async_enqueue() {
     };
 }
 
+// A strand over an io_context's executor type fits in any_io_executor's small buffer; a
+// strand over any_io_executor does not, and every copy of it (one per handler) allocates.
+inline boost::asio::any_io_executor make_dispatcher_strand(boost::asio::any_io_executor const& ex) {
+    using io_executor = boost::asio::io_context::executor_type;
+    if (auto const* io = ex.target<io_executor>())
+        return boost::asio::make_strand(*io);
+    return boost::asio::make_strand(ex);
+}
+
 inline double unit_random() {
     return double(random_u64() >> 11) * 0x1.0p-53;
 }
@@ -50,7 +60,7 @@ HERALD_DISPATCHER_TEMPLATE
 HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params,
                                     Store store, Transport transport, Log log,
                                     Serializer serializer)
-    : strand_(boost::asio::make_strand(ex))
+    : strand_(detail::make_dispatcher_strand(ex))
     , params_(std::move(params))
     , retry_((validate(params_.retry).value(), params_.retry))
     , serializer_(std::move(serializer))
@@ -60,6 +70,7 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , source_(make_source(strand_, params_.intake))
     , sched_(params_.scheduling, params_.health)
     , pump_timer_(strand_)
+    , pump_signal_(strand_, 1)
     , stopped_timer_(strand_, time_point::max()) {}
 
 HERALD_DISPATCHER_TEMPLATE
@@ -255,6 +266,11 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         // One body per event, shared by every delivery.
         payload body = serializer_.serialize(e);
         serializations_.fetch_add(1, std::memory_order_relaxed);
+        // The body carries the objects from now on: the deliveries (and the log entries that
+        // share the body) keep only the event's metadata alive, not its JSON.
+        e.before.reset();
+        e.after.reset();
+        e.changes.reset();
         ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
         auto const due = now + retry_.initial_delay();
         batch_.clear();
@@ -297,7 +313,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
         if (stopping_ && intake_done_) {
-            if (sched_.pending() == 0 && in_flight_.empty() && !committing())
+            if (sched_.pending() == 0 && active_flights_ == 0 && !committing())
                 co_return;
             // Nothing in flight and nothing due before the deadline: waiting is pointless.
             auto const next = sched_.next_due();
@@ -310,11 +326,19 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         auto wake_at = sched_.next_due().value_or(time_point::max());
         if (stopping_ && !abandoning_)
             wake_at = std::min(wake_at, deadline_);
-        pump_timer_.expires_at(wake_at);
         pump_waiting_ = true;
-        auto [ec] =
-            co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-        (void)ec;
+        if (wake_at == time_point::max()) {
+            pump_on_signal_ = true;
+            auto [ec] = co_await pump_signal_.async_receive(
+                boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        } else {
+            pump_on_signal_ = false;
+            pump_timer_.expires_at(wake_at);
+            auto [ec] =
+                co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        }
         pump_waiting_ = false;
     }
 }
@@ -323,7 +347,10 @@ HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::wake_pump() {
     if (pump_waiting_) {
         pump_waiting_ = false;
-        pump_timer_.cancel();
+        if (pump_on_signal_)
+            pump_signal_.try_send(boost::system::error_code{});
+        else
+            pump_timer_.cancel();
     }
 }
 
@@ -332,15 +359,26 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
-    auto const slot = ++next_slot_;
-    auto& signal = in_flight_[slot];
+    std::size_t slot;
+    if (free_flights_.empty()) {
+        slot = flights_.size();
+        flights_.push_back(std::make_unique<flight>());
+    } else {
+        slot = free_flights_.back();
+        free_flights_.pop_back();
+    }
+    flights_[slot]->active = true;
+    ++active_flights_;
+    auto& signal = flights_[slot]->signal;
     boost::asio::co_spawn(
         strand_, attempt(std::move(d)),
         boost::asio::bind_cancellation_slot(signal.slot(), [this, slot](std::exception_ptr) {
             // Asio may still touch the slot until this handler returns: free it afterwards.
-            // The pump waits for in_flight_ to empty, so `this` outlives the posted erase.
+            // The pump waits for every flight to end, so `this` outlives the posted release.
             boost::asio::post(strand_, [this, slot] {
-                in_flight_.erase(slot);
+                flights_[slot]->active = false;
+                free_flights_.push_back(slot);
+                --active_flights_;
                 wake_pump();
             });
         }));
@@ -550,8 +588,9 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
             finish(d, std::move(entry), outcome::failed);
         }
     }
-    for (auto& [slot, signal] : in_flight_)
-        signal.emit(boost::asio::cancellation_type::terminal);
+    for (auto& f : flights_)
+        if (f->active)
+            f->signal.emit(boost::asio::cancellation_type::terminal);
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -573,6 +612,10 @@ result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
         }
         payload body = serializer_.serialize(e);
         serializations_.fetch_add(1, std::memory_order_relaxed);
+        // As in accept: the body carries the objects from now on.
+        e.before.reset();
+        e.after.reset();
+        e.changes.reset();
         auto const now = clock::now();
         auto ev =
             std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
