@@ -49,9 +49,10 @@ struct sqlite_store_params {
 /** Counters of the database thread, for tests and monitoring. */
 struct sqlite_store_stats {
     std::uint64_t commits = 0; ///< transactions committed
-    std::uint64_t operations =
-        0;                      ///< writes committed (an enqueue of one event's deliveries is one)
+    /// Writes committed (an enqueue of one event's deliveries is one write).
+    std::uint64_t operations = 0;
     std::uint64_t failures = 0; ///< writes that failed
+    std::uint64_t queued = 0;   ///< writes not committed yet (waiting, or being committed)
 };
 
 namespace detail {
@@ -395,7 +396,8 @@ public:
     }
 
     sqlite_store_stats stats() const {
-        return {s_->commits.load(), s_->operations.load(), s_->failures.load()};
+        return {s_->commits.load(), s_->operations.load(), s_->failures.load(),
+                s_->uncommitted.load()};
     }
 
     std::string const& path() const noexcept { return s_->p.path; }
@@ -434,6 +436,7 @@ private:
         }
 
         void push(op o) {
+            uncommitted.fetch_add(1);
             {
                 std::lock_guard lock(mutex);
                 ops.push_back(std::move(o));
@@ -580,6 +583,7 @@ private:
                 }
                 lock.unlock();
                 run(batch);
+                uncommitted.fetch_sub(batch.size());
                 batch.clear();
                 lock.lock();
             }
@@ -728,7 +732,7 @@ private:
         std::deque<op> ops;
         bool stopping = false;
         std::optional<problem> first_error;
-        std::atomic<std::uint64_t> commits{0}, operations{0}, failures{0};
+        std::atomic<std::uint64_t> commits{0}, operations{0}, failures{0}, uncommitted{0};
 
         detail::sqlite::statement put_hook_stmt, last_id_stmt, remove_hook_stmt, event_stmt,
             delivery_stmt, reschedule_stmt, complete_stmt, event_done_stmt;

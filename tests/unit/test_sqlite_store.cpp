@@ -581,3 +581,45 @@ TEST_CASE("a dispatcher on sqlite_store delivers while it runs and empties the q
     CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
     CHECK(raw.value("SELECT count(*) FROM events") == 0);
 }
+
+TEST_CASE("publishes waiting at the same time share one commit", "[sqlite][dispatcher][group]") {
+    temp_dir dir;
+    auto const path = dir.file("group.db");
+    auto store = herald::sqlite_store::open({.path = path, .busy_timeout = 60s});
+    REQUIRE(store.has_value());
+    REQUIRE(store->create(hook("receiver")).has_value());
+    herald::recording_transport ok;
+    boost::asio::io_context io;
+    sqlite_dispatcher d(io.get_executor(), params({0ms}), std::move(*store), ok);
+    auto const before = d.store().stats().commits;
+
+    // Another connection holds the write lock: the store's thread waits in its first commit
+    // while the other publishes queue up behind it.
+    constexpr int publishers = 16;
+    raw_db other(path);
+    other.exec("BEGIN EXCLUSIVE");
+    std::vector<std::string> ids(publishers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < publishers; ++i)
+        threads.emplace_back([&, i] {
+            auto id = d.publish(herald::object_event::created(std::to_string(i), {{"i", i}}));
+            if (id)
+                ids[std::size_t(i)] = *id;
+        });
+    auto const until = std::chrono::steady_clock::now() + 20s;
+    while (d.store().stats().queued < publishers && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(2ms);
+    CHECK(d.store().stats().queued == publishers);
+    CHECK(d.stats().published == 0); // nobody is acknowledged before the commit
+    other.exec("COMMIT");
+    for (auto& t : threads)
+        t.join();
+    for (auto const& id : ids)
+        CHECK_THAT(id, Catch::StartsWith("evt_"));
+    CHECK(d.stats().published == publishers);
+    auto const st = d.store().stats();
+    CHECK(st.commits - before <= 2); // the one that was waiting, then all the others
+    CHECK(st.failures == 0);
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == publishers);
+}
