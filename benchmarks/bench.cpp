@@ -154,6 +154,8 @@ struct options {
     std::string sink_path;
     unsigned sink_threads = 1;
     std::size_t ahead = 65'536; // events the publisher keeps queued at most (the queue's capacity)
+    // dispatcher_params::max_pending in the throughput scenarios: the library's default
+    std::size_t max_pending = herald::dispatcher_params{}.max_pending;
 
     bool wants(std::string_view s) const {
         return scenarios.empty() ||
@@ -179,6 +181,9 @@ constexpr std::string_view usage =
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
   --sink-threads N    threads of the sink it starts, default 1
+  --max-pending N     dispatcher_params::max_pending for the herald and fanout scenarios:
+                      deliveries held in memory before the dispatcher stops taking events,
+                      default 8192 (the library's default; 0: no bound)
   --ahead N           events the publisher keeps queued ahead of the dispatcher, default
                       65536 (the intake queue's capacity: publish until queue_full, wait, retry)
 )";
@@ -233,6 +238,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         } else if (a == "--timeout") {
             ok = number(v, 1, 3600, n);
             o.timeout = std::chrono::seconds(n);
+        } else if (a == "--max-pending") {
+            ok = number(v, 0, 100'000'000, o.max_pending);
         } else if (a == "--ahead") {
             ok = number(v, 1, 65'536, o.ahead);
         } else if (a == "--sink") {
@@ -1027,6 +1034,7 @@ std::string failures(herald::dispatcher_stats const& s, std::uint64_t expected) 
 report run_herald(options const& o, target const& t, event_factory const& f, std::size_t events) {
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = o.connections;
+    p.max_pending = o.max_pending;
     rig<herald::memory_log> r(p, allowed_addresses(o), transport_params(o), herald::memory_log());
     r.ahead = o.ahead;
     r.add_hook("bench", t.url);
@@ -1057,7 +1065,8 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
         .add("lane_concurrency", std::int64_t(o.connections))
         .add("connections_opened", std::int64_t(opened))
         .add("signed", true)
-        .add("ahead", std::int64_t(o.ahead));
+        .add("ahead", std::int64_t(o.ahead))
+        .add("max_pending", std::int64_t(o.max_pending));
     cpu.finish(out, thread_s, double(s.delivered + s.failed));
     return out;
 }
@@ -1070,6 +1079,7 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
     // The same number of requests in flight (and so of connections) as the herald scenario.
     p.scheduling.lane_concurrency = o.connections;
     p.scheduling.global_concurrency = o.connections;
+    p.max_pending = o.max_pending;
     rig<herald::memory_log> r(p, allowed_addresses(o), transport_params(o), herald::memory_log());
     r.ahead = o.ahead;
     for (std::size_t i = 0; i < hooks; ++i)
@@ -1295,6 +1305,7 @@ report run_memory(options const& o, event_factory const& f) {
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = 1;
     p.scheduling.global_concurrency = 1; // one attempt hangs; everything else waits its turn
+    p.max_pending = 0;                   // every delivery pending at once is the point here
     herald::address_policy a;
     a.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
     herald::http_transport_params tp;

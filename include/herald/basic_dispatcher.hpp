@@ -153,6 +153,7 @@ private:
     log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
     void abandon_pending(time_point now);
     void wake_pump();
+    void wake_intake();
 
     // The durable publish path (docs/durability.md): the caller stages and commits the
     // deliveries, then hands them to the strand. committing_ counts the publishes between
@@ -180,6 +181,9 @@ private:
     boost::asio::system_timer pump_timer_;
     boost::asio::experimental::channel<void(boost::system::error_code)> pump_signal_;
     bool pump_on_signal_ = false;
+    // The intake sleeps here while max_pending deliveries are pending.
+    boost::asio::experimental::channel<void(boost::system::error_code)> intake_signal_;
+    bool intake_waiting_ = false;
     boost::asio::system_timer stopped_timer_;
     bool pump_waiting_ = false;
     bool running_ = false;

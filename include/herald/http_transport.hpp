@@ -57,7 +57,9 @@ struct http_transport_params {
  * the request's allow_private), and the connection goes only to those vetted addresses.
  *
  * Copies share one pool. Thread safety: async_send may be called concurrently from any
- * executor; each call's I/O runs on the calling coroutine's executor.
+ * executor; each call's I/O runs on the calling coroutine's executor, and so does the
+ * deadline timer of a connection it opens: with an io_context run by several threads, call it
+ * from a strand (the dispatcher does).
  */
 class http_transport {
 public:

@@ -71,6 +71,7 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , sched_(params_.scheduling, params_.health)
     , pump_timer_(strand_)
     , pump_signal_(strand_, 1)
+    , intake_signal_(strand_, 1)
     , stopped_timer_(strand_, time_point::max()) {}
 
 HERALD_DISPATCHER_TEMPLATE
@@ -192,6 +193,7 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
         deadline_ = clock::now() + drain;
         source_.close();
         wake_pump();
+        wake_intake();
     }
     if (!running_ && !finished_) {
         // Never ran: events accepted by publish were promised delivery. Match them, so each
@@ -219,16 +221,32 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
 HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
     std::vector<object_event> events;
+    std::size_t next = 0; // events before it are accepted
+    bool more = true;
+    // Backpressure: no new event while max_pending deliveries wait (unless stopping: every
+    // event publish acknowledged must then be taken, to be delivered or logged).
+    auto room = [this] {
+        return params_.max_pending == 0 || stopping_ || sched_.pending() < params_.max_pending;
+    };
     for (;;) {
-        events.clear();
-        bool const more = co_await source_.async_receive(events);
+        if (next == events.size()) {
+            events.clear();
+            next = 0;
+            if (!more)
+                break;
+            more = co_await source_.async_receive(events);
+            continue;
+        }
+        while (!room()) {
+            intake_waiting_ = true;
+            auto [ec] = co_await intake_signal_.async_receive(
+                boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        }
         auto const now = clock::now();
-        for (auto& e : events)
-            accept(e, now);
-        if (!events.empty())
-            wake_pump();
-        if (!more)
-            break;
+        while (next < events.size() && room())
+            accept(events[next++], now);
+        wake_pump();
     }
     intake_done_ = true;
     wake_pump();
@@ -312,6 +330,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             abandon_pending(now);
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
+        wake_intake();
         if (stopping_ && intake_done_) {
             if (sched_.pending() == 0 && active_flights_ == 0 && !committing())
                 co_return;
@@ -340,6 +359,15 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             (void)ec;
         }
         pump_waiting_ = false;
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::wake_intake() {
+    if (intake_waiting_ &&
+        (stopping_ || params_.max_pending == 0 || sched_.pending() < params_.max_pending)) {
+        intake_waiting_ = false;
+        intake_signal_.try_send(boost::system::error_code{});
     }
 }
 
