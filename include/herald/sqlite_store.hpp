@@ -316,7 +316,7 @@ public:
         return boost::asio::async_initiate<CompletionToken, void(result<void>)>(
             [s = s_.get()](auto handler, std::vector<delivery> v) {
                 using handler_type = decltype(handler);
-                // The handler's executor has work until the handler has run.
+                // The handler's executor has work until the handler is posted back to it.
                 auto tracked =
                     boost::asio::prefer(boost::asio::get_associated_executor(handler),
                                         boost::asio::execution::outstanding_work.tracked);
@@ -325,9 +325,20 @@ public:
                 op o;
                 o.kind = op::enqueue;
                 o.deliveries = std::move(v);
-                o.done = [held, work](result<void> r) {
-                    boost::asio::post(
-                        *work, [held, work, r = std::move(r)]() mutable { (*held)(std::move(r)); });
+                o.done = [held, work](result<void> r) mutable {
+                    // On the database thread. The handler goes over whole, and the work is
+                    // released last, once nothing here touches the executor any more: until
+                    // then its io_context keeps running (and alive).
+                    {
+                        auto target = boost::asio::prefer(
+                            *work, boost::asio::execution::outstanding_work.untracked);
+                        boost::asio::post(target,
+                                          [h = std::move(held), r = std::move(r)]() mutable {
+                                              auto run = std::move(*h);
+                                              run(std::move(r));
+                                          });
+                    }
+                    work.reset();
                 };
                 s->push(std::move(o));
             },

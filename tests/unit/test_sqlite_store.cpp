@@ -251,9 +251,9 @@ TEST_CASE("sqlite_store async_enqueue completes on the caller's executor after t
           "[sqlite][store][queue]") {
     temp_dir dir;
     auto const path = dir.file("async.db");
+    boost::asio::io_context io; // outlives the store, whose thread completes on it
     auto s = open_store(path);
     auto h = s.create(hook("one")).value();
-    boost::asio::io_context io;
     herald::test::run_async(io, [&]() -> boost::asio::awaitable<void> {
         std::vector<herald::delivery> ds{delivery_for(prepared("a", "{}"), h),
                                          delivery_for(prepared("b", "{}"), h)};
