@@ -5,15 +5,21 @@
 //                [--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s]
 //                [--drain-timeout 30s] [--queue 65536]
 //                [--allow-private CIDR]... [--https-only]
+//                [--admin 127.0.0.1:PORT --admin-token-file FILE]
+//
+// With --admin it also serves the admin API and web page (herald::admin::server), takes events
+// on POST /api/events, and keeps running after standard input closes, until SIGINT / SIGTERM.
 //
 // Exit status: 0 when every input line was an event, 1 when some line was not (each is
 // reported on standard error with its number), 2 for bad options or a bad webhooks file
 // (nothing is sent then).
+#include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
 #include <herald/datagerry_serializer.hpp>
 #include <herald/http_transport.hpp>
 #include <herald/json_serializer.hpp>
 #include <herald/jsonl_log.hpp>
+#include <herald/metered_log.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -23,6 +29,7 @@
 #include <boost/json/parse.hpp>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -44,13 +51,16 @@ struct options {
     herald::http_transport_params transport;
     herald::duration drain_timeout = 30s;
     std::size_t queue = 65'536;
+    std::optional<herald::admin::server_params> admin; ///< --admin: serve the API and the page
+    std::string admin_token_file;
 };
 
 [[noreturn]] void usage_error(std::string const& what) {
     std::cerr << "herald-relay: " << what << "\n"
               << "usage: herald-relay --webhooks FILE [--format herald|datagerry] "
                  "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                 "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n";
+                 "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only] "
+                 "[--admin 127.0.0.1:PORT --admin-token-file FILE]\n";
     std::exit(2);
 }
 
@@ -69,9 +79,12 @@ options parse_options(int argc, char** argv) {
             std::cout
                 << "herald-relay --webhooks FILE [--format herald|datagerry] "
                    "[--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s] "
-                   "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only]\n"
+                   "[--drain-timeout 30s] [--queue N] [--allow-private CIDR]... [--https-only] "
+                   "[--admin 127.0.0.1:PORT --admin-token-file FILE]\n"
                    "Reads events as JSON lines on stdin, delivers them to the webhooks in "
-                   "FILE, prints one JSON line per attempt on stdout.\n";
+                   "FILE, prints one JSON line per attempt on stdout.\n"
+                   "With --admin, also serves the admin API and web page on that address "
+                   "(events on POST /api/events) and runs until SIGINT or SIGTERM.\n";
             std::exit(0);
         }
         if (arg == "--https-only") {
@@ -79,8 +92,8 @@ options parse_options(int argc, char** argv) {
             continue;
         }
         static std::set<std::string> const with_value = {
-            "--webhooks",        "--format",        "--retry-schedule", "--timeout",
-            "--connect-timeout", "--drain-timeout", "--queue",          "--allow-private"};
+            "--webhooks",      "--format", "--retry-schedule", "--timeout", "--connect-timeout",
+            "--drain-timeout", "--queue",  "--allow-private",  "--admin",   "--admin-token-file"};
         if (!with_value.contains(arg))
             usage_error("unknown option " + arg);
         if (i + 1 >= argc)
@@ -111,6 +124,22 @@ options parse_options(int argc, char** argv) {
             if (!c)
                 usage_error(c.error().what());
             o.transport.addresses.allow.push_back(*c);
+        } else if (arg == "--admin") {
+            // HOST:PORT, IPv6 in brackets: 127.0.0.1:8080, [::1]:8080; port 0 picks a free one
+            auto const colon = value.rfind(':');
+            std::uint64_t port = 0;
+            if (colon == std::string::npos || colon == 0 ||
+                !herald::detail::parse_uint(value.substr(colon + 1), port) || port > 65535)
+                usage_error("--admin: '" + value + "' is not HOST:PORT (e.g. 127.0.0.1:8080)");
+            auto host = value.substr(0, colon);
+            if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+                host = host.substr(1, host.size() - 2);
+            herald::admin::server_params p;
+            p.address = host;
+            p.port = static_cast<std::uint16_t>(port);
+            o.admin = p;
+        } else if (arg == "--admin-token-file") {
+            o.admin_token_file = value;
         } else if (arg == "--queue") {
             std::uint64_t n = 0;
             if (!herald::detail::parse_uint(value, n) || n == 0)
@@ -119,8 +148,26 @@ options parse_options(int argc, char** argv) {
         } else
             usage_error("unknown option " + arg);
     }
-    if (o.webhooks_file.empty())
-        usage_error("--webhooks FILE is required");
+    if (o.webhooks_file.empty() && !o.admin)
+        usage_error("--webhooks FILE is required (or --admin, to manage webhooks there)");
+    if (o.admin && o.admin_token_file.empty())
+        usage_error("--admin needs --admin-token-file FILE (the bearer token for the API)");
+    if (!o.admin && !o.admin_token_file.empty())
+        usage_error("--admin-token-file is only used with --admin");
+    if (o.admin) {
+        std::ifstream in(o.admin_token_file);
+        if (!in)
+            usage_error("--admin-token-file: cannot read '" + o.admin_token_file + "'");
+        std::stringstream text;
+        text << in.rdbuf();
+        auto token = text.str();
+        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+            token.pop_back();
+        if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos)
+            usage_error("--admin-token-file: the token in '" + o.admin_token_file +
+                        "' must be one line of at least 16 characters without spaces");
+        o.admin->token = token;
+    }
     if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)
         usage_error("timeouts must be longer than 0ms");
     return o;
@@ -128,6 +175,8 @@ options parse_options(int argc, char** argv) {
 
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
 std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
+    if (path.empty())
+        return {}; // --admin without a file: webhooks come from the API
     std::ifstream in(path);
     if (!in) {
         std::cerr << "herald-relay: cannot read webhooks file '" << path << "'\n";
@@ -161,14 +210,15 @@ template <class Serializer>
 int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
     using relay_dispatcher =
         herald::basic_dispatcher<herald::memory_store, herald::channel_source, Serializer,
-                                 herald::http_transport, herald::jsonl_log>;
+                                 herald::http_transport, herald::metered_log<herald::jsonl_log>>;
     boost::asio::io_context io;
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
     relay_dispatcher d(io.get_executor(), params,
                        herald::memory_store({o.transport.addresses, o.transport.https_only}),
-                       herald::http_transport(o.transport), herald::jsonl_log(stdout));
+                       herald::http_transport(o.transport),
+                       herald::metered_log<herald::jsonl_log>(herald::jsonl_log(stdout)));
 
     for (std::size_t i = 0; i < hooks.size(); ++i) {
         auto r = d.store().create(hooks[i]);
@@ -179,8 +229,22 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
         }
     }
 
+    std::optional<herald::admin::server<relay_dispatcher>> admin;
+    if (o.admin) {
+        try {
+            admin.emplace(io.get_executor(), d, *o.admin);
+        } catch (std::exception const& ex) {
+            std::cerr << "herald-relay: " << ex.what() << "\n";
+            return 2;
+        }
+        admin->async_run(boost::asio::detached);
+        std::cerr << "herald-relay: admin page and API on " << admin->url() << "\n";
+    }
+
     std::atomic<bool> stop_requested{false};
     auto request_stop = [&] {
+        if (admin && !stop_requested)
+            admin->stop();
         if (!stop_requested.exchange(true))
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
@@ -243,7 +307,9 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks) {
             }
         }
         input_done = true;
-        boost::asio::post(io, request_stop);
+        // With the admin server, events also come from POST /api/events: keep running.
+        if (!admin)
+            boost::asio::post(io, request_stop);
     });
 
     io.run();
