@@ -100,11 +100,12 @@ concept serializer = requires(S const& ser, object_event const& e) {
  * Sends one request and brings back what happened.
  * - `co_await t.async_send(request)` -> `send_result`: never throws for anything the receiver
  *   does; a failure is a send_result with `ec` set. Must honour the request's timeouts and
- *   should stop promptly when the awaiting coroutine is cancelled.
+ *   should stop promptly when the awaiting coroutine is cancelled. The request is an lvalue
+ *   that outlives the awaited call: take it by `const&` (no copy) or by value.
  */
 template <class T>
-concept transport = requires(T& t, http_request req) {
-    { t.async_send(std::move(req)) } -> std::same_as<boost::asio::awaitable<send_result>>;
+concept transport = requires(T& t, http_request const& req) {
+    { t.async_send(req) } -> std::same_as<boost::asio::awaitable<send_result>>;
 };
 
 /**

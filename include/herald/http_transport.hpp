@@ -68,7 +68,7 @@ public:
     http_transport_params const& params() const { return *p_; }
 
     /// Sends `req`; the outcome, failures included, is in the send_result.
-    boost::asio::awaitable<send_result> async_send(http_request req);
+    boost::asio::awaitable<send_result> async_send(http_request const& req);
 
     /// Connections opened so far (a measure of keep-alive reuse).
     std::uint64_t connections_opened() const {

@@ -4,11 +4,14 @@
 #include <herald/error.hpp>
 #include <herald/event.hpp>
 #include <herald/time.hpp>
+#include <herald/transport.hpp>
 #include <herald/webhook.hpp>
 
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,10 +72,21 @@ struct log_entry {
     std::string response_excerpt;
     std::optional<time_point> next_attempt_at;
     std::string warning; ///< something the user should know even when delivered (TLS unverified)
+    /// The request as sent (herald's headers, the serializer's, the webhook's own), empty when
+    /// no request was sent. Shown with credential-looking values masked (`to_json`).
+    std::vector<http_header> request_headers;
+    /// The body as sent, shared with the event's payload (and every other attempt of it).
+    std::shared_ptr<std::string const> request_body;
+};
+
+/** What a log entry's view includes beyond the summary. */
+enum class log_detail : std::uint8_t {
+    summary, ///< the row of "View Logs": no request headers, no body
+    full,    ///< also `request.headers` (credentials masked) and `request.body`
 };
 
 /** The relay's JSON line and the admin API's log object for one entry. */
-inline boost::json::object to_json(log_entry const& e) {
+inline boost::json::object to_json(log_entry const& e, log_detail detail = log_detail::summary) {
     boost::json::object o;
     o["delivery_id"] = e.delivery_id;
     o["event_id"] = e.event_id;
@@ -94,6 +108,20 @@ inline boost::json::object to_json(log_entry const& e) {
         o["next_attempt_at"] = nullptr;
     if (!e.warning.empty())
         o["warning"] = e.warning;
+    if (detail == log_detail::full) {
+        boost::json::array headers;
+        for (auto const& h : e.request_headers)
+            headers.push_back(boost::json::object{
+                {"name", h.name},
+                {"value", is_sensitive_header(h.name) ? mask_header_value(h.value) : h.value}});
+        boost::json::object request;
+        request["headers"] = std::move(headers);
+        if (e.request_body)
+            request["body"] = *e.request_body;
+        else
+            request["body"] = nullptr;
+        o["request"] = std::move(request);
+    }
     return o;
 }
 

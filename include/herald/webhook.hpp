@@ -114,6 +114,11 @@ inline bool is_sensitive_header(std::string_view name) {
     return false;
 }
 
+/** A credential shown without giving it away: its first four characters, then an ellipsis. */
+inline std::string mask_header_value(std::string_view value) {
+    return std::string(value.substr(0, 4)) + "…";
+}
+
 /**
  * Checks one custom header: a token name (RFC 9110), a value without CR, LF or other control
  * characters, and none of the headers herald owns.
@@ -343,7 +348,7 @@ inline boost::json::object to_json(webhook const& w) {
     o["secrets"] = std::move(secrets);
     boost::json::object headers; // credentials masked like secrets
     for (auto const& h : w.headers)
-        headers[h.name] = is_sensitive_header(h.name) ? h.value.substr(0, 4) + "…" : h.value;
+        headers[h.name] = is_sensitive_header(h.name) ? mask_header_value(h.value) : h.value;
     o["headers"] = std::move(headers);
     if (w.ca_file)
         o["ca_file"] = *w.ca_file;

@@ -86,6 +86,19 @@ TEMPLATE_TEST_CASE("one body per event, shared by every subscribed webhook", "[d
     CHECK(d.serializations() == 1);
     CHECK(d.stats().published == 1);
     CHECK(d.stats().pending == 0);
+
+    // Each log entry keeps the request as sent: its headers and the shared body.
+    auto const page = d.log().query({});
+    REQUIRE(page.entries.size() == 50);
+    for (auto const& e : page.entries) {
+        CHECK(e.request_body.get() == reqs[0].body.get());
+        http_request sent;
+        sent.headers = e.request_headers;
+        CHECK(sent.header("webhook-id") == e.event_id);
+        CHECK(sent.header("herald-delivery") == e.delivery_id);
+        CHECK(sent.header("herald-attempt") == "1");
+        CHECK_FALSE(sent.header("webhook-timestamp").empty());
+    }
 }
 
 TEST_CASE("an event nobody subscribed to is counted, not sent", "[dispatcher][matching]") {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -299,6 +300,29 @@ TEST_CASE("to_json(log_entry) has exactly the relay's keys", "[log][json]") {
         CHECK(d.at("outcome") == "delivered");
         CHECK(d.at("event_type") == "delete");
     }
+}
+
+TEST_CASE("to_json(log_entry, full) adds the request with credentials masked", "[log][json]") {
+    auto e = entry(7, herald::event_type::create, herald::outcome::delivered, fixed_time());
+    CHECK_FALSE(herald::to_json(e).contains("request"));
+
+    auto const empty = herald::to_json(e, herald::log_detail::full);
+    REQUIRE(empty.contains("request"));
+    CHECK(empty.at("request").at("headers").as_array().empty());
+    CHECK(empty.at("request").at("body").is_null());
+
+    e.request_headers = {{"webhook-id", "evt_1"},
+                         {"webhook-signature", "v1,abc="},
+                         {"Authorization", "Bearer s3cr3t-token"},
+                         {"X-Api-Key", "k-123456"}};
+    e.request_body = std::make_shared<std::string const>(R"({"id":"1"})");
+    auto const full = herald::to_json(e, herald::log_detail::full);
+    auto const& request = full.at("request").as_object();
+    CHECK(request.at("body") == R"({"id":"1"})");
+    CHECK(json::serialize(request.at("headers")) ==
+          R"([{"name":"webhook-id","value":"evt_1"},)"
+          R"({"name":"webhook-signature","value":"v1,abc="},)"
+          R"({"name":"Authorization","value":"Bear…"},{"name":"X-Api-Key","value":"k-12…"}])");
 }
 
 TEST_CASE("outcome names round-trip; unknown names are errors", "[log]") {

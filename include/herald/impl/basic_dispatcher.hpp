@@ -377,8 +377,11 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
             if (!hook->verify_tls)
                 entry.warning = "TLS certificate verification is disabled for this webhook";
             n_.attempts.fetch_add(1, std::memory_order_relaxed);
-            send_result r = co_await transport_.async_send(make_request(d, *hook));
+            http_request req = make_request(d, *hook);
+            send_result r = co_await transport_.async_send(req);
             auto const now = clock::now();
+            entry.request_headers = std::move(req.headers);
+            entry.request_body = std::move(req.body);
             ++d.attempts;
             entry.elapsed = r.elapsed.count() > 0
                                 ? r.elapsed

@@ -210,7 +210,7 @@ boost::asio::awaitable<http_transport::exchange_end> http_transport::exchange(
     co_return complete&& parser.keep_alive() ? exchange_end::keep : exchange_end::close;
 }
 
-inline boost::asio::awaitable<send_result> http_transport::async_send(http_request req) {
+inline boost::asio::awaitable<send_result> http_transport::async_send(http_request const& req) {
     namespace asio = boost::asio;
     namespace beast = boost::beast;
     namespace http = beast::http;
