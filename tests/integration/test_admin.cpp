@@ -152,13 +152,6 @@ struct admin_fixture {
 
 using fixture = admin_fixture<metered_log<memory_log>>;
 
-/// Whether log entries carry the request as sent (headers and body).
-template <class Entry>
-constexpr bool keeps_request = requires(Entry e) {
-    e.request_body;
-    e.request_headers;
-};
-
 std::string problem_field(reply_t const& r) {
     CHECK(r.header("content-type") == "application/problem+json");
     auto o = r.object();
@@ -427,13 +420,13 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
     auto detail = one.object();
     CHECK(detail["id"] == entry_id);
     CHECK(detail["delivery_id"].as_string() == delivery_id);
-    REQUIRE(detail.contains("request_headers"));
-    REQUIRE(detail.contains("request_body"));
-    if constexpr (keeps_request<log_entry>) {
+    REQUIRE(detail.contains("request"));
+    auto const& request = detail["request"].as_object();
+    {
         auto const sent = f.receiver.requests("/inventory").front();
-        CHECK(detail["request_body"].as_string() == sent.body);
+        CHECK(request.at("body").as_string() == sent.body);
         bool masked = false;
-        for (auto const& h : detail["request_headers"].as_array()) {
+        for (auto const& h : request.at("headers").as_array()) {
             auto const& o = h.as_object();
             if (o.at("name") == "Authorization") {
                 masked = true;
@@ -460,8 +453,6 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
         // and by log entry id
         CHECK(f.post("/api/deliveries/" + std::to_string(entry_id) + "/redeliver").status == 200);
         REQUIRE(f.receiver.wait_for(3, "/inventory", 10s));
-    } else {
-        CHECK(f.post("/api/deliveries/" + delivery_id + "/redeliver").status == 409);
     }
 
     // Test: a synthetic event, answered with its log entry, even while inactive.

@@ -337,8 +337,8 @@ tr.entry td.error { max-width: 320px; color: var(--bad); font-size: 13px; }
 tr.entry td.error span { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden; }
 .caret { display: inline-block; width: 12px; color: var(--muted); transition: transform .15s; }
 tr.open .caret { transform: rotate(90deg); }
-tr.detail > td { background: #f3f6fd; padding: 4px 16px 18px 40px; }
-.detail-grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+tr.detail > td { background: #f3f6fd; padding: 4px 16px 18px 40px; max-width: 0; }
+.detail-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 20px; }
 .detail-grid h3 { font-size: 12px; text-transform: uppercase; letter-spacing: .03em; color: var(--muted); margin: 10px 0 6px; }
 .kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; font-size: 13px; }
 .kv dt { color: var(--muted); }
@@ -368,6 +368,7 @@ dialog footer {
 }
 .field { margin-bottom: 14px; }
 .field > label, .field > .label { display: block; font-weight: 600; margin-bottom: 4px; }
+.field > label.switch { display: inline-flex; }
 .field .hint { color: var(--muted); font-size: 12.5px; margin-top: 3px; }
 .field input[type=text], .field input[type=url], .field input[type=password] { width: 100%; }
 .field input.short { width: 160px; }
@@ -421,7 +422,7 @@ function h(tag, attrs, ...children) {
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -685,7 +686,8 @@ function showError(field, message) {
   const base = (field || "").split(/[.[]/)[0];
   const slot = base && $(`#webhook-form .err[data-field="${base}"]`);
   if (slot) {
-    slot.textContent = message;
+    // "url: scheme 'ftp' is …" under the URL field reads better without its "url: ".
+    slot.textContent = message.startsWith(`${base}: `) ? message.slice(base.length + 2) : message;
     slot.hidden = false;
     const input = $(`#webhook-form [name="${base}"]`);
     if (input) { input.classList.add("invalid"); input.focus(); }
@@ -861,14 +863,15 @@ function prettyBody(text) {
 function detailContent(e) {
   const kv = (pairs) => h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  const headers = (e.request_headers || []).map((x) => `${x.name}: ${x.value}`).join("\n");
+  const request = e.request || { headers: [], body: null };
+  const headers = request.headers.map((x) => `${x.name}: ${x.value}`).join("\n");
   return h("div", { class: "detail-grid" },
     h("section", {},
       h("h3", {}, "Request"),
       kv([["POST", e.url], ["Delivery", e.delivery_id], ["Event", e.event_id], ["Attempt", String(e.attempt)],
           ["Started", `${formatTime(e.started_at)} (${e.started_at})`]]),
       h("h3", {}, "Headers"), h("pre", { class: "code" }, headers || "(not kept)"),
-      h("h3", {}, "Body"), h("pre", { class: "code" }, prettyBody(e.request_body))),
+      h("h3", {}, "Body"), h("pre", { class: "code" }, prettyBody(request.body))),
     h("section", {},
       h("h3", {}, "Response"),
       kv([["Status", e.status ? String(e.status) : "no response"], ["Outcome", e.outcome], ["Duration", duration(e.duration_ms)],

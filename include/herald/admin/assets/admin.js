@@ -18,7 +18,7 @@ function h(tag, attrs, ...children) {
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -282,7 +282,8 @@ function showError(field, message) {
   const base = (field || "").split(/[.[]/)[0];
   const slot = base && $(`#webhook-form .err[data-field="${base}"]`);
   if (slot) {
-    slot.textContent = message;
+    // "url: scheme 'ftp' is …" under the URL field reads better without its "url: ".
+    slot.textContent = message.startsWith(`${base}: `) ? message.slice(base.length + 2) : message;
     slot.hidden = false;
     const input = $(`#webhook-form [name="${base}"]`);
     if (input) { input.classList.add("invalid"); input.focus(); }
@@ -458,14 +459,15 @@ function prettyBody(text) {
 function detailContent(e) {
   const kv = (pairs) => h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "")
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  const headers = (e.request_headers || []).map((x) => `${x.name}: ${x.value}`).join("\n");
+  const request = e.request || { headers: [], body: null };
+  const headers = request.headers.map((x) => `${x.name}: ${x.value}`).join("\n");
   return h("div", { class: "detail-grid" },
     h("section", {},
       h("h3", {}, "Request"),
       kv([["POST", e.url], ["Delivery", e.delivery_id], ["Event", e.event_id], ["Attempt", String(e.attempt)],
           ["Started", `${formatTime(e.started_at)} (${e.started_at})`]]),
       h("h3", {}, "Headers"), h("pre", { class: "code" }, headers || "(not kept)"),
-      h("h3", {}, "Body"), h("pre", { class: "code" }, prettyBody(e.request_body))),
+      h("h3", {}, "Body"), h("pre", { class: "code" }, prettyBody(request.body))),
     h("section", {},
       h("h3", {}, "Response"),
       kv([["Status", e.status ? String(e.status) : "no response"], ["Outcome", e.outcome], ["Duration", duration(e.duration_ms)],

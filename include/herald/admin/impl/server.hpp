@@ -122,7 +122,7 @@ inline address_policy parse_everything() {
 }
 
 inline std::string mask_header(std::string const& name, std::string const& value) {
-    return is_sensitive_header(name) ? value.substr(0, 4) + "…" : value;
+    return is_sensitive_header(name) ? mask_header_value(value) : value;
 }
 
 /**
@@ -150,31 +150,13 @@ inline void unmask(json::object& body, webhook const& current) {
                     }
 }
 
-/// The log entry for the API: its id (the sink's seq) first, then to_json's keys.
-template <class Entry>
-json::object entry_json(Entry const& e, bool with_request) {
+/// The log entry for the API: its id (the sink's seq) first, then to_json's keys; in full,
+/// with `request` (headers as sent, credentials masked, and the body).
+inline json::object entry_json(log_entry const& e, log_detail detail) {
     json::object o;
     o["id"] = e.seq;
-    for (auto& kv : to_json(e))
+    for (auto& kv : to_json(e, detail))
         o[kv.key()] = std::move(kv.value());
-    if (with_request) {
-        json::array headers;
-        json::value body = nullptr;
-        if constexpr (requires { e.request_headers; }) {
-            for (auto const& h : e.request_headers) {
-                json::object one;
-                one["name"] = h.name;
-                one["value"] = mask_header(h.name, h.value);
-                headers.push_back(std::move(one));
-            }
-        }
-        if constexpr (requires { e.request_body; }) {
-            if (e.request_body)
-                body = json::string(*e.request_body);
-        }
-        o["request_headers"] = std::move(headers);
-        o["request_body"] = std::move(body);
-    }
     return o;
 }
 
@@ -369,8 +351,8 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
                                                      std::to_string(p_.header_limit) + " bytes");
             else if (ec == http::error::body_limit) // a Content-Length over the limit
                 early = detail::problem_response(413, "body_too_large", "body",
-                                                 "is larger than " +
-                                                     std::to_string(p_.body_limit) + " bytes");
+                                                 "is larger than " + std::to_string(p_.body_limit) +
+                                                     " bytes");
             else if (ec)
                 break; // closed, timed out or not HTTP: nothing useful to answer
             else if (parser.content_length() && *parser.content_length() > p_.body_limit)
@@ -760,7 +742,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::test_webhook(request const& req, 
     auto r = co_await d_.async_deliver_once(id, std::move(event), boost::asio::use_awaitable);
     if (!r)
         co_return detail::problem_response(r.error());
-    co_return detail::json_response(200, detail::entry_json(*r, true));
+    co_return detail::json_response(200, detail::entry_json(*r, log_detail::full));
 }
 
 HERALD_ADMIN_TEMPLATE
@@ -811,7 +793,7 @@ response HERALD_ADMIN::list_logs(request const&, boost::urls::params_view params
     auto page = d_.log().query(q);
     boost::json::array entries;
     for (auto const& e : page.entries)
-        entries.push_back(detail::entry_json(e, false));
+        entries.push_back(detail::entry_json(e, log_detail::summary));
     boost::json::object o;
     o["entries"] = std::move(entries);
     if (page.next)
@@ -854,7 +836,7 @@ response HERALD_ADMIN::get_log(request const&, std::string const& id) {
     if (!e)
         return detail::problem_response(404, "not_found", "id",
                                         "no log entry '" + id + "' (or it is no longer kept)");
-    return detail::json_response(200, detail::entry_json(*e, true));
+    return detail::json_response(200, detail::entry_json(*e, log_detail::full));
 }
 
 HERALD_ADMIN_TEMPLATE
@@ -876,32 +858,23 @@ boost::asio::awaitable<response> HERALD_ADMIN::redeliver(request const&, std::st
     ev.object_id = e->object_id;
     payload body;
     bool has_body = false;
-    auto take = [&](auto const& logged) {
-        if constexpr (requires {
-                          logged.request_body;
-                          logged.request_headers;
-                      }) {
-            if (!logged.request_body)
-                return;
-            has_body = true;
-            body.body = *logged.request_body;
-            for (auto const& h : logged.request_headers) {
-                if (boost::beast::iequals(h.name, "content-type")) {
-                    body.content_type = h.value;
-                    continue;
-                }
-                bool const from_webhook = std::any_of(
-                    hook->headers.begin(), hook->headers.end(), [&](http_header const& mine) {
-                        return boost::beast::iequals(mine.name, h.name);
-                    });
-                // What is left is what the serializer added (CloudEvents' ce-* headers).
-                if (!is_reserved_header(h.name) && !boost::beast::iequals(h.name, "user-agent") &&
-                    !from_webhook)
-                    body.headers.push_back(h);
+    if (e->request_body) {
+        has_body = true;
+        body.body = *e->request_body;
+        for (auto const& h : e->request_headers) {
+            if (boost::beast::iequals(h.name, "content-type")) {
+                body.content_type = h.value;
+                continue;
             }
+            bool const from_webhook = std::any_of(
+                hook->headers.begin(), hook->headers.end(),
+                [&](http_header const& mine) { return boost::beast::iequals(mine.name, h.name); });
+            // What is left is what the serializer added (CloudEvents' ce-* headers).
+            if (!is_reserved_header(h.name) && !boost::beast::iequals(h.name, "user-agent") &&
+                !from_webhook)
+                body.headers.push_back(h);
         }
-    };
-    take(*e);
+    }
     if (!has_body)
         co_return detail::problem_response(409, "no_body", "id",
                                            "the log does not keep the request body of '" + id +
@@ -912,7 +885,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::redeliver(request const&, std::st
         co_await d_.async_deliver_once(hook->id, std::move(prepared), boost::asio::use_awaitable);
     if (!r)
         co_return detail::problem_response(r.error());
-    co_return detail::json_response(200, detail::entry_json(*r, true));
+    co_return detail::json_response(200, detail::entry_json(*r, log_detail::full));
 }
 
 HERALD_ADMIN_TEMPLATE
