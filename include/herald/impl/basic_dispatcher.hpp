@@ -566,9 +566,11 @@ HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
                          "TLS certificate verification is disabled for this webhook";
     n_.attempts.fetch_add(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
-    auto request = make_request(d, *hook);
-    send_result r = co_await transport_.async_send(std::move(request));
+    http_request request = make_request(d, *hook);
+    send_result r = co_await transport_.async_send(request);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    entry.request_headers = std::move(request.headers);
+    entry.request_body = std::move(request.body);
     entry.elapsed = r.elapsed.count() > 0
                         ? r.elapsed
                         : std::chrono::duration_cast<duration>(clock::now() - started);
