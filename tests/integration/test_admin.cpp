@@ -2,6 +2,7 @@
 // keep-alive and timeouts, with a real dispatcher delivering to an in-process receiver.
 #include "harness.hpp"
 #include "loopback_server.hpp"
+#include "process.hpp"
 
 #include <herald/admin/server.hpp>
 #include <herald/metered_log.hpp>
@@ -15,6 +16,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -591,3 +594,43 @@ TEST_CASE("admin: keep-alive, and a slow client holds only its own connection",
         call(f.port(), http::verb::get, "/api/webhooks", "", "Bearer " + std::string(20000, 'a'));
     CHECK(huge.status == 431);
 }
+
+#ifdef HERALD_RELAY_PATH
+TEST_CASE("admin: herald-relay refuses bad --admin options before serving anything",
+          "[admin][relay]") {
+    char name[] = "/tmp/herald-admin-token-XXXXXX";
+    int const fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    std::string const file = name;
+    auto relay = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), HERALD_RELAY_PATH);
+        return run_process(args, "", 30s);
+    };
+    auto expect = [&](std::vector<std::string> args, std::string const& message) {
+        auto const r = relay(std::move(args));
+        INFO(r.err);
+        CHECK(r.status == 2);
+        CHECK(r.err.find("herald-relay: " + message) != std::string::npos);
+        CHECK(r.out.empty());
+    };
+    expect({"--admin", "127.0.0.1:0"}, "--admin needs --admin-token-file FILE");
+    expect({"--admin", "localhost", "--admin-token-file", file},
+           "--admin: 'localhost' is not HOST:PORT (e.g. 127.0.0.1:8080)");
+    expect({"--admin", "127.0.0.1:70000", "--admin-token-file", file},
+           "--admin: '127.0.0.1:70000'");
+    expect({"--admin-token-file", file, "--webhooks", file},
+           "--admin-token-file is only used with --admin");
+    expect({"--admin", "127.0.0.1:0", "--admin-token-file", file + ".missing"},
+           "--admin-token-file: cannot read");
+    std::ofstream(file) << "short\n";
+    expect({"--admin", "127.0.0.1:0", "--admin-token-file", file},
+           "--admin-token-file: the token in '" + file +
+               "' must be one line of at least 16 characters without spaces");
+    std::ofstream(file) << token << "\n";
+    expect({"--admin", "host.example:8080", "--admin-token-file", file},
+           "admin: 'host.example' is not an IP address");
+    expect({"--admin", "[::1:8080", "--admin-token-file", file}, "admin: '[::1' is not an IP");
+    std::remove(file.c_str());
+}
+#endif

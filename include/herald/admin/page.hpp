@@ -321,7 +321,7 @@ td.name { font-weight: 550; }
   margin-bottom: 12px;
 }
 .filters label { display: flex; flex-direction: column; gap: 4px; font-size: 12px; color: var(--muted); font-weight: 600; }
-.filters select, .filters input { min-width: 150px; }
+.filters select, .filters input { min-width: 130px; }
 .filters .actions { display: flex; gap: 8px; margin-left: auto; }
 input[type=text], input[type=url], input[type=password], input[type=datetime-local], select, textarea {
   border: 1px solid #cfd4dc; border-radius: 6px; padding: 6px 9px; background: #fff;
@@ -811,7 +811,8 @@ function renderLogs() {
   const body = $("#logs-body");
   body.replaceChildren();
   $("#logs-more").hidden = !state.next;
-  $("#log-count").textContent = `${state.logs.length}${state.next ? "+" : ""} attempts, newest first`;
+  const n = state.logs.length;
+  $("#log-count").textContent = `${n}${state.next ? "+" : ""} attempt${n === 1 && !state.next ? "" : "s"}, newest first`;
   if (state.logs.length === 0) {
     body.append(h("tr", {}, h("td", { colspan: 10, class: "empty" },
       h("b", {}, "No attempts match"), "Deliveries appear here as soon as an event reaches a webhook.")));

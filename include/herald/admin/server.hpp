@@ -77,8 +77,9 @@ class server {
 public:
     /**
      * Binds and listens on `params.address:params.port`.
-     * @throws boost::system::system_error when the token is missing or short, the address is
-     * not an IP address, or the port cannot be bound (the message says which).
+     * @throws std::invalid_argument when the token is missing or short or the address is not
+     * an IP address; boost::system::system_error when the address cannot be bound. The message
+     * says which.
      */
     server(boost::asio::any_io_executor ex, Dispatcher& dispatcher, server_params params);
 

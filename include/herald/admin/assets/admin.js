@@ -407,7 +407,8 @@ function renderLogs() {
   const body = $("#logs-body");
   body.replaceChildren();
   $("#logs-more").hidden = !state.next;
-  $("#log-count").textContent = `${state.logs.length}${state.next ? "+" : ""} attempts, newest first`;
+  const n = state.logs.length;
+  $("#log-count").textContent = `${n}${state.next ? "+" : ""} attempt${n === 1 && !state.next ? "" : "s"}, newest first`;
   if (state.logs.length === 0) {
     body.append(h("tr", {}, h("td", { colspan: 10, class: "empty" },
       h("b", {}, "No attempts match"), "Deliveries appear here as soon as an event reaches a webhook.")));

@@ -14,6 +14,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -222,7 +223,7 @@ HERALD_ADMIN::server(boost::asio::any_io_executor ex, Dispatcher& dispatcher, se
     , acceptor_(strand_)
     , drained_(strand_, std::chrono::steady_clock::time_point::max()) {
     auto fail = [](std::string what) {
-        throw boost::system::system_error(make_error_code(error::invalid_field), what);
+        throw std::invalid_argument(what);
     };
     if (p_.token.size() < 16)
         fail("admin: the token must be at least 16 characters long");
@@ -272,7 +273,8 @@ void HERALD_ADMIN::stop() {
     for (auto& [id, s] : sessions_)
         boost::asio::post(s.first, [this, id = id] {
             std::lock_guard inner(mutex_);
-            if (auto it = sessions_.find(id); it != sessions_.end()) {
+            // null: the connection has not started yet, and closes itself when it sees stopping_
+            if (auto it = sessions_.find(id); it != sessions_.end() && it->second.second) {
                 boost::system::error_code ec;
                 it->second.second->close(ec);
             }
