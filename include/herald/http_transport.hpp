@@ -8,12 +8,12 @@
 #include <herald/version.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/span_body.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -76,6 +76,22 @@ public:
         return pool_->opened;
     }
 
+    /**
+     * Closes every idle pooled connection (of this transport and its copies). An idle
+     * connection keeps its deadline timer armed until the timer next fires, which keeps an
+     * io_context's run() busy: the dispatcher calls this when it finishes, so run() returns.
+     */
+    void close_idle() {
+        std::map<std::string, std::vector<connection_ptr>, std::less<>> idle;
+        {
+            std::lock_guard lock(pool_->mutex);
+            idle.swap(pool_->idle);
+        }
+        for (auto& [origin, v] : idle)
+            for (auto& c : v)
+                boost::asio::post(c->timer.get_executor(), [c] { c->close(); });
+    }
+
     /// Connections idle in the pool now.
     std::size_t idle_connections() const {
         std::lock_guard lock(pool_->mutex);
@@ -86,20 +102,41 @@ public:
     }
 
 private:
-    using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+    using socket_type = boost::asio::ip::tcp::socket;
+    using tls_stream = boost::asio::ssl::stream<socket_type>;
 
-    struct connection {
-        std::optional<boost::beast::tcp_stream> plain;
-        std::optional<tls_stream> tls;
-        boost::beast::flat_buffer buffer;
+    /**
+     * One connection, plain or TLS. Its deadline is watched by one timer that is re-armed
+     * lazily: an exchange only moves `deadline` forward, and the timer, when it fires, either
+     * cancels the socket (the deadline passed) or sleeps until the current deadline. Keep-alive
+     * traffic therefore arms no timer per request (no timerfd_settime per request).
+     */
+    struct connection : std::enable_shared_from_this<connection> {
+        explicit connection(boost::asio::any_io_executor const& ex)
+            : timer(ex) {}
+
+        std::optional<socket_type> plain; // http
+        std::optional<tls_stream> tls;    // https, over its own socket
+        boost::asio::steady_timer timer;
+        std::chrono::steady_clock::time_point deadline =
+            std::chrono::steady_clock::time_point::max();
+        std::chrono::steady_clock::time_point armed_for =
+            std::chrono::steady_clock::time_point::max();
+        bool timer_armed = false;
+        bool timed_out = false;
+        std::string head;                 // the request head, rebuilt in place per request
+        boost::beast::flat_buffer buffer; // response bytes read ahead
         std::chrono::steady_clock::time_point idle_since;
-        std::shared_ptr<boost::asio::ssl::context> context; // outlives the stream
+        std::shared_ptr<boost::asio::ssl::context> context; // outlives the TLS stream
 
-        boost::beast::tcp_stream& layer() {
-            return tls ? boost::beast::get_lowest_layer(*tls) : *plain;
-        }
+        /// Watches `until`: cancels the socket's operations once it passes.
+        void watch(std::chrono::steady_clock::time_point until);
+        /// Stops watching: the connection goes idle (the timer may still fire, harmlessly).
+        void unwatch() { deadline = std::chrono::steady_clock::time_point::max(); }
+        void close();
+        socket_type& socket() { return tls ? tls->next_layer() : *plain; }
     };
-    using connection_ptr = std::unique_ptr<connection>;
+    using connection_ptr = std::shared_ptr<connection>;
 
     struct pool {
         std::mutex mutex;
@@ -116,10 +153,9 @@ private:
     result<std::shared_ptr<boost::asio::ssl::context>> tls_context(http_request const& req);
 
     template <class Stream>
-    boost::asio::awaitable<exchange_end>
-    exchange(Stream& stream, connection& c, bool reused,
-             boost::beast::http::request<boost::beast::http::span_body<char const>> const& msg,
-             duration total, send_result& res);
+    boost::asio::awaitable<exchange_end> exchange(Stream& stream, connection& c, bool reused,
+                                                  std::string_view body, duration total,
+                                                  send_result& res);
 
     std::shared_ptr<http_transport_params const> p_;
     std::shared_ptr<pool> pool_;

@@ -2,6 +2,7 @@
 // isolation of a hanging endpoint, failures the receiver causes.
 #include "harness.hpp"
 #include "loopback_server.hpp"
+#include "run_async.hpp"
 
 #include <herald/datagerry_serializer.hpp>
 
@@ -375,4 +376,90 @@ TEST_CASE("a receiver that speaks garbage or resets is logged, nothing crashes",
     CHECK(log[1].status == 0);
     CHECK_FALSE(log[1].error.empty());
     CHECK(log[1].result == outcome::failed);
+}
+
+TEST_CASE("a chunked response is read whole and its connection reused",
+          "[integration][http][pool]") {
+    // A raw server on one connection: a chunked 200, then a 204, both keep-alive.
+    boost::asio::io_context raw_io;
+    boost::asio::ip::tcp::acceptor acceptor(raw_io,
+                                            {boost::asio::ip::make_address("127.0.0.1"), 0});
+    auto const port = acceptor.local_endpoint().port();
+    std::atomic<int> accepted{0};
+    std::string first_request;
+    std::thread raw([&] {
+        boost::asio::ip::tcp::socket s(raw_io);
+        acceptor.accept(s);
+        ++accepted;
+        boost::system::error_code ec;
+        std::string const answers[] = {
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n\r\n"
+            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\n\r\n"};
+        for (auto const& answer : answers) {
+            std::string in;
+            char buf[8192];
+            // read one whole request: the head, then Content-Length bytes
+            while (in.find("\r\n\r\n") == std::string::npos ||
+                   in.size() < in.find("\r\n\r\n") + 4 +
+                                   std::stoul(in.substr(in.find("Content-Length: ") + 16))) {
+                auto const n = s.read_some(boost::asio::buffer(buf), ec);
+                if (ec)
+                    return;
+                in.append(buf, n);
+            }
+            if (first_request.empty())
+                first_request = in;
+            boost::asio::write(s, boost::asio::buffer(answer), ec);
+        }
+        char buf[16];
+        s.read_some(boost::asio::buffer(buf), ec); // until the client closes
+    });
+    harness<> h;
+    h.hook("chunked", "http://127.0.0.1:" + std::to_string(port) + "/in?x=1");
+    h.publish(object_event::created("1", server_object()));
+    REQUIRE(h.wait_log(1).size() == 1);
+    h.publish(object_event::created("2", server_object()));
+    auto const log = h.wait_log(2);
+    h.stop();
+    raw.join();
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].status == 200); // oldest first
+    CHECK(log[0].response_excerpt == "hello world");
+    CHECK(log[0].result == outcome::delivered);
+    CHECK(log[1].status == 204);
+    CHECK(log[1].result == outcome::delivered);
+    CHECK(accepted == 1);
+    CHECK(h.d.transport().connections_opened() == 1);
+    // The request head as written: request line with the query, Host, one Content-Length.
+    CHECK(first_request.rfind(
+              "POST /in?x=1 HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n", 0) == 0);
+    CHECK(first_request.find("\r\nContent-Type: application/json\r\n") != std::string::npos);
+    CHECK(first_request.find("\r\nUser-Agent: herald/") != std::string::npos);
+    auto const lengths = [&] {
+        std::size_t n = 0;
+        for (auto p = first_request.find("Content-Length:"); p != std::string::npos;
+             p = first_request.find("Content-Length:", p + 1))
+            ++n;
+        return n;
+    }();
+    CHECK(lengths == 1);
+}
+
+TEST_CASE("http_transport refuses a header that could split the request",
+          "[integration][http][limits]") {
+    loopback_server server;
+    http_transport transport(harness<>::with_loopback({}));
+    http_request req;
+    req.url = server.url("/split");
+    req.body = std::make_shared<std::string const>("{}");
+    req.headers = {{"X-Ok", "fine"}, {"X-Evil", "a\r\nX-Injected: 1"}};
+    boost::asio::io_context io;
+    send_result r;
+    run_async(io,
+              [&]() -> boost::asio::awaitable<void> { r = co_await transport.async_send(req); });
+    CHECK(r.ec == make_error_code(error::invalid_field));
+    CHECK(r.error.find("'X-Evil'") != std::string::npos);
+    CHECK(server.requests().empty());
+    transport.close_idle();
 }

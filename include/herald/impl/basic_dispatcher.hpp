@@ -126,6 +126,9 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::run() {
     }
     using namespace boost::asio::experimental::awaitable_operators;
     co_await (intake_loop() && pump_loop());
+    // Pooled connections keep timers armed; closing them lets the io_context's run() return.
+    if constexpr (requires { transport_.close_idle(); })
+        transport_.close_idle();
     running_ = false;
     finished_ = true;
     stopped_timer_.cancel();

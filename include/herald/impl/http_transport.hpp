@@ -4,6 +4,7 @@
 #include <herald/detail/utf8.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -12,21 +13,21 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/url/parse.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <charconv>
 #include <limits>
-#include <span>
 
 namespace herald {
 
@@ -83,6 +84,163 @@ struct pending_lookup {
 };
 } // namespace detail
 
+namespace detail {
+
+/**
+ * Reads a response without keeping its header fields: the status, Location and Retry-After
+ * go to the send_result, the start of the body to `raw`, and the rest is only counted (up to
+ * `max_drain`, then the read stops). No allocation per header field.
+ */
+class response_reader : public boost::beast::http::basic_parser<false> {
+public:
+    response_reader(send_result& res, std::string& raw, std::size_t max_excerpt,
+                    std::size_t max_drain)
+        : res_(res)
+        , raw_(raw)
+        , max_excerpt_(max_excerpt)
+        , max_drain_(max_drain) {}
+
+    /// True when the body was longer than max_drain and the read stopped there.
+    bool drain_exceeded() const { return drain_exceeded_; }
+
+private:
+    using string_view = boost::beast::string_view;
+    using error_code = boost::system::error_code;
+
+    void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
+                         error_code& ec) override {
+        ec = boost::beast::http::error::bad_version;
+    }
+    void on_response_impl(int code, string_view, int, error_code&) override {
+        res_.status = static_cast<unsigned>(code);
+    }
+    void on_field_impl(boost::beast::http::field name, string_view, string_view value,
+                       error_code&) override {
+        if (name == boost::beast::http::field::location) {
+            res_.location.clear();
+            append_utf8(res_.location,
+                        std::string_view(value.data(), std::min<std::size_t>(value.size(), 2048)));
+        } else if (name == boost::beast::http::field::retry_after) {
+            res_.retry_after.assign(value.data(), std::min<std::size_t>(value.size(), 128));
+        }
+    }
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
+    std::size_t on_body_impl(string_view body, error_code& ec) override { return take(body, ec); }
+    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
+        return take(body, ec);
+    }
+    void on_finish_impl(error_code&) override {}
+
+    std::size_t take(string_view body, error_code& ec) {
+        if (raw_.size() < max_excerpt_)
+            raw_.append(body.data(), std::min(body.size(), max_excerpt_ - raw_.size()));
+        drained_ += body.size();
+        if (drained_ > max_drain_) {
+            drain_exceeded_ = true;
+            ec = boost::beast::http::error::body_limit;
+        }
+        return body.size();
+    }
+
+    send_result& res_;
+    std::string& raw_;
+    std::size_t max_excerpt_;
+    std::size_t max_drain_;
+    std::size_t drained_ = 0;
+    bool drain_exceeded_ = false;
+};
+
+// The transport frames the message itself: these never come from the request's headers.
+inline bool is_framing_header(std::string_view name) {
+    return iequals(name, "Host") || iequals(name, "Content-Length") ||
+           iequals(name, "Transfer-Encoding") || iequals(name, "Connection");
+}
+
+// A header line must not be able to end early or start another one.
+inline bool is_safe_header_text(std::string_view s) {
+    for (char const c : s)
+        if (c == '\r' || c == '\n' || c == '\0')
+            return false;
+    return true;
+}
+
+/**
+ * Writes the request head into `head` (reusing its capacity): request line, Host,
+ * Content-Type, the request's headers, User-Agent unless given, Content-Length. Returns the
+ * name of an unsafe header, if any, and writes nothing usable then.
+ */
+inline std::optional<std::string> format_head(std::string& head, std::string_view target,
+                                              std::string_view host_and_port,
+                                              http_request const& req, std::size_t body_size) {
+    head.clear();
+    head.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_and_port);
+    if (!req.content_type.empty()) {
+        if (!is_safe_header_text(req.content_type))
+            return std::string("Content-Type");
+        head.append("\r\nContent-Type: ").append(req.content_type);
+    }
+    bool agent = false;
+    for (auto const& h : req.headers) {
+        if (h.name.empty() || !is_safe_header_text(h.name) || !is_safe_header_text(h.value) ||
+            h.name.find(':') != std::string::npos)
+            return h.name;
+        if (is_framing_header(h.name))
+            continue;
+        agent = agent || iequals(h.name, "User-Agent");
+        head.append("\r\n").append(h.name).append(": ").append(h.value);
+    }
+    if (!agent)
+        head.append("\r\nUser-Agent: ").append(user_agent);
+    char digits[24];
+    auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, body_size);
+    (void)ec;
+    head.append("\r\nContent-Length: ").append(digits, end).append("\r\n\r\n");
+    return std::nullopt;
+}
+
+} // namespace detail
+
+inline void http_transport::connection::watch(std::chrono::steady_clock::time_point until) {
+    timed_out = false;
+    deadline = until;
+    if (timer_armed && armed_for <= until)
+        return; // it fires in time and then sleeps on until the current deadline
+    armed_for = until;
+    timer_armed = true;
+    timer.expires_at(until); // a wait armed for later ends as operation_aborted
+    timer.async_wait([weak = weak_from_this(), until](boost::system::error_code ec) {
+        auto self = weak.lock();
+        if (!self || ec || self->armed_for != until)
+            return; // gone, closed, or superseded by a wait armed for an earlier time
+        self->timer_armed = false;
+        if (self->deadline == std::chrono::steady_clock::time_point::max())
+            return; // idle: nothing to watch until the next exchange
+        if (std::chrono::steady_clock::now() >= self->deadline) {
+            // Closing (not only cancelling) also fails any operation started after this.
+            self->timed_out = true;
+            boost::system::error_code ignored;
+            self->socket().close(ignored);
+        } else {
+            self->watch(self->deadline);
+        }
+    });
+}
+
+inline void http_transport::connection::close() {
+    unwatch();
+    timer.cancel();
+    if (!plain && !tls)
+        return;
+    boost::system::error_code ignored;
+    auto& s = socket();
+    if (s.is_open()) {
+        s.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ignored);
+        s.close(ignored);
+    }
+}
+
 inline http_transport::connection_ptr http_transport::take_idle(std::string const& key) {
     auto const now = std::chrono::steady_clock::now();
     std::lock_guard lock(pool_->mutex);
@@ -102,7 +260,7 @@ inline http_transport::connection_ptr http_transport::take_idle(std::string cons
 
 inline void http_transport::give_back(std::string const& key, connection_ptr c) {
     c->idle_since = std::chrono::steady_clock::now();
-    c->layer().expires_never();
+    c->unwatch();
     std::lock_guard lock(pool_->mutex);
     auto& v = pool_->idle[key];
     if (v.size() < p_->max_idle_per_origin)
@@ -142,78 +300,63 @@ http_transport::tls_context(http_request const& req) {
 }
 
 template <class Stream>
-boost::asio::awaitable<http_transport::exchange_end> http_transport::exchange(
-    Stream& stream, connection& c, bool reused,
-    boost::beast::http::request<boost::beast::http::span_body<char const>> const& msg,
-    duration total, send_result& res) {
+boost::asio::awaitable<http_transport::exchange_end>
+http_transport::exchange(Stream& stream, connection& c, bool reused, std::string_view body,
+                         duration total, send_result& res) {
     namespace asio = boost::asio;
     namespace http = boost::beast::http;
+    // The watchdog closes the socket at the deadline: what fails then failed by timing out.
+    auto io_error = [&](boost::system::error_code ec) {
+        return c.timed_out ? make_error_code(boost::beast::error::timeout) : ec;
+    };
     auto fail = [&](boost::system::error_code ec, std::string_view phase) {
-        auto [code, why] = detail::describe_io_error(ec, phase, total);
+        auto [code, why] = detail::describe_io_error(io_error(ec), phase, total);
         res.ec = code;
         res.error = std::move(why);
         return exchange_end::failed;
     };
-    auto [wec, wn] = co_await http::async_write(stream, msg, asio::as_tuple(asio::use_awaitable));
+    // Head and body in one gather write: one system call for a small request.
+    std::array<asio::const_buffer, 2> const out{asio::buffer(c.head),
+                                                asio::buffer(body.data(), body.size())};
+    auto [wec, wn] = co_await asio::async_write(stream, out, asio::as_tuple(asio::use_awaitable));
     if (wec) {
-        if (reused && detail::is_stale_connection(wec))
+        if (reused && !c.timed_out && detail::is_stale_connection(wec))
             co_return exchange_end::stale;
         co_return fail(wec, "while sending the request");
     }
-    http::response_parser<http::buffer_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(p_->max_header));
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max()); // capped below
-    auto [hec, hn] = co_await http::async_read_header(stream, c.buffer, parser,
-                                                      asio::as_tuple(asio::use_awaitable));
-    if (hec) {
-        if (reused && hn == 0 && c.buffer.size() == 0 && detail::is_stale_connection(hec))
-            co_return exchange_end::stale;
-        co_return fail(hec, "while waiting for the response");
-    }
-    auto const& head = parser.get();
-    res.status = head.result_int();
-    if (auto it = head.find(http::field::location); it != head.end())
-        detail::append_utf8(res.location, it->value().substr(0, 2048));
-    if (auto it = head.find(http::field::retry_after); it != head.end())
-        res.retry_after = std::string(it->value().substr(0, 128));
 
-    // Read the body: keep the start for the log, drain the rest up to a bound so that the
-    // connection can be reused. A body that never ends is cut by the total timeout.
     std::string raw;
-    bool complete = true;
-    std::size_t drained = 0;
-    char buf[8192];
-    while (!parser.is_done()) {
-        parser.get().body().data = buf;
-        parser.get().body().size = sizeof buf;
-        auto [bec, bn] = co_await http::async_read(stream, c.buffer, parser,
-                                                   asio::as_tuple(asio::use_awaitable));
-        std::size_t const got = sizeof buf - parser.get().body().size;
-        if (raw.size() < p_->max_excerpt)
-            raw.append(buf, std::min(got, p_->max_excerpt - raw.size()));
-        drained += got;
-        if (bec && bec != http::error::need_buffer) {
-            complete = false;
-            res.note = bec == boost::beast::error::timeout
-                           ? "response body cut off at the " + format_duration(total) + " timeout"
-                           : "response body incomplete: " + bec.message();
-            break;
-        }
-        if (drained > p_->max_drain) {
-            complete = false;
+    detail::response_reader reader(res, raw, p_->max_excerpt, p_->max_drain);
+    reader.header_limit(static_cast<std::uint32_t>(p_->max_header));
+    reader.body_limit(std::numeric_limits<std::uint64_t>::max()); // the reader caps the drain
+    std::size_t const buffered = c.buffer.size();
+    auto [rec, rn] =
+        co_await http::async_read(stream, c.buffer, reader, asio::as_tuple(asio::use_awaitable));
+    if (rec && !reader.is_header_done()) {
+        res.status = 0;
+        res.location.clear();
+        res.retry_after.clear();
+        if (reused && !c.timed_out && rn == 0 && buffered == 0 && c.buffer.size() == 0 &&
+            detail::is_stale_connection(rec))
+            co_return exchange_end::stale;
+        co_return fail(rec, "while waiting for the response");
+    }
+    bool complete = !rec;
+    if (rec) {
+        if (reader.drain_exceeded())
             res.note = "response body longer than " + std::to_string(p_->max_drain) +
                        " bytes: the rest was not read";
-            break;
-        }
+        else if (io_error(rec) == boost::beast::error::timeout)
+            res.note = "response body cut off at the " + format_duration(total) + " timeout";
+        else
+            res.note = "response body incomplete: " + rec.message();
     }
     detail::append_utf8(res.excerpt, raw);
-    co_return complete&& parser.keep_alive() ? exchange_end::keep : exchange_end::close;
+    co_return complete&& reader.keep_alive() ? exchange_end::keep : exchange_end::close;
 }
 
 inline boost::asio::awaitable<send_result> http_transport::async_send(http_request const& req) {
     namespace asio = boost::asio;
-    namespace beast = boost::beast;
-    namespace http = beast::http;
     using steady = std::chrono::steady_clock;
     auto const t0 = steady::now();
     send_result res;
@@ -247,16 +390,24 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
     std::string const port = u.has_port() ? std::string(u.port()) : https ? "443" : "80";
     bool const ip_host = u.host_type() == boost::urls::host_type::ipv4 ||
                          u.host_type() == boost::urls::host_type::ipv6;
-    std::string target(u.encoded_target());
-    if (target.empty() || target.front() != '/')
-        target.insert(0, "/");
+    std::string_view target = u.encoded_target();
+    std::string rooted;
+    if (target.empty() || target.front() != '/') {
+        rooted.append("/").append(target);
+        target = rooted;
+    }
     // A pooled connection was vetted under its request's allow-list: only a request with the
     // same allow-list (and the same TLS trust) may reuse it.
-    std::string key =
-        std::string(https ? "https://" : "http://") + host + ":" + port +
-        (https ? (req.verify_tls ? "|v|" + req.ca_file.value_or("") : "|n") : std::string());
+    std::string key;
+    key.reserve(32 + host.size());
+    key.append(https ? "https://" : "http://").append(host).append(":").append(port);
+    if (https) {
+        key.append(req.verify_tls ? "|v|" : "|n");
+        if (req.verify_tls && req.ca_file)
+            key.append(*req.ca_file);
+    }
     for (auto const& c : req.allow_private)
-        key += "|" + c.to_string();
+        key.append("|").append(c.to_string());
 
     std::shared_ptr<asio::ssl::context> tls;
     if (https) {
@@ -272,19 +423,7 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
     auto const connect_limit =
         req.connect_timeout.count() > 0 ? req.connect_timeout : p_->connect_timeout;
     auto const deadline = t0 + total;
-
-    static std::string const empty_body;
-    std::string const& body = req.body ? *req.body : empty_body;
-    http::request<http::span_body<char const>> msg{http::verb::post, target, 11};
-    msg.set(http::field::host, u.encoded_host_and_port());
-    if (!req.content_type.empty())
-        msg.set(http::field::content_type, req.content_type);
-    for (auto const& h : req.headers)
-        msg.set(h.name, h.value);
-    if (req.header("User-Agent").empty())
-        msg.set(http::field::user_agent, user_agent);
-    msg.body() = std::span<char const>(body.data(), body.size());
-    msg.prepare_payload();
+    std::string_view const body = req.body ? std::string_view(*req.body) : std::string_view();
 
     auto ex = co_await asio::this_coro::executor;
     for (int round = 0; round < 2; ++round) {
@@ -292,7 +431,7 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
         connection_ptr c = round == 0 ? take_idle(key) : nullptr;
         bool const reused = c != nullptr;
         if (!c) {
-            c = std::make_unique<connection>();
+            c = std::make_shared<connection>(ex);
             // getaddrinfo cannot be interrupted: wait for it until the connect deadline at
             // most, and let a late answer fall on the floor (the state outlives this frame).
             auto lookup = std::make_shared<detail::pending_lookup>(ex);
@@ -345,26 +484,32 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                 c->plain.emplace(ex);
             }
             auto const connect_deadline = std::min(steady::now() + connect_limit, deadline);
-            c->layer().expires_at(connect_deadline);
-            auto [cec, ep] =
-                co_await c->layer().async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
-            if (cec == beast::error::timeout) {
+            c->watch(connect_deadline);
+            auto [cec, ep] = co_await asio::async_connect(c->socket(), endpoints,
+                                                          asio::as_tuple(asio::use_awaitable));
+            if (cec && c->timed_out) {
                 bool const total_first = deadline <= connect_deadline;
                 fail(make_error_code(total_first ? error::timeout : error::connect_timeout),
                      "no connection to " + host + ":" + port + " within " +
                          format_duration(total_first ? total : connect_limit));
+                c->close();
                 break;
             }
             if (cec) {
                 fail(cec, "could not connect to " + host + ":" + port + ": " + cec.message());
+                c->close();
                 break;
+            }
+            {
+                boost::system::error_code ignored;
+                c->socket().set_option(asio::ip::tcp::no_delay(true), ignored);
             }
             {
                 std::lock_guard lock(pool_->mutex);
                 ++pool_->opened;
             }
             if (https) {
-                c->layer().expires_at(deadline);
+                c->watch(deadline);
                 SSL* ssl = c->tls->native_handle();
                 if (!ip_host)
                     SSL_set_tlsext_host_name(ssl, host.c_str()); // SNI
@@ -378,7 +523,7 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                                                               asio::as_tuple(asio::use_awaitable));
                 if (hec) {
                     long const verdict = SSL_get_verify_result(ssl);
-                    if (hec == beast::error::timeout)
+                    if (c->timed_out)
                         fail(make_error_code(error::timeout),
                              "no TLS handshake within " + format_duration(total));
                     else if (req.verify_tls && verdict != X509_V_OK)
@@ -388,24 +533,33 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                     else
                         fail(make_error_code(error::tls_failed),
                              "TLS handshake with " + host + " failed: " + hec.message());
+                    c->close();
                     break;
                 }
             }
         }
-        c->layer().expires_at(deadline);
+        if (auto bad =
+                detail::format_head(c->head, target, u.encoded_host_and_port(), req, body.size())) {
+            fail(make_error_code(error::invalid_field),
+                 "header '" + *bad + "' has an invalid name or a CR, LF or NUL in its value");
+            give_back(key, std::move(c)); // nothing was sent on it
+            break;
+        }
+        c->watch(deadline);
         exchange_end end;
         if (c->tls)
-            end = co_await exchange(*c->tls, *c, reused, msg, total, res);
+            end = co_await exchange(*c->tls, *c, reused, body, total, res);
         else
-            end = co_await exchange(*c->plain, *c, reused, msg, total, res);
-        if (end == exchange_end::stale)
+            end = co_await exchange(*c->plain, *c, reused, body, total, res);
+        c->unwatch();
+        if (end == exchange_end::stale) {
+            c->close();
             continue;
-        if (end == exchange_end::keep) {
-            give_back(key, std::move(c));
-        } else {
-            boost::system::error_code ignored;
-            c->layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         }
+        if (end == exchange_end::keep)
+            give_back(key, std::move(c));
+        else
+            c->close();
         break;
     }
     co_return finish();
