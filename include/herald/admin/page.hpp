@@ -237,6 +237,7 @@ code, .mono { font-family: var(--mono); font-size: 12.5px; }
 .topbar nav a.current { background: #2c3547; color: #fff; }
 .topbar .spacer { flex: 1; }
 .topbar .link-button { color: #c7ccd6; }
+body.signed-out .topbar nav, body.signed-out #signout { visibility: hidden; }
 
 main { max-width: 1320px; margin: 0 auto; padding: 24px 28px 64px; }
 .page-head { display: flex; align-items: flex-end; gap: 16px; margin-bottom: 16px; }
@@ -388,7 +389,8 @@ dialog footer {
 .signin { max-width: 400px; margin: 12vh auto; padding: 28px; }
 .signin h1 { font-size: 20px; margin: 0 0 6px; }
 .signin p { color: var(--muted); margin: 0 0 18px; }
-.signin input { width: 100%; margin-bottom: 12px; }
+.signin label { display: block; margin-bottom: 4px; }
+.signin input { width: 100%; margin-bottom: 14px; }
 
 /* toasts */
 #toasts { position: fixed; right: 20px; bottom: 20px; display: flex; flex-direction: column; gap: 8px; z-index: 10; }
@@ -488,6 +490,7 @@ function toast(message, kind = "ok", extra = null) {
 // ---------- sign-in ----------
 function showSignIn(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  document.body.classList.add("signed-out");
   $("#app").hidden = true;
   $("#signin").hidden = false;
   $("#signin-error").hidden = !message;
@@ -500,6 +503,7 @@ async function signIn(ev) {
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   $("#token").value = "";
+  document.body.classList.remove("signed-out");
   $("#signin").hidden = true;
   $("#app").hidden = false;
   await route();

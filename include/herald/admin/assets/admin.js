@@ -84,6 +84,7 @@ function toast(message, kind = "ok", extra = null) {
 // ---------- sign-in ----------
 function showSignIn(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  document.body.classList.add("signed-out");
   $("#app").hidden = true;
   $("#signin").hidden = false;
   $("#signin-error").hidden = !message;
@@ -96,6 +97,7 @@ async function signIn(ev) {
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   $("#token").value = "";
+  document.body.classList.remove("signed-out");
   $("#signin").hidden = true;
   $("#app").hidden = false;
   await route();
