@@ -150,6 +150,8 @@ struct options {
     std::string sink_path;
     unsigned sink_threads = 1;
     std::size_t ahead = 65'536; // events the publisher keeps queued at most (the queue's capacity)
+    // dispatcher_params::max_pending in the throughput scenarios: the library's default
+    std::size_t max_pending = herald::dispatcher_params{}.max_pending;
 
     bool wants(std::string_view s) const {
         return scenarios.empty() ||
@@ -175,6 +177,9 @@ constexpr std::string_view usage =
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
   --sink-threads N    threads of the sink it starts, default 1
+  --max-pending N     dispatcher_params::max_pending for the herald and fanout scenarios:
+                      deliveries held in memory before the dispatcher stops taking events,
+                      default 8192 (the library's default; 0: no bound)
   --ahead N           events the publisher keeps queued ahead of the dispatcher, default
                       65536 (the intake queue's capacity: publish until queue_full, wait, retry)
 )";
@@ -229,6 +234,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         } else if (a == "--timeout") {
             ok = number(v, 1, 3600, n);
             o.timeout = std::chrono::seconds(n);
+        } else if (a == "--max-pending") {
+            ok = number(v, 0, 100'000'000, o.max_pending);
         } else if (a == "--ahead") {
             ok = number(v, 1, 65'536, o.ahead);
         } else if (a == "--sink") {
@@ -639,6 +646,16 @@ struct event_factory {
             object["field_" + std::to_string(i)] = "value-value-value-" + std::to_string(i);
     }
 
+    /// Builds `n` events before a timed run: building an object is the application's work,
+    /// not herald's (the limit and libcurl scenarios also send a body built beforehand).
+    std::vector<herald::object_event> make_many(std::size_t n) const {
+        std::vector<herald::object_event> out;
+        out.reserve(n);
+        for (std::size_t i = 0; i < n; ++i)
+            out.push_back(make(i));
+        return out;
+    }
+
     herald::object_event make(std::size_t i, std::string id = {}) const {
         auto e = herald::object_event::created(std::to_string(i), object);
         e.object_type = "server";
@@ -951,17 +968,22 @@ struct rig {
     }
 
     /// Publishes, waiting for room when the intake queue is full: nothing is dropped.
-    void publish(event_factory const& f, std::size_t i, std::string id = {}) {
+    void publish(herald::object_event e) {
         auto const capacity = std::min(ahead, d.source().params().capacity);
         for (;;) {
+            // `ahead` events are queued: the dispatcher has work for a while, so this thread
+            // sleeps long enough not to compete with it for the CPU.
             while (d.stats().queued >= capacity)
-                std::this_thread::sleep_for(50us);
-            auto r = d.publish(f.make(i, id));
+                std::this_thread::sleep_for(500us);
+            auto r = d.publish(std::move(e));
             if (r)
                 return;
             if (r.error().code != herald::error::queue_full)
                 throw std::runtime_error("publish: " + r.error().what());
         }
+    }
+    void publish(event_factory const& f, std::size_t i, std::string id = {}) {
+        publish(f.make(i, std::move(id)));
     }
 
     /// Waits until `n` deliveries ended (delivered or failed) or the deadline passes.
@@ -1006,15 +1028,17 @@ std::string failures(herald::dispatcher_stats const& s, std::uint64_t expected) 
 report run_herald(options const& o, target const& t, event_factory const& f, std::size_t events) {
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = o.connections;
+    p.max_pending = o.max_pending;
     rig<herald::memory_log> r(p, allowed_addresses(o), transport_params(o), herald::memory_log());
     r.ahead = o.ahead;
     r.add_hook("bench", t.url);
+    auto batch = f.make_many(events);
     r.start();
     cpu_meter const cpu;
     double const thread0 = thread_cpu_seconds(r.thread);
     auto const t0 = steady::now();
-    for (std::size_t i = 0; i < events; ++i)
-        r.publish(f, i);
+    for (auto& e : batch)
+        r.publish(std::move(e));
     double const publish_s = seconds_since(t0);
     steady::time_point t1;
     auto const s = r.wait_finished(events, t0 + o.timeout, &t1);
@@ -1035,7 +1059,8 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
         .add("lane_concurrency", std::int64_t(o.connections))
         .add("connections_opened", std::int64_t(opened))
         .add("signed", true)
-        .add("ahead", std::int64_t(o.ahead));
+        .add("ahead", std::int64_t(o.ahead))
+        .add("max_pending", std::int64_t(o.max_pending));
     cpu.finish(out, thread_s, double(s.delivered + s.failed));
     return out;
 }
@@ -1048,16 +1073,18 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
     // The same number of requests in flight (and so of connections) as the herald scenario.
     p.scheduling.lane_concurrency = o.connections;
     p.scheduling.global_concurrency = o.connections;
+    p.max_pending = o.max_pending;
     rig<herald::memory_log> r(p, allowed_addresses(o), transport_params(o), herald::memory_log());
     r.ahead = o.ahead;
     for (std::size_t i = 0; i < hooks; ++i)
         r.add_hook("fanout-" + std::to_string(i), t.hook_url(i));
+    auto batch = f.make_many(events);
     r.start();
     cpu_meter const cpu;
     double const thread0 = thread_cpu_seconds(r.thread);
     auto const t0 = steady::now();
-    for (std::size_t i = 0; i < events; ++i)
-        r.publish(f, i);
+    for (auto& e : batch)
+        r.publish(std::move(e));
     steady::time_point t1;
     auto const s = r.wait_finished(deliveries, t0 + o.timeout, &t1);
     double const secs = std::chrono::duration<double>(t1 - t0).count();
@@ -1272,6 +1299,7 @@ report run_memory(options const& o, event_factory const& f) {
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = 1;
     p.scheduling.global_concurrency = 1; // one attempt hangs; everything else waits its turn
+    p.max_pending = 0;                   // every delivery pending at once is the point here
     herald::address_policy a;
     a.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
     herald::http_transport_params tp;

@@ -16,6 +16,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/system_timer.hpp>
 
@@ -55,7 +56,9 @@ class basic_dispatcher {
     static_assert(log_sink<Log>, "Log must model herald::log_sink");
 
 public:
-    using executor_type = boost::asio::strand<boost::asio::any_io_executor>;
+    /// A strand over the executor given to the constructor (held concretely when that is an
+    /// io_context's executor, so that copying it never allocates).
+    using executor_type = boost::asio::any_io_executor;
     using store_type = Store;
     using source_type = Source;
     using serializer_type = Serializer;
@@ -181,6 +184,7 @@ private:
     log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
     void abandon_pending(time_point now);
     void wake_pump();
+    void wake_intake();
 
     executor_type strand_;
     dispatcher_params params_;
@@ -192,7 +196,15 @@ private:
     Source source_;
     scheduler sched_;
 
+    // The pump sleeps on the timer only when an attempt is due at a known time (a retry);
+    // otherwise on the signal. Re-arming a timer per wake-up costs a timerfd_settime call
+    // whenever it is the only timer of its clock, which made one system call per delivery.
     boost::asio::system_timer pump_timer_;
+    boost::asio::experimental::channel<void(boost::system::error_code)> pump_signal_;
+    bool pump_on_signal_ = false;
+    // The intake sleeps here while max_pending deliveries are pending.
+    boost::asio::experimental::channel<void(boost::system::error_code)> intake_signal_;
+    bool intake_waiting_ = false;
     boost::asio::system_timer stopped_timer_;
     bool pump_waiting_ = false;
     bool running_ = false;
@@ -202,8 +214,15 @@ private:
     bool abandoning_ = false;
     time_point deadline_ = time_point::max();
     stop_report report_;
-    std::uint64_t next_slot_ = 0;
-    std::map<std::uint64_t, boost::asio::cancellation_signal> in_flight_;
+    // One cancellation signal per attempt in flight, from a pool: a signal keeps the memory of
+    // the handler it held, so reusing one costs no allocation.
+    struct flight {
+        boost::asio::cancellation_signal signal;
+        bool active = false;
+    };
+    std::vector<std::unique_ptr<flight>> flights_;
+    std::vector<std::size_t> free_flights_;
+    std::size_t active_flights_ = 0;
     std::vector<delivery> batch_; // reused by accept
 
     struct counters {

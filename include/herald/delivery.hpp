@@ -20,7 +20,11 @@ struct payload {
     std::vector<http_header> headers; ///< extra headers the format defines (CloudEvents binary)
 };
 
-/** An event with its body, built once and shared by all of its deliveries. */
+/**
+ * An event with its body, built once and shared by all of its deliveries. Once serialized,
+ * the event keeps its metadata (id, type, object id and type, actor, time); its JSON
+ * (`before`, `after`, `changes`) is released, since the body carries it.
+ */
 struct prepared_event {
     object_event event;
     payload body;

@@ -18,6 +18,15 @@ struct dispatcher_params {
     scheduler_params scheduling; ///< per-webhook and global caps on requests in flight
     retry_params retry;          ///< schedule, jitter, Retry-After bound
     health_params health;        ///< circuit breaker and automatic disabling
+    /**
+     * Deliveries held in memory at most. While this many are pending, the dispatcher takes no
+     * new events from its source: the intake queue fills, `publish` reports queue_full and
+     * `async_publish` waits (backpressure instead of unbounded memory). It also keeps a burst
+     * from being serialized far ahead of the network, which keeps the working set in cache.
+     * 0: no bound. An event is always taken whole, so the bound may be passed by one event's
+     * fan-out. The default keeps the memory store's pending deliveries to a few megabytes.
+     */
+    std::size_t max_pending = 8192;
 };
 
 /** The dispatcher's counters, read at any time from any thread. */

@@ -6,7 +6,11 @@
 #include <herald/event.hpp>
 
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 #include <boost/json/string.hpp>
+
+#include <algorithm>
+#include <string>
 
 namespace herald {
 
@@ -21,12 +25,29 @@ namespace herald {
  * deletion. `changes` appears on updates only. Absent optional fields are omitted.
  * Stateless and thread-safe.
  */
+namespace detail {
+/// Serializes `v` straight into the end of `out` (no temporary string).
+template <class Json>
+void append_json(std::string& out, Json const& v) {
+    boost::json::serializer sr;
+    sr.reset(&v);
+    while (!sr.done()) {
+        std::size_t const used = out.size();
+        if (out.capacity() - used < 256)
+            out.reserve(std::max(out.capacity() * 2, used + 512));
+        out.resize(out.capacity());
+        auto const written = sr.read(out.data() + used, out.size() - used);
+        out.resize(used + written.size());
+    }
+}
+} // namespace detail
+
 struct json_serializer {
     payload serialize(object_event const& e) const {
         payload p;
         std::string& out = p.body;
         auto const* obj = e.object();
-        out.reserve(160 + e.id.size() + e.object_id.size() + (obj ? obj->size() * 32 : 0));
+        out.reserve(192 + e.id.size() + e.object_id.size() + (obj ? obj->size() * 40 : 0));
         auto str = [&](std::string_view s) {
             out += boost::json::serialize(boost::json::string_view(s));
         };
@@ -48,11 +69,11 @@ struct json_serializer {
         }
         if (obj) {
             out += ",\"object\":";
-            out += boost::json::serialize(*obj);
+            detail::append_json(out, *obj);
         }
         if (e.type == event_type::update && e.changes) {
             out += ",\"changes\":";
-            out += boost::json::serialize(*e.changes);
+            detail::append_json(out, *e.changes);
         }
         out += '}';
         return p;

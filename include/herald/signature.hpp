@@ -11,13 +11,18 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <ostream>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace herald {
 
@@ -82,29 +87,59 @@ private:
 
 namespace detail {
 
-/// HMAC-SHA256 over `id.timestamp.body` without copying the body.
-inline std::string hmac_sha256(std::string_view key, std::string_view id, std::string_view ts,
-                               std::string_view body) {
+struct mac_ctx_free {
+    void operator()(EVP_MAC_CTX* c) const noexcept { EVP_MAC_CTX_free(c); }
+};
+using mac_ctx_ptr = std::unique_ptr<EVP_MAC_CTX, mac_ctx_free>;
+
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+
+/**
+ * An HMAC-SHA256 context keyed with `key`, from this thread's cache: keying (fetching the
+ * digest, hashing the padded key) happens once per secret and thread, not once per request.
+ * The cache is bounded; when full it starts over.
+ */
+inline EVP_MAC_CTX* keyed_hmac(std::string_view key) {
     static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    unsigned char out[EVP_MAX_MD_SIZE];
-    std::size_t out_len = 0;
-    EVP_MAC_CTX* ctx = mac ? EVP_MAC_CTX_new(mac) : nullptr;
+    thread_local std::unordered_map<std::string, mac_ctx_ptr, string_hash, std::equal_to<>> cache;
+    if (auto it = cache.find(key); it != cache.end())
+        return it->second.get();
+    mac_ctx_ptr ctx(mac ? EVP_MAC_CTX_new(mac) : nullptr);
     if (!ctx)
         throw std::runtime_error("OpenSSL HMAC is unavailable");
     char digest[] = "SHA256";
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
                            OSSL_PARAM_construct_end()};
+    if (EVP_MAC_init(ctx.get(), reinterpret_cast<unsigned char const*>(key.data()), key.size(),
+                     params) != 1)
+        throw std::runtime_error("OpenSSL HMAC failed");
+    if (cache.size() >= 4096)
+        cache.clear();
+    return cache.emplace(std::string(key), std::move(ctx)).first->second.get();
+}
+
+/// HMAC-SHA256 over `id.timestamp.body` without copying the body; the raw 32 bytes.
+inline std::array<unsigned char, 32> hmac_sha256(std::string_view key, std::string_view id,
+                                                 std::string_view ts, std::string_view body) {
+    EVP_MAC_CTX* ctx = keyed_hmac(key);
+    std::array<unsigned char, 32> out{};
+    std::size_t out_len = 0;
     auto feed = [&](std::string_view s) {
         return EVP_MAC_update(ctx, reinterpret_cast<unsigned char const*>(s.data()), s.size()) == 1;
     };
-    bool const ok = EVP_MAC_init(ctx, reinterpret_cast<unsigned char const*>(key.data()),
-                                 key.size(), params) == 1 &&
-                    feed(id) && feed(".") && feed(ts) && feed(".") && feed(body) &&
-                    EVP_MAC_final(ctx, out, &out_len, sizeof out) == 1;
-    EVP_MAC_CTX_free(ctx);
+    // Init without a key restarts from the keyed state.
+    bool const ok = EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1 && feed(id) && feed(".") &&
+                    feed(ts) && feed(".") && feed(body) &&
+                    EVP_MAC_final(ctx, out.data(), &out_len, out.size()) == 1 &&
+                    out_len == out.size();
     if (!ok)
         throw std::runtime_error("OpenSSL HMAC failed");
-    return std::string(reinterpret_cast<char const*>(out), out_len);
+    return out;
 }
 
 } // namespace detail
@@ -116,13 +151,19 @@ inline std::string hmac_sha256(std::string_view key, std::string_view id, std::s
  */
 inline std::string sign(std::string_view id, std::int64_t timestamp, std::string_view body,
                         std::span<secret const> secrets) {
-    std::string const ts = std::to_string(timestamp);
+    char digits[24];
+    auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, timestamp);
+    (void)ec;
+    std::string_view const ts(digits, static_cast<std::size_t>(end - digits));
     std::string out;
+    out.reserve(secrets.size() * 48);
     for (auto const& s : secrets) {
         if (!out.empty())
             out += ' ';
         out += "v1,";
-        out += detail::base64_encode(detail::hmac_sha256(s.key(), id, ts, body));
+        auto const mac = detail::hmac_sha256(s.key(), id, ts, body);
+        detail::base64_append(
+            out, std::string_view(reinterpret_cast<char const*>(mac.data()), mac.size()));
     }
     return out;
 }

@@ -8,12 +8,11 @@
 
 namespace herald::detail {
 
-/// Standard base64 (RFC 4648 section 4) with padding.
-inline std::string base64_encode(std::string_view in) {
+/// Appends standard base64 (RFC 4648 section 4) with padding to `out`.
+inline void base64_append(std::string& out, std::string_view in) {
     static constexpr char table[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
+    out.reserve(out.size() + (in.size() + 2) / 3 * 4);
     auto const* p = reinterpret_cast<unsigned char const*>(in.data());
     std::size_t i = 0;
     for (; i + 3 <= in.size(); i += 3) {
@@ -33,6 +32,12 @@ inline std::string base64_encode(std::string_view in) {
         out += rest == 2 ? table[(v >> 6) & 63] : '=';
         out += '=';
     }
+}
+
+/// Standard base64 (RFC 4648 section 4) with padding.
+inline std::string base64_encode(std::string_view in) {
+    std::string out;
+    base64_append(out, in);
     return out;
 }
 

@@ -8,6 +8,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -23,6 +24,15 @@ constexpr bool is_durable() {
         return S::durable;
     else
         return false;
+}
+
+// A strand over an io_context's executor type fits in any_io_executor's small buffer; a
+// strand over any_io_executor does not, and every copy of it (one per handler) allocates.
+inline boost::asio::any_io_executor make_dispatcher_strand(boost::asio::any_io_executor const& ex) {
+    using io_executor = boost::asio::io_context::executor_type;
+    if (auto const* io = ex.target<io_executor>())
+        return boost::asio::make_strand(*io);
+    return boost::asio::make_strand(ex);
 }
 
 inline double unit_random() {
@@ -42,7 +52,7 @@ HERALD_DISPATCHER_TEMPLATE
 HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params,
                                     Store store, Transport transport, Log log,
                                     Serializer serializer)
-    : strand_(boost::asio::make_strand(ex))
+    : strand_(detail::make_dispatcher_strand(ex))
     , params_(std::move(params))
     , retry_((validate(params_.retry).value(), params_.retry))
     , serializer_(std::move(serializer))
@@ -52,6 +62,8 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , source_(make_source(strand_, params_.intake))
     , sched_(params_.scheduling, params_.health)
     , pump_timer_(strand_)
+    , pump_signal_(strand_, 1)
+    , intake_signal_(strand_, 1)
     , stopped_timer_(strand_, time_point::max()) {}
 
 HERALD_DISPATCHER_TEMPLATE
@@ -141,6 +153,7 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
         deadline_ = clock::now() + drain;
         source_.close();
         wake_pump();
+        wake_intake();
     }
     if (!running_ && !finished_) {
         // Never ran: events accepted by publish were promised delivery. Match them, so each
@@ -168,16 +181,32 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
 HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
     std::vector<object_event> events;
+    std::size_t next = 0; // events before it are accepted
+    bool more = true;
+    // Backpressure: no new event while max_pending deliveries wait (unless stopping: every
+    // event publish acknowledged must then be taken, to be delivered or logged).
+    auto room = [this] {
+        return params_.max_pending == 0 || stopping_ || sched_.pending() < params_.max_pending;
+    };
     for (;;) {
-        events.clear();
-        bool const more = co_await source_.async_receive(events);
+        if (next == events.size()) {
+            events.clear();
+            next = 0;
+            if (!more)
+                break;
+            more = co_await source_.async_receive(events);
+            continue;
+        }
+        while (!room()) {
+            intake_waiting_ = true;
+            auto [ec] = co_await intake_signal_.async_receive(
+                boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        }
         auto const now = clock::now();
-        for (auto& e : events)
-            accept(e, now);
-        if (!events.empty())
-            wake_pump();
-        if (!more)
-            break;
+        while (next < events.size() && room())
+            accept(events[next++], now);
+        wake_pump();
     }
     intake_done_ = true;
     wake_pump();
@@ -215,6 +244,11 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         // One body per event, shared by every delivery.
         payload body = serializer_.serialize(e);
         serializations_.fetch_add(1, std::memory_order_relaxed);
+        // The body carries the objects from now on: the deliveries (and the log entries that
+        // share the body) keep only the event's metadata alive, not its JSON.
+        e.before.reset();
+        e.after.reset();
+        e.changes.reset();
         ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
         auto const due = now + retry_.initial_delay();
         batch_.clear();
@@ -245,8 +279,9 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             abandon_pending(now);
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
+        wake_intake();
         if (stopping_ && intake_done_) {
-            if (sched_.pending() == 0 && in_flight_.empty())
+            if (sched_.pending() == 0 && active_flights_ == 0)
                 co_return;
             // Nothing in flight and nothing due before the deadline: waiting is pointless.
             auto const next = sched_.next_due();
@@ -259,12 +294,29 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         auto wake_at = sched_.next_due().value_or(time_point::max());
         if (stopping_ && !abandoning_)
             wake_at = std::min(wake_at, deadline_);
-        pump_timer_.expires_at(wake_at);
         pump_waiting_ = true;
-        auto [ec] =
-            co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-        (void)ec;
+        if (wake_at == time_point::max()) {
+            pump_on_signal_ = true;
+            auto [ec] = co_await pump_signal_.async_receive(
+                boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        } else {
+            pump_on_signal_ = false;
+            pump_timer_.expires_at(wake_at);
+            auto [ec] =
+                co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        }
         pump_waiting_ = false;
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::wake_intake() {
+    if (intake_waiting_ &&
+        (stopping_ || params_.max_pending == 0 || sched_.pending() < params_.max_pending)) {
+        intake_waiting_ = false;
+        intake_signal_.try_send(boost::system::error_code{});
     }
 }
 
@@ -272,7 +324,10 @@ HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::wake_pump() {
     if (pump_waiting_) {
         pump_waiting_ = false;
-        pump_timer_.cancel();
+        if (pump_on_signal_)
+            pump_signal_.try_send(boost::system::error_code{});
+        else
+            pump_timer_.cancel();
     }
 }
 
@@ -281,15 +336,26 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
-    auto const slot = ++next_slot_;
-    auto& signal = in_flight_[slot];
+    std::size_t slot;
+    if (free_flights_.empty()) {
+        slot = flights_.size();
+        flights_.push_back(std::make_unique<flight>());
+    } else {
+        slot = free_flights_.back();
+        free_flights_.pop_back();
+    }
+    flights_[slot]->active = true;
+    ++active_flights_;
+    auto& signal = flights_[slot]->signal;
     boost::asio::co_spawn(
         strand_, attempt(std::move(d)),
         boost::asio::bind_cancellation_slot(signal.slot(), [this, slot](std::exception_ptr) {
             // Asio may still touch the slot until this handler returns: free it afterwards.
-            // The pump waits for in_flight_ to empty, so `this` outlives the posted erase.
+            // The pump waits for every flight to end, so `this` outlives the posted release.
             boost::asio::post(strand_, [this, slot] {
-                in_flight_.erase(slot);
+                flights_[slot]->active = false;
+                free_flights_.push_back(slot);
+                --active_flights_;
                 wake_pump();
             });
         }));
@@ -491,8 +557,9 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
             finish(d, std::move(entry), outcome::failed);
         }
     }
-    for (auto& [slot, signal] : in_flight_)
-        signal.emit(boost::asio::cancellation_type::terminal);
+    for (auto& f : flights_)
+        if (f->active)
+            f->signal.emit(boost::asio::cancellation_type::terminal);
 }
 
 HERALD_DISPATCHER_TEMPLATE
