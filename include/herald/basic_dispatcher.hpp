@@ -179,6 +179,8 @@ private:
 
     void accept(object_event& e, time_point now);
     void start_attempt(delivery d);
+    std::size_t acquire_flight();
+    void release_flight(std::size_t slot);
     http_request make_request(delivery const& d, webhook const& hook) const;
     void finish(delivery& d, log_entry entry, outcome o);
     log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;

@@ -336,6 +336,15 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    auto const slot = acquire_flight();
+    boost::asio::co_spawn(strand_, attempt(std::move(d)),
+                          boost::asio::bind_cancellation_slot(
+                              flights_[slot]->signal.slot(),
+                              [this, slot](std::exception_ptr) { release_flight(slot); }));
+}
+
+HERALD_DISPATCHER_TEMPLATE
+std::size_t HERALD_DISPATCHER::acquire_flight() {
     std::size_t slot;
     if (free_flights_.empty()) {
         slot = flights_.size();
@@ -346,19 +355,19 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     }
     flights_[slot]->active = true;
     ++active_flights_;
-    auto& signal = flights_[slot]->signal;
-    boost::asio::co_spawn(
-        strand_, attempt(std::move(d)),
-        boost::asio::bind_cancellation_slot(signal.slot(), [this, slot](std::exception_ptr) {
-            // Asio may still touch the slot until this handler returns: free it afterwards.
-            // The pump waits for every flight to end, so `this` outlives the posted release.
-            boost::asio::post(strand_, [this, slot] {
-                flights_[slot]->active = false;
-                free_flights_.push_back(slot);
-                --active_flights_;
-                wake_pump();
-            });
-        }));
+    return slot;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::release_flight(std::size_t slot) {
+    // Asio may still touch the slot until the completion handler returns: free it afterwards.
+    // The pump waits for every flight to end, so `this` outlives the posted release.
+    boost::asio::post(strand_, [this, slot] {
+        flights_[slot]->active = false;
+        free_flights_.push_back(slot);
+        --active_flights_;
+        wake_pump();
+    });
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -589,18 +598,15 @@ auto HERALD_DISPATCHER::initiate_once(webhook_id id, object_event e,
                                       "the dispatcher is not running (or is stopping)"));
                 return;
             }
-            // Registered like a scheduled attempt, so async_stop cancels it and waits for it.
-            auto const slot = ++next_slot_;
-            auto& signal = in_flight_[slot];
+            // A flight like a scheduled attempt, so async_stop cancels it and waits for it.
+            auto const slot = acquire_flight();
             boost::asio::co_spawn(
                 strand_, deliver_once(hook, std::move(event), std::move(prepared)),
                 boost::asio::bind_cancellation_slot(
-                    signal.slot(), [this, slot, complete, h = std::move(h), work = std::move(work)](
-                                       std::exception_ptr ex, result<log_entry> r) mutable {
-                        boost::asio::post(strand_, [this, slot] {
-                            in_flight_.erase(slot);
-                            wake_pump();
-                        });
+                    flights_[slot]->signal.slot(),
+                    [this, slot, complete, h = std::move(h),
+                     work = std::move(work)](std::exception_ptr ex, result<log_entry> r) mutable {
+                        release_flight(slot);
                         complete(h, work, ex, std::move(r));
                     }));
         });
