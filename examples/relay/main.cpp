@@ -6,20 +6,26 @@
 //                [--drain-timeout 30s] [--queue 65536]
 //                [--allow-private CIDR]... [--https-only]
 //                [--store memory|sqlite:PATH] [--log stdout|sqlite:PATH]
+//                [--admin 127.0.0.1:PORT --admin-token-file FILE]
 //
 // With --store sqlite:PATH the webhooks and the pending deliveries live in PATH: an event is
 // acknowledged once committed there, and what was pending when the relay stopped or died is
 // delivered at its next start. --webhooks then adds or updates webhooks by name (and may be
 // left out). With --log sqlite:PATH every attempt is also kept in PATH.
 //
+// With --admin it also serves the admin API and web page (herald::admin::server), takes events
+// on POST /api/events, and keeps running after standard input closes, until SIGINT / SIGTERM.
+//
 // Exit status: 0 when every input line was an event, 1 when some line was not (each is
 // reported on standard error with its number), 2 for bad options or a bad webhooks file
 // (nothing is sent then).
+#include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
 #include <herald/datagerry_serializer.hpp>
 #include <herald/http_transport.hpp>
 #include <herald/json_serializer.hpp>
 #include <herald/jsonl_log.hpp>
+#include <herald/metered_log.hpp>
 #include <herald/sqlite_log.hpp>
 #include <herald/sqlite_store.hpp>
 
@@ -32,6 +38,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <deque>
 #include <fstream>
@@ -58,13 +65,15 @@ struct options {
     std::size_t queue = 65'536;
     std::string store_path; ///< --store sqlite:PATH; empty: in memory
     std::string log_path;   ///< --log sqlite:PATH; empty: standard output only
+    std::optional<herald::admin::server_params> admin; ///< --admin: serve the API and the page
+    std::string admin_token_file;
 };
 
 constexpr char const* usage_line =
     "herald-relay [--webhooks FILE] [--format herald|datagerry] [--retry-schedule 0s,1s,5s] "
     "[--timeout 10s] [--connect-timeout 5s] [--drain-timeout 30s] [--queue N] "
     "[--allow-private CIDR]... [--https-only] [--store memory|sqlite:PATH] "
-    "[--log stdout|sqlite:PATH]\n";
+    "[--log stdout|sqlite:PATH] [--admin 127.0.0.1:PORT --admin-token-file FILE]\n";
 
 /**
  * Attempts go to standard output as JSON lines and, with --log sqlite:PATH, to the file too.
@@ -116,7 +125,9 @@ options parse_options(int argc, char** argv) {
             std::cout << usage_line
                       << "Reads events as JSON lines on stdin, delivers them to the webhooks in "
                          "FILE (and, with --store sqlite:PATH, those kept in PATH), prints one "
-                         "JSON line per attempt on stdout.\n";
+                         "JSON line per attempt on stdout.\n"
+                         "With --admin, also serves the admin API and web page on that address "
+                         "(events on POST /api/events) and runs until SIGINT or SIGTERM.\n";
             std::exit(0);
         }
         if (arg == "--https-only") {
@@ -124,8 +135,9 @@ options parse_options(int argc, char** argv) {
             continue;
         }
         static std::set<std::string> const with_value = {
-            "--webhooks",      "--format", "--retry-schedule", "--timeout", "--connect-timeout",
-            "--drain-timeout", "--queue",  "--allow-private",  "--store",   "--log"};
+            "--webhooks",        "--format",        "--retry-schedule", "--timeout",
+            "--connect-timeout", "--drain-timeout", "--queue",          "--allow-private",
+            "--store",           "--log",           "--admin",          "--admin-token-file"};
         if (!with_value.contains(arg))
             usage_error("unknown option " + arg);
         if (i + 1 >= argc)
@@ -165,6 +177,22 @@ options parse_options(int argc, char** argv) {
             else
                 usage_error(arg + ": '" + value + "' is not " +
                             (arg == "--store" ? "memory" : "stdout") + " or sqlite:PATH");
+        } else if (arg == "--admin") {
+            // HOST:PORT, IPv6 in brackets: 127.0.0.1:8080, [::1]:8080; port 0 picks a free one
+            auto const colon = value.rfind(':');
+            std::uint64_t port = 0;
+            if (colon == std::string::npos || colon == 0 ||
+                !herald::detail::parse_uint(value.substr(colon + 1), port) || port > 65535)
+                usage_error("--admin: '" + value + "' is not HOST:PORT (e.g. 127.0.0.1:8080)");
+            auto host = value.substr(0, colon);
+            if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+                host = host.substr(1, host.size() - 2);
+            herald::admin::server_params p;
+            p.address = host;
+            p.port = static_cast<std::uint16_t>(port);
+            o.admin = p;
+        } else if (arg == "--admin-token-file") {
+            o.admin_token_file = value;
         } else if (arg == "--queue") {
             std::uint64_t n = 0;
             if (!herald::detail::parse_uint(value, n) || n == 0)
@@ -173,8 +201,27 @@ options parse_options(int argc, char** argv) {
         } else
             usage_error("unknown option " + arg);
     }
-    if (o.webhooks_file.empty() && o.store_path.empty())
-        usage_error("--webhooks FILE is required (unless --store sqlite:PATH holds them)");
+    if (o.webhooks_file.empty() && o.store_path.empty() && !o.admin)
+        usage_error("--webhooks FILE is required (unless --store sqlite:PATH holds them, or "
+                    "--admin manages them)");
+    if (o.admin && o.admin_token_file.empty())
+        usage_error("--admin needs --admin-token-file FILE (the bearer token for the API)");
+    if (!o.admin && !o.admin_token_file.empty())
+        usage_error("--admin-token-file is only used with --admin");
+    if (o.admin) {
+        std::ifstream in(o.admin_token_file);
+        if (!in)
+            usage_error("--admin-token-file: cannot read '" + o.admin_token_file + "'");
+        std::stringstream text;
+        text << in.rdbuf();
+        auto token = text.str();
+        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
+            token.pop_back();
+        if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos)
+            usage_error("--admin-token-file: the token in '" + o.admin_token_file +
+                        "' must be one line of at least 16 characters without spaces");
+        o.admin->token = token;
+    }
     if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)
         usage_error("timeouts must be longer than 0ms");
     return o;
@@ -183,7 +230,7 @@ options parse_options(int argc, char** argv) {
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
 std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
     if (path.empty())
-        return {};
+        return {}; // --store or --admin without a file: webhooks come from there
     std::ifstream in(path);
     if (!in) {
         std::cerr << "herald-relay: cannot read webhooks file '" << path << "'\n";
@@ -235,8 +282,9 @@ bool apply_webhooks(Store& store, options const& o,
 template <class Serializer, class Store>
 int run(options const& o, std::vector<herald::webhook_params> const& hooks, Store store,
         std::optional<herald::sqlite_log> kept) {
-    using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, Serializer,
-                                                      herald::http_transport, relay_log>;
+    using relay_dispatcher =
+        herald::basic_dispatcher<Store, herald::channel_source, Serializer, herald::http_transport,
+                                 herald::metered_log<relay_log>>;
     constexpr bool durable = std::is_same_v<Store, herald::sqlite_store>;
     if (!apply_webhooks(store, o, hooks))
         return 2;
@@ -248,12 +296,26 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
-    relay_dispatcher d(io.get_executor(), params, std::move(store),
-                       herald::http_transport(o.transport),
-                       relay_log(herald::jsonl_log(stdout), std::move(kept)));
+    relay_dispatcher d(
+        io.get_executor(), params, std::move(store), herald::http_transport(o.transport),
+        herald::metered_log<relay_log>(relay_log(herald::jsonl_log(stdout), std::move(kept))));
+
+    std::optional<herald::admin::server<relay_dispatcher>> admin;
+    if (o.admin) {
+        try {
+            admin.emplace(io.get_executor(), d, *o.admin);
+        } catch (std::exception const& ex) {
+            std::cerr << "herald-relay: " << ex.what() << "\n";
+            return 2;
+        }
+        admin->async_run(boost::asio::detached);
+        std::cerr << "herald-relay: admin page and API on " << admin->url() << "\n";
+    }
 
     std::atomic<bool> stop_requested{false};
     auto request_stop = [&] {
+        if (admin && !stop_requested)
+            admin->stop();
         if (!stop_requested.exchange(true))
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
@@ -335,7 +397,9 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         input_done = true;
         std::cerr << "herald-relay: end of input after " << number << " lines, "
                   << d.stats().published << " events accepted\n";
-        boost::asio::post(io, request_stop);
+        // With the admin server, events also come from POST /api/events: keep running.
+        if (!admin)
+            boost::asio::post(io, request_stop);
     });
 
     io.run();

@@ -123,6 +123,38 @@ public:
         return boost::asio::co_spawn(strand_, stop(drain), std::forward<CompletionToken>(token));
     }
 
+    /**
+     * Sends `e` to the webhook `id` once, now: the admin page's Test button. The event is
+     * prepared and serialized like a published one, but matches no other webhook.
+     *
+     * A one-off request a user asked for: it goes out even while the webhook is inactive or
+     * disabled (checking an endpoint before switching it on is the point of a test; the log
+     * entry says so in `warning`), it is not retried, it neither waits for nor feeds the
+     * circuit breaker, and it does not count against the lane's cap.
+     *
+     * Completes with `void(std::exception_ptr, result<log_entry>)`: the attempt as logged
+     * (`seq` set when the log can find it again), or a problem: error::not_found,
+     * error::stopped (async_run not started, or stopping), an invalid event field.
+     * Cancellation: async_stop cancels it like any attempt in flight.
+     * Thread safety: any thread; the handler runs on its associated executor.
+     */
+    template <class CompletionToken>
+    auto async_deliver_once(webhook_id id, object_event e, CompletionToken&& token) {
+        return initiate_once(id, std::move(e), nullptr, std::forward<CompletionToken>(token));
+    }
+
+    /**
+     * Like the other overload, with an event and body prepared elsewhere: redelivery sends the
+     * logged attempt's event id (the `webhook-id`), body and content type again, under a new
+     * delivery id.
+     */
+    template <class CompletionToken>
+    auto async_deliver_once(webhook_id id, std::shared_ptr<prepared_event const> ev,
+                            CompletionToken&& token) {
+        return initiate_once(id, object_event{}, std::move(ev),
+                             std::forward<CompletionToken>(token));
+    }
+
     /// A snapshot of the counters. Thread safety: any thread.
     dispatcher_stats stats() const;
 
@@ -140,6 +172,12 @@ public:
 private:
     static Source make_source(executor_type const& ex, channel_params const& p);
 
+    template <class CompletionToken>
+    auto initiate_once(webhook_id id, object_event e, std::shared_ptr<prepared_event const> ev,
+                       CompletionToken&& token);
+    boost::asio::awaitable<result<log_entry>>
+    deliver_once(webhook_id id, object_event e, std::shared_ptr<prepared_event const> ev);
+
     boost::asio::awaitable<void> run();
     boost::asio::awaitable<stop_report> stop(duration drain);
     boost::asio::awaitable<void> intake_loop();
@@ -148,6 +186,8 @@ private:
 
     void accept(object_event& e, time_point now);
     void start_attempt(delivery d);
+    std::size_t acquire_flight();
+    void release_flight(std::size_t slot);
     http_request make_request(delivery const& d, webhook const& hook) const;
     void finish(delivery& d, log_entry entry, outcome o);
     log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
@@ -208,7 +248,7 @@ private:
 
     struct counters {
         std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},
-            in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0};
+            in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0}, open_circuits{0};
     };
     counters n_;
     std::atomic<std::uint64_t> serializations_{0};

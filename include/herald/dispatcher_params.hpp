@@ -31,16 +31,17 @@ struct dispatcher_params {
 
 /** The dispatcher's counters, read at any time from any thread. */
 struct dispatcher_stats {
-    std::uint64_t published = 0; ///< events accepted by publish
-    std::uint64_t unmatched = 0; ///< events no active webhook was subscribed to
-    std::uint64_t rejected = 0;  ///< events a source delivered that failed validation
-    std::uint64_t queued = 0;    ///< events accepted and not yet matched
-    std::uint64_t pending = 0;   ///< deliveries not finished (waiting, retrying or in flight)
-    std::uint64_t in_flight = 0; ///< attempts on the wire now
-    std::uint64_t retrying = 0;  ///< deliveries waiting for a retry
-    std::uint64_t delivered = 0; ///< deliveries that got a 2xx
-    std::uint64_t failed = 0;    ///< deliveries that ended without one
-    std::uint64_t attempts = 0;  ///< requests sent, retries included
+    std::uint64_t published = 0;     ///< events accepted by publish
+    std::uint64_t unmatched = 0;     ///< events no active webhook was subscribed to
+    std::uint64_t rejected = 0;      ///< events a source delivered that failed validation
+    std::uint64_t queued = 0;        ///< events accepted and not yet matched
+    std::uint64_t pending = 0;       ///< deliveries not finished (waiting, retrying or in flight)
+    std::uint64_t in_flight = 0;     ///< attempts on the wire now
+    std::uint64_t retrying = 0;      ///< deliveries waiting for a retry
+    std::uint64_t delivered = 0;     ///< deliveries that got a 2xx
+    std::uint64_t failed = 0;        ///< deliveries that ended without one
+    std::uint64_t attempts = 0;      ///< requests sent, retries included
+    std::uint64_t open_circuits = 0; ///< webhooks whose circuit breaker is open or half-open
 };
 
 /** What async_stop reports. */

@@ -458,3 +458,94 @@ TEST_CASE("a custom store sees every delivery enqueued, rescheduled and complete
     CHECK(*calls ==
           std::vector<std::string>{"enqueue j", "reschedule j after 1", "complete j delivered"});
 }
+
+TEST_CASE("async_deliver_once sends one request to one webhook, even an inactive one",
+          "[dispatcher][manual]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.respond([](http_request const& r) {
+        send_result s;
+        s.status = r.url.find("/down") != std::string::npos ? 503 : 200;
+        return s;
+    });
+    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    auto const up = d.store().create(hook("up")).value();
+    auto const paused = d.store().create(hook("paused", event_type_set::all(), false)).value();
+    auto const down = d.store().create(hook("down")).value();
+    auto const other = d.store().create(hook("other")).value(); // must receive nothing
+
+    // A named event per call: g++ 12 mishandles temporaries inside co_await expressions.
+    auto const probe = object_event::created("t", {{"test", true}});
+    auto once = [&](webhook_id id) -> asio::awaitable<result<log_entry>> {
+        auto r = co_await d.async_deliver_once(id, probe, asio::use_awaitable);
+        co_return r;
+    };
+
+    // Before async_run there is nobody to wait for the attempt: refused, nothing sent.
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        auto r = co_await once(up.id);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == error::stopped);
+    });
+    CHECK(transport.requests().empty());
+
+    std::string first_event;
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        auto ok = co_await once(up.id);
+        REQUIRE(ok.has_value());
+        CHECK(ok->result == outcome::delivered);
+        CHECK(ok->seq != 0); // found again in the log
+        CHECK(ok->attempt == 1);
+        first_event = ok->event_id;
+
+        auto off = co_await once(paused.id);
+        REQUIRE(off.has_value());
+        CHECK(off->result == outcome::delivered);
+        CHECK(off->warning == "sent by hand while the webhook is inactive");
+
+        auto bad = co_await once(down.id);
+        REQUIRE(bad.has_value());
+        CHECK(bad->result == outcome::failed); // not retrying: a manual attempt is one attempt
+        CHECK(bad->status == 503);
+        CHECK(bad->error == "receiver answered HTTP 503 (sent by hand: not retried)");
+
+        auto missing = co_await once(999);
+        REQUIRE_FALSE(missing.has_value());
+        CHECK(missing.error().code == error::not_found);
+
+        auto const no_id = object_event::created("", {});
+        auto invalid = co_await d.async_deliver_once(up.id, no_id, asio::use_awaitable);
+        REQUIRE_FALSE(invalid.has_value());
+        CHECK(invalid.error().field == "object_id");
+
+        // Redelivery: the same event id and body under a new delivery id.
+        auto const sent = transport.requests().front();
+        object_event replay;
+        replay.id = first_event;
+        replay.object_id = "t";
+        payload body;
+        body.body = *sent.body;
+        body.content_type = sent.content_type;
+        auto ev = std::make_shared<prepared_event const>(
+            prepared_event{std::move(replay), std::move(body)});
+        auto again = co_await d.async_deliver_once(up.id, ev, asio::use_awaitable);
+        REQUIRE(again.has_value());
+        CHECK(again->event_id == first_event);
+        CHECK(again->delivery_id != ok->delivery_id);
+        co_await stop(d);
+    });
+
+    auto const reqs = transport.requests();
+    REQUIRE(reqs.size() == 4);
+    CHECK(reqs[3].header("webhook-id") == first_event);
+    CHECK(*reqs[3].body == *reqs[0].body);
+    CHECK(reqs[3].header("herald-delivery") != reqs[0].header("herald-delivery"));
+    for (auto const& r : reqs)
+        CHECK(r.url != "http://receiver.test/other");
+    (void)other;
+    auto const s = d.stats();
+    CHECK(s.attempts == 4);
+    CHECK(s.in_flight == 0);
+    CHECK(s.delivered == 0); // counters of published deliveries; manual ones are in the log
+}

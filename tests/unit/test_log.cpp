@@ -1,5 +1,6 @@
 #include <herald/log.hpp>
 #include <herald/memory_log.hpp>
+#include <herald/metered_log.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -341,4 +342,53 @@ TEST_CASE("outcome names round-trip; unknown names are errors", "[log]") {
     CHECK(bad.error().field == "filter.outcome");
     CHECK_THAT(bad.error().message, Catch::Contains("'Delivered'"));
     CHECK(herald::parse_outcome("").error().field == "outcome");
+}
+
+TEST_CASE("metered_log counts attempts by outcome, their durations and each webhook's last day",
+          "[log][metrics]") {
+    using namespace herald;
+    metered_log<memory_log> log;
+    auto const now = clock::now();
+    auto entry = [&](webhook_id hook, outcome o, duration took, time_point at, unsigned status) {
+        log_entry e;
+        e.webhook = hook;
+        e.result = o;
+        e.elapsed = took;
+        e.started_at = at;
+        e.status = status;
+        e.delivery_id = "dlv_" + std::to_string(hook) + std::to_string(to_unix_ms(at));
+        return e;
+    };
+    log.record(entry(1, outcome::retrying, 3ms, now - 2s, 503));
+    log.record(entry(1, outcome::delivered, 40ms, now - 1s, 200));
+    log.record(entry(1, outcome::failed, 2000ms, now, 410));
+    log.record(entry(2, outcome::delivered, 60s, now, 204));
+
+    // Forwarded: the wrapped log holds every entry and answers queries.
+    CHECK(log.query({}).entries.size() == 4);
+    CHECK(log.inner().size() == 4);
+
+    auto const m = log.metrics();
+    CHECK(m.count == 4);
+    CHECK(m.attempts[std::size_t(outcome::delivered)] == 2);
+    CHECK(m.attempts[std::size_t(outcome::retrying)] == 1);
+    CHECK(m.attempts[std::size_t(outcome::failed)] == 1);
+    CHECK(m.buckets[0] == 1);                          // 3 ms <= 5 ms
+    CHECK(m.buckets[3] == 1);                          // 40 ms <= 50 ms
+    CHECK(m.buckets[8] == 1);                          // 2 s <= 2.5 s
+    CHECK(m.buckets[log_metrics::bounds.size()] == 1); // 60 s: above every bound
+    CHECK(m.seconds == Approx(62.043));
+
+    auto const a = log.activity(1, now);
+    REQUIRE(a.last.has_value());
+    CHECK(a.last->status == 410); // the newest attempt
+    CHECK(a.delivered == 1);      // the retrying attempt is not an ended delivery
+    CHECK(a.failed == 1);
+    CHECK(a.success_rate().value() == Approx(0.5));
+    // A day and a half later the window is empty; the last attempt is still known.
+    auto const later = log.activity(1, now + 36h);
+    CHECK(later.delivered + later.failed == 0);
+    CHECK_FALSE(later.success_rate().has_value());
+    CHECK(later.last.has_value());
+    CHECK_FALSE(log.activity(3, now).last.has_value());
 }

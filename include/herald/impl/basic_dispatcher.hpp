@@ -6,6 +6,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -152,9 +154,9 @@ dispatcher_stats HERALD_DISPATCHER::stats() const {
     auto r = [](std::atomic<std::uint64_t> const& a) {
         return a.load(std::memory_order_relaxed);
     };
-    return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected), r(n_.queued),
-                            r(n_.pending),   r(n_.in_flight), r(n_.retrying), r(n_.delivered),
-                            r(n_.failed),    r(n_.attempts)};
+    return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected),     r(n_.queued),
+                            r(n_.pending),   r(n_.in_flight), r(n_.retrying),     r(n_.delivered),
+                            r(n_.failed),    r(n_.attempts),  r(n_.open_circuits)};
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -387,6 +389,15 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    auto const slot = acquire_flight();
+    boost::asio::co_spawn(strand_, attempt(std::move(d)),
+                          boost::asio::bind_cancellation_slot(
+                              flights_[slot]->signal.slot(),
+                              [this, slot](std::exception_ptr) { release_flight(slot); }));
+}
+
+HERALD_DISPATCHER_TEMPLATE
+std::size_t HERALD_DISPATCHER::acquire_flight() {
     std::size_t slot;
     if (free_flights_.empty()) {
         slot = flights_.size();
@@ -397,19 +408,19 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
     }
     flights_[slot]->active = true;
     ++active_flights_;
-    auto& signal = flights_[slot]->signal;
-    boost::asio::co_spawn(
-        strand_, attempt(std::move(d)),
-        boost::asio::bind_cancellation_slot(signal.slot(), [this, slot](std::exception_ptr) {
-            // Asio may still touch the slot until this handler returns: free it afterwards.
-            // The pump waits for every flight to end, so `this` outlives the posted release.
-            boost::asio::post(strand_, [this, slot] {
-                flights_[slot]->active = false;
-                free_flights_.push_back(slot);
-                --active_flights_;
-                wake_pump();
-            });
-        }));
+    return slot;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::release_flight(std::size_t slot) {
+    // Asio may still touch the slot until the completion handler returns: free it afterwards.
+    // The pump waits for every flight to end, so `this` outlives the posted release.
+    boost::asio::post(strand_, [this, slot] {
+        flights_[slot]->active = false;
+        free_flights_.push_back(slot);
+        --active_flights_;
+        wake_pump();
+    });
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -580,6 +591,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
     }
     if (!lane_released)
         sched_.done(lane);
+    n_.open_circuits.store(sched_.open_circuits(), std::memory_order_relaxed);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     wake_pump();
 }
@@ -714,6 +726,107 @@ bool HERALD_DISPATCHER::committing() const noexcept {
         return committing_.load() != 0;
     else
         return false;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+template <class CompletionToken>
+auto HERALD_DISPATCHER::initiate_once(webhook_id id, object_event e,
+                                      std::shared_ptr<prepared_event const> ev,
+                                      CompletionToken&& token) {
+    using signature = void(std::exception_ptr, result<log_entry>);
+    auto init = [this](auto handler, webhook_id hook, object_event event,
+                       std::shared_ptr<prepared_event const> prepared) {
+        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
+        boost::asio::dispatch(strand_, [this, hook, event = std::move(event),
+                                        prepared = std::move(prepared), h = std::move(handler),
+                                        work = std::move(work)]() mutable {
+            // The handler runs on its own executor, whichever thread finishes the attempt.
+            auto complete = [](auto& done, auto& guard, std::exception_ptr ex,
+                               result<log_entry> r) {
+                auto hex = guard.get_executor();
+                boost::asio::dispatch(hex, [h2 = std::move(done), ex, r = std::move(r)]() mutable {
+                    std::move(h2)(ex, std::move(r));
+                });
+                guard.reset();
+            };
+            if (!running_ || stopping_) {
+                complete(h, work, nullptr,
+                         make_problem(error::stopped, "",
+                                      "the dispatcher is not running (or is stopping)"));
+                return;
+            }
+            // A flight like a scheduled attempt, so async_stop cancels it and waits for it.
+            auto const slot = acquire_flight();
+            boost::asio::co_spawn(
+                strand_, deliver_once(hook, std::move(event), std::move(prepared)),
+                boost::asio::bind_cancellation_slot(
+                    flights_[slot]->signal.slot(),
+                    [this, slot, complete, h = std::move(h),
+                     work = std::move(work)](std::exception_ptr ex, result<log_entry> r) mutable {
+                        release_flight(slot);
+                        complete(h, work, ex, std::move(r));
+                    }));
+        });
+    };
+    return boost::asio::async_initiate<CompletionToken, signature>(std::move(init), token, id,
+                                                                   std::move(e), std::move(ev));
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<result<log_entry>>
+HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
+                                std::shared_ptr<prepared_event const> ev) {
+    std::shared_ptr<webhook const> hook = store_.get(id);
+    if (!hook)
+        co_return make_problem(error::not_found, "id", "no webhook with id " + std::to_string(id));
+    auto const started = clock::now();
+    if (!ev) {
+        if (auto r = prepare_event(e, started); !r)
+            co_return r.error();
+        payload body = serializer_.serialize(e);
+        serializations_.fetch_add(1, std::memory_order_relaxed);
+        ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
+    }
+    delivery d{make_delivery_id(started), std::move(ev), hook, 0, started};
+    auto entry = make_entry(d, *hook, started);
+    if (!hook->active)
+        entry.warning =
+            hook->disabled_reason.empty()
+                ? "sent by hand while the webhook is inactive"
+                : "sent by hand while the webhook is disabled (" + hook->disabled_reason + ")";
+    if (!hook->verify_tls)
+        entry.warning += std::string(entry.warning.empty() ? "" : "; ") +
+                         "TLS certificate verification is disabled for this webhook";
+    n_.attempts.fetch_add(1, std::memory_order_relaxed);
+    n_.in_flight.fetch_add(1, std::memory_order_relaxed);
+    http_request request = make_request(d, *hook);
+    send_result r = co_await transport_.async_send(request);
+    n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    entry.request_headers = std::move(request.headers);
+    entry.request_body = std::move(request.body);
+    entry.elapsed = r.elapsed.count() > 0
+                        ? r.elapsed
+                        : std::chrono::duration_cast<duration>(clock::now() - started);
+    entry.status = r.status;
+    entry.response_excerpt = std::move(r.excerpt);
+    if (!r.note.empty())
+        entry.warning += (entry.warning.empty() ? "" : "; ") + r.note;
+    if (classify(r) == verdict::delivered) {
+        entry.result = outcome::delivered;
+    } else {
+        entry.result = outcome::failed;
+        entry.error = detail::describe_failure(r) + " (sent by hand: not retried)";
+    }
+    auto const sent_as = entry.delivery_id;
+    log_.record(entry);
+    // The sink assigns seq; find the entry again so the caller can link to it.
+    log_query q;
+    q.webhook = id;
+    q.limit = 32;
+    for (auto& logged : log_.query(q).entries)
+        if (logged.delivery_id == sent_as)
+            co_return std::move(logged);
+    co_return entry;
 }
 
 #undef HERALD_DISPATCHER

@@ -1,0 +1,636 @@
+// The admin server over real HTTP on loopback: every route, authentication, bad input, limits,
+// keep-alive and timeouts, with a real dispatcher delivering to an in-process receiver.
+#include "harness.hpp"
+#include "loopback_server.hpp"
+#include "process.hpp"
+
+#include <herald/admin/server.hpp>
+#include <herald/metered_log.hpp>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+
+using namespace herald;
+using namespace herald::test;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using tcp = boost::asio::ip::tcp;
+
+namespace {
+
+std::string const token = "test-token-0123456789abcdef";
+
+struct reply_t {
+    unsigned status = 0;
+    std::map<std::string, std::string> headers; // lower-case names
+    std::string body;
+
+    json::value json() const {
+        boost::system::error_code ec;
+        auto v = json::parse(body, ec);
+        if (ec)
+            FAIL("not JSON (" << ec.message() << "): " << body);
+        return v;
+    }
+    json::object object() const { return json().as_object(); }
+    std::string header(std::string const& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? "" : it->second;
+    }
+};
+
+reply_t read_reply(tcp::socket& s, boost::beast::flat_buffer& buf) {
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    http::read(s, buf, parser);
+    auto res = parser.release();
+    reply_t r;
+    r.status = res.result_int();
+    for (auto const& f : res) {
+        std::string name(f.name_string());
+        for (auto& c : name)
+            c = char(std::tolower(static_cast<unsigned char>(c)));
+        r.headers[name] = std::string(f.value());
+    }
+    r.body = res.body();
+    return r;
+}
+
+/// One request on a new connection. `auth` empty: no Authorization header.
+reply_t call(unsigned short port, http::verb method, std::string const& target,
+             std::string const& body = "", std::string const& auth = "Bearer " + token,
+             char const* content_type = "application/json") {
+    boost::asio::io_context io;
+    tcp::socket s(io);
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (!auth.empty())
+        req.set(http::field::authorization, auth);
+    if (!body.empty()) {
+        req.set(http::field::content_type, content_type);
+        req.body() = body;
+    }
+    req.keep_alive(false);
+    req.prepare_payload();
+    http::write(s, req);
+    boost::beast::flat_buffer buf;
+    return read_reply(s, buf);
+}
+
+template <class Log>
+struct admin_fixture {
+    using dispatcher_type =
+        basic_dispatcher<memory_store, channel_source, json_serializer, http_transport, Log>;
+
+    loopback_server receiver;
+    boost::asio::io_context io;
+    dispatcher_type d;
+    admin::server<dispatcher_type> srv;
+    std::thread thread;
+
+    static admin::server_params params(admin::server_params p) {
+        p.token = token;
+        return p;
+    }
+
+    explicit admin_fixture(admin::server_params p = {})
+        : d(io.get_executor(), fast_params({0ms, 50ms}),
+            memory_store({harness<>::loopback_only(), false}),
+            http_transport(harness<>::with_loopback({})))
+        , srv(io.get_executor(), d, params(std::move(p))) {
+        d.async_run(boost::asio::detached);
+        srv.async_run(boost::asio::detached);
+        thread = std::thread([this] { io.run(); });
+    }
+
+    ~admin_fixture() {
+        srv.stop();
+        auto f = d.async_stop(1s, boost::asio::use_future);
+        f.wait_for(15s);
+        thread.join();
+    }
+
+    unsigned short port() const { return srv.local_endpoint().port(); }
+
+    reply_t get(std::string const& target) { return call(port(), http::verb::get, target); }
+    reply_t post(std::string const& target, std::string const& body = "") {
+        return call(port(), http::verb::post, target, body);
+    }
+
+    json::object create(std::string const& name, std::string const& path,
+                        std::string const& extra = "") {
+        auto r =
+            post("/api/webhooks", R"({"name": ")" + name + R"(", "url": ")" + receiver.url(path) +
+                                      R"(", "events": ["create"])" + extra + "}");
+        if (r.status != 201)
+            FAIL("create " << name << ": " << r.status << " " << r.body);
+        return r.object();
+    }
+
+    /// Polls GET /api/logs?QUERY until it lists `n` entries (generous: CI machines are slow).
+    json::array wait_logs(std::string const& query, std::size_t n) {
+        auto const until = std::chrono::steady_clock::now() + 20s;
+        for (;;) {
+            auto r = get("/api/logs?" + query);
+            REQUIRE(r.status == 200);
+            auto entries = r.object()["entries"].as_array();
+            if (entries.size() >= n || std::chrono::steady_clock::now() > until)
+                return entries;
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+};
+
+using fixture = admin_fixture<metered_log<memory_log>>;
+
+std::string problem_field(reply_t const& r) {
+    CHECK(r.header("content-type") == "application/problem+json");
+    auto o = r.object();
+    auto const* f = o.if_contains("field");
+    return f ? std::string(f->as_string()) : "";
+}
+
+} // namespace
+
+TEST_CASE("admin: every API call needs the bearer token; the page and health do not",
+          "[admin][auth]") {
+    fixture f;
+    auto const port = f.port();
+
+    auto none = call(port, http::verb::get, "/api/webhooks", "", "");
+    CHECK(none.status == 401);
+    CHECK(none.header("www-authenticate") == R"(Bearer realm="herald")");
+    CHECK(problem_field(none) == "Authorization");
+
+    auto wrong = call(port, http::verb::get, "/api/webhooks", "", "Bearer " + token + "x");
+    CHECK(wrong.status == 401);
+    CHECK(wrong.header("www-authenticate").find(R"(error="invalid_token")") != std::string::npos);
+    CHECK(call(port, http::verb::get, "/api/webhooks", "", "Bearer ").status == 401);
+    CHECK(call(port, http::verb::get, "/api/webhooks", "", "Basic " + token).status == 401);
+    CHECK(call(port, http::verb::get, "/api/logs", "", "Bearer short").status == 401);
+    CHECK(call(port, http::verb::post, "/api/events", R"({"type":"create"})", "").status == 401);
+    CHECK(call(port, http::verb::delete_, "/api/webhooks/1", "", "").status == 401);
+    CHECK(call(port, http::verb::get, "/metrics", "", "").status == 401);
+    // the scheme is case-insensitive (RFC 9110)
+    CHECK(call(port, http::verb::get, "/api/webhooks", "", "bearer " + token).status == 200);
+    CHECK(f.get("/api/webhooks").status == 200);
+
+    auto page = call(port, http::verb::get, "/", "", "");
+    CHECK(page.status == 200);
+    CHECK(page.header("content-type") == "text/html; charset=utf-8");
+    CHECK(page.header("content-security-policy").find("script-src 'self'") != std::string::npos);
+    CHECK(page.body.find("Create Webhook") != std::string::npos);
+    auto js = call(port, http::verb::get, "/assets/admin.js", "", "");
+    CHECK(js.status == 200);
+    CHECK(js.header("content-type") == "text/javascript; charset=utf-8");
+    CHECK(call(port, http::verb::get, "/assets/admin.css", "", "").status == 200);
+    CHECK(call(port, http::verb::get, "/assets/favicon.svg", "", "").status == 200);
+    CHECK(call(port, http::verb::get, "/assets/nope.js", "", "").status == 404);
+    auto health = call(port, http::verb::get, "/healthz", "", "");
+    CHECK(health.status == 200);
+    CHECK(health.object()["status"] == "ok");
+    CHECK(call(port, http::verb::get, "/nowhere", "", "").status == 404);
+}
+
+TEST_CASE("admin: the server refuses a short token and a bad address", "[admin][auth]") {
+    boost::asio::io_context io;
+    harness<> h({}, {}, false);
+    using server_type = admin::server<harness<>::dispatcher_type>;
+    admin::server_params p;
+    p.token = "short";
+    CHECK_THROWS_WITH(server_type(io.get_executor(), h.d, p),
+                      Catch::Contains("at least 16 characters"));
+    p.token = token;
+    p.address = "localhost";
+    CHECK_THROWS_WITH(server_type(io.get_executor(), h.d, p),
+                      Catch::Contains("'localhost' is not an IP address"));
+    p.address = "127.0.0.1";
+    server_type ok(io.get_executor(), h.d, p);
+    CHECK(ok.local_endpoint().address().is_loopback());
+    CHECK(ok.url() == "http://127.0.0.1:" + std::to_string(ok.local_endpoint().port()) + "/");
+    p.port = ok.local_endpoint().port();
+    CHECK_THROWS_WITH(server_type(io.get_executor(), h.d, p), Catch::Contains("cannot listen on"));
+}
+
+TEST_CASE("admin: webhooks are created, read, replaced, patched and deleted", "[admin][webhooks]") {
+    fixture f;
+    auto created = f.post("/api/webhooks", R"({"name": "Sync to External CMDB", "url": ")" +
+                                               f.receiver.url("/cmdb") +
+                                               R"(", "events": ["create", "delete"],
+         "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+         "headers": {"X-Tenant": "acme", "X-Api-Key": "k-123456"}, "timeout": "3s"})");
+    REQUIRE(created.status == 201);
+    auto w = created.object();
+    auto const id = w["id"].as_int64();
+    CHECK(created.header("location") == "/api/webhooks/" + std::to_string(id));
+    CHECK(w["name"] == "Sync to External CMDB");
+    CHECK(w["events"] == json::array{"create", "delete"});
+    CHECK(w["active"] == true);
+    CHECK(w["timeout"] == "3s");
+    CHECK(w["secrets"].as_array()[0] == "whsec_MfKQ…"); // masked
+    CHECK(w["headers"].as_object()["X-Api-Key"] == "k-12…");
+    CHECK(w["headers"].as_object()["X-Tenant"] == "acme");
+    CHECK(w["activity"].as_object()["last"].is_null());
+    CHECK(w["activity"].as_object()["success_rate_24h"].is_null());
+
+    auto const path = "/api/webhooks/" + std::to_string(id);
+    auto list = f.get("/api/webhooks");
+    REQUIRE(list.status == 200);
+    REQUIRE(list.object()["webhooks"].as_array().size() == 1);
+    CHECK(f.get(path).object()["url"].as_string() == f.receiver.url("/cmdb"));
+    CHECK(f.get("/api/webhooks/").status == 200); // a trailing slash is the same resource
+
+    // PATCH merges: only the keys given change; secrets and headers stay.
+    auto patched = call(f.port(), http::verb::patch, path, R"({"active": false})");
+    REQUIRE(patched.status == 200);
+    auto p = patched.object();
+    CHECK(p["active"] == false);
+    CHECK(p["name"] == "Sync to External CMDB");
+    CHECK(p["timeout"] == "3s");
+    REQUIRE(f.d.store().get(id)->secrets.size() == 1);
+    CHECK(f.d.store().get(id)->headers.size() == 2);
+    // null resets a key; masked values sent back stand for the stored ones
+    patched =
+        call(f.port(), http::verb::patch, path,
+             R"({"timeout": null, "secrets": ["whsec_MfKQ…", ")" + secret::generate().reveal() +
+                 R"("], "headers": {"X-Api-Key": "k-12…", "X-New": "1"}})");
+    REQUIRE(patched.status == 200);
+    CHECK_FALSE(patched.object().contains("timeout"));
+    auto stored = f.d.store().get(id);
+    REQUIRE(stored->secrets.size() == 2);
+    CHECK(stored->secrets[0].reveal() == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    REQUIRE(stored->headers.size() == 2);
+    CHECK(stored->headers[0].value == "k-123456");
+    CHECK(stored->headers[1].name == "X-New");
+
+    // PUT replaces: what is not given is back to its default.
+    auto put = call(f.port(), http::verb::put, path,
+                    R"({"name": "renamed", "url": ")" + f.receiver.url("/new") +
+                        R"(", "events": ["update"]})");
+    REQUIRE(put.status == 200);
+    auto r = put.object();
+    CHECK(r["name"] == "renamed");
+    CHECK(r["events"] == json::array{"update"});
+    CHECK(r["active"] == true);
+    CHECK(r["secrets"].as_array().empty());
+    CHECK(r["headers"].as_object().empty());
+
+    auto del = call(f.port(), http::verb::delete_, path);
+    CHECK(del.status == 204);
+    CHECK(del.body.empty());
+    CHECK(f.get(path).status == 404);
+    CHECK(call(f.port(), http::verb::delete_, path).status == 404);
+    CHECK(call(f.port(), http::verb::put, path, R"({"name": "x", "url": "http://127.0.0.1:1/",
+        "events": ["create"]})")
+              .status == 404);
+    CHECK(call(f.port(), http::verb::patch, path, R"({"active": true})").status == 404);
+}
+
+TEST_CASE("admin: bad input is a problem naming the field", "[admin][validation]") {
+    admin::server_params small;
+    small.body_limit = 4096;
+    fixture f(small);
+    auto const port = f.port();
+    auto bad = [&](http::verb m, std::string const& target, std::string const& body,
+                   unsigned status, std::string const& field) {
+        auto r = call(port, m, target, body);
+        INFO(target << " " << body << " -> " << r.status << " " << r.body);
+        CHECK(r.status == status);
+        CHECK(problem_field(r) == field);
+        CHECK(r.object()["status"] == status);
+        CHECK(r.object()["detail"].as_string().starts_with(field));
+        return r;
+    };
+    auto const post = http::verb::post;
+    auto const url = f.receiver.url("/x");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": )", 400, "body");
+    bad(post, "/api/webhooks", "", 400, "body");
+    bad(post, "/api/webhooks", "[1, 2]", 400, "body");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["create"],
+        "colour": "red"})",
+        400, "colour");
+    auto r = bad(post, "/api/webhooks", R"({"name": "a", "url": "ftp://x/", "events": ["create"]})",
+                 400, "url");
+    CHECK(r.object()["code"] == "invalid_field");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": "not a url", "events": ["create"]})", 400,
+        "url");
+    // the store's address policy: only 127.0.0.1 is allowed here
+    bad(post, "/api/webhooks", R"({"name": "a", "url": "http://10.0.0.1/", "events": ["create"]})",
+        400, "url");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"("})", 400, "events");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["merge"]})",
+        400, "events[0]");
+    bad(post, "/api/webhooks", R"({"name": "", "url": ")" + url + R"(", "events": ["create"]})",
+        400, "name");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["create"],
+        "secrets": ["nope"]})",
+        400, "secrets[0]");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["create"],
+        "headers": {"webhook-id": "x"}})",
+        400, "headers.webhook-id");
+    bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["create"],
+        "timeout": "soon"})",
+        400, "timeout");
+    f.create("taken", "/x");
+    r = bad(post, "/api/webhooks", R"({"name": "TAKEN", "url": ")" + url + R"(",
+        "events": ["create"]})",
+            409, "name");
+    CHECK(r.object()["code"] == "duplicate_name");
+    bad(http::verb::patch, "/api/webhooks/1", R"({"active": "yes"})", 400, "active");
+    bad(http::verb::patch, "/api/webhooks/1", R"({"id": 7})", 400, "id");
+    bad(http::verb::put, "/api/webhooks/1", R"({"name": "b"})", 400, "events");
+    bad(http::verb::get, "/api/webhooks/abc", "", 404, "id");
+    CHECK(f.get("/api/webhooks/1").object()["active"] == true); // nothing changed
+
+    // Oversized: refused from Content-Length before the body is read, and the connection closes.
+    auto big = call(port, post, "/api/webhooks", std::string(5000, ' '));
+    CHECK(big.status == 413);
+    CHECK(problem_field(big) == "body");
+    CHECK(big.header("connection") == "close");
+
+    // Events
+    bad(post, "/api/events", R"({"type": "create", "object_id": 1})", 400, "after");
+    bad(post, "/api/events", R"({"type": "explode", "object_id": 1, "after": {}})", 400, "type");
+    bad(post, "/api/events", R"({"type": "create", "object_id": 1, "after": {}, "x": 1})", 400,
+        "x");
+    bad(post, "/api/events", "{", 400, "body");
+
+    // Log queries
+    bad(http::verb::get, "/api/logs?webhook=x", "", 400, "webhook");
+    bad(http::verb::get, "/api/logs?event=merge", "", 400, "event");
+    bad(http::verb::get, "/api/logs?outcome=maybe", "", 400, "outcome");
+    bad(http::verb::get, "/api/logs?since=yesterday", "", 400, "since");
+    bad(http::verb::get, "/api/logs?until=2026-13-01T00:00:00Z", "", 400, "until");
+    bad(http::verb::get, "/api/logs?until=2999-01-01T00:00:00Z", "", 400, "until");
+    bad(http::verb::get, "/api/logs?since=2026-11-27T10:00:00", "", 400, "since"); // no zone
+    bad(http::verb::get, "/api/logs?limit=0", "", 400, "limit");
+    bad(http::verb::get, "/api/logs?limit=1001", "", 400, "limit");
+    bad(http::verb::get, "/api/logs?cursor=-1", "", 400, "cursor");
+    bad(http::verb::get, "/api/logs?page=2", "", 400, "page");
+    bad(http::verb::get, "/api/logs/12345", "", 404, "id");
+    bad(post, "/api/deliveries/dlv_nothing/redeliver", "", 404, "id");
+    bad(post, "/api/webhooks/99/test", "", 404, "id");
+    bad(post, "/api/webhooks/1/test", R"({"type": "merge"})", 400, "type");
+    bad(post, "/api/webhooks/1/test", R"({"kind": "create"})", 400, "kind");
+
+    auto wrong_method = call(port, http::verb::delete_, "/api/webhooks");
+    CHECK(wrong_method.status == 405);
+    CHECK(wrong_method.header("allow") == "GET, POST");
+    CHECK(call(port, http::verb::get, "/api/events").status == 405);
+    CHECK(call(port, http::verb::get, "/api/nothing").status == 404);
+}
+
+TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
+                   "[admin][logs][deliveries]", metered_log<memory_log>, memory_log) {
+    admin_fixture<TestType> f;
+    auto const hook = f.create("inventory", "/inventory",
+                               R"(, "headers": {"Authorization": "Bearer receiver-secret"})");
+    auto const hook_id = hook.at("id").as_int64();
+
+    // Publish through the API, the way non-C++ producers do.
+    auto pub = f.post("/api/events", R"({"type": "create", "object_id": 1001,
+        "object_type": "server", "after": {"hostname": "web-01"}})");
+    REQUIRE(pub.status == 202);
+    auto const event_id = std::string(pub.object()["id"].as_string());
+    CHECK(event_id.starts_with("evt_"));
+
+    auto entries = f.wait_logs("webhook=" + std::to_string(hook_id), 1);
+    REQUIRE(entries.size() == 1);
+    auto first = entries[0].as_object();
+    CHECK(first["event_id"].as_string() == event_id);
+    CHECK(first["outcome"] == "delivered");
+    CHECK(first["status"] == 204);
+    CHECK(first["attempt"] == 1);
+    auto const entry_id = first["id"].as_int64();
+    auto const delivery_id = std::string(first["delivery_id"].as_string());
+    REQUIRE(f.receiver.wait_for(1, "/inventory", 10s));
+
+    // One attempt in full; the credential header is masked.
+    auto one = f.get("/api/logs/" + std::to_string(entry_id));
+    REQUIRE(one.status == 200);
+    auto detail = one.object();
+    CHECK(detail["id"] == entry_id);
+    CHECK(detail["delivery_id"].as_string() == delivery_id);
+    REQUIRE(detail.contains("request"));
+    auto const& request = detail["request"].as_object();
+    {
+        auto const sent = f.receiver.requests("/inventory").front();
+        CHECK(request.at("body").as_string() == sent.body);
+        bool masked = false;
+        for (auto const& h : request.at("headers").as_array()) {
+            auto const& o = h.as_object();
+            if (o.at("name") == "Authorization") {
+                masked = true;
+                CHECK(o.at("value") == "Bear…");
+            }
+            CHECK(o.at("value").as_string().find("receiver-secret") == std::string::npos);
+        }
+        CHECK(masked);
+
+        // Redeliver by delivery id: same event id and body, a new delivery id, attempt 1.
+        auto again = f.post("/api/deliveries/" + delivery_id + "/redeliver");
+        REQUIRE(again.status == 200);
+        auto re = again.object();
+        CHECK(re["event_id"].as_string() == event_id);
+        CHECK(re["delivery_id"].as_string() != delivery_id);
+        CHECK(re["outcome"] == "delivered");
+        CHECK(re["id"].as_int64() > entry_id);
+        REQUIRE(f.receiver.wait_for(2, "/inventory", 10s));
+        auto const got = f.receiver.requests("/inventory");
+        CHECK(got[1].header("webhook-id") == event_id);
+        CHECK(got[1].body == got[0].body);
+        CHECK(got[1].header("herald-delivery") != got[0].header("herald-delivery"));
+        CHECK(got[1].header("Authorization") == "Bearer receiver-secret");
+        // and by log entry id
+        CHECK(f.post("/api/deliveries/" + std::to_string(entry_id) + "/redeliver").status == 200);
+        REQUIRE(f.receiver.wait_for(3, "/inventory", 10s));
+    }
+
+    // Test: a synthetic event, answered with its log entry, even while inactive.
+    auto test = f.post("/api/webhooks/" + std::to_string(hook_id) + "/test");
+    REQUIRE(test.status == 200);
+    auto t = test.object();
+    CHECK(t["outcome"] == "delivered");
+    CHECK(t["object_id"] == "herald-test");
+    CHECK(t["event_type"] == "create");
+    REQUIRE(call(f.port(), http::verb::patch, "/api/webhooks/" + std::to_string(hook_id),
+                 R"({"active": false})")
+                .status == 200);
+    auto inactive =
+        f.post("/api/webhooks/" + std::to_string(hook_id) + "/test", R"({"type": "delete"})");
+    REQUIRE(inactive.status == 200);
+    CHECK(inactive.object()["warning"] == "sent by hand while the webhook is inactive");
+    CHECK(inactive.object()["event_type"] == "delete");
+    auto const tests = f.receiver.requests("/inventory");
+    CHECK(tests.back().header("herald-event") == "delete");
+    CHECK(tests.back().body.find("herald-test") != std::string::npos);
+
+    // Filters, newest first, and the cursor.
+    auto const all = f.wait_logs("webhook=" + std::to_string(hook_id), 3);
+    CHECK(all[0].as_object().at("id").as_int64() > all[1].as_object().at("id").as_int64());
+    auto page = f.get("/api/logs?limit=1&webhook=" + std::to_string(hook_id));
+    auto const p1 = page.object();
+    REQUIRE(p1.at("entries").as_array().size() == 1);
+    REQUIRE(p1.at("next").is_string());
+    auto page2 = f.get("/api/logs?limit=1&webhook=" + std::to_string(hook_id) +
+                       "&cursor=" + std::string(p1.at("next").as_string()));
+    auto const p2 = page2.object();
+    REQUIRE(p2.at("entries").as_array().size() == 1);
+    CHECK(p2.at("entries").as_array()[0].as_object().at("id").as_int64() <
+          p1.at("entries").as_array()[0].as_object().at("id").as_int64());
+    CHECK(f.wait_logs("event=delete", 1).size() == 1);
+    CHECK(f.get("/api/logs?outcome=failed").object()["entries"].as_array().empty());
+    CHECK(f.get("/api/logs?since=2200-01-01T00:00:00Z").object()["entries"].as_array().empty());
+    CHECK(f.get("/api/logs?until=2000-01-01T00:00:00%2B02:00")
+              .object()["entries"]
+              .as_array()
+              .empty());
+    auto const now_ms = std::to_string(to_unix_ms(clock::now()) + 60'000);
+    CHECK(f.get("/api/logs?until=" + now_ms).object()["entries"].as_array().size() == all.size());
+
+    // The table's activity: last status and the day's success rate.
+    auto listed = f.get("/api/webhooks").object()["webhooks"].as_array()[0].as_object();
+    auto const& a = listed["activity"].as_object();
+    CHECK(a.at("last").as_object().at("status") == 204);
+    CHECK(a.at("success_rate_24h").as_double() == Approx(1.0));
+    CHECK(a.at("delivered_24h").as_int64() == std::int64_t(all.size()));
+}
+
+TEST_CASE("admin: /metrics in Prometheus text format", "[admin][metrics]") {
+    fixture f;
+    f.receiver.on("/down", [](received_request const&) { return reply{503}; });
+    f.create("up", "/up");
+    f.create("down", "/down");
+    REQUIRE(f.post("/api/events", R"({"type": "create", "object_id": 1, "after": {}})").status ==
+            202);
+    // fast_params: 2 attempts to /down (503, 503 -> failed), 1 to /up
+    f.wait_logs("outcome=failed", 1);
+    reply_t m;
+    auto const until = std::chrono::steady_clock::now() + 20s;
+    do { // the counters follow the log entry by a moment
+        m = f.get("/metrics");
+        REQUIRE(m.status == 200);
+    } while (m.body.find(R"(herald_deliveries_total{outcome="failed"} 1)") == std::string::npos &&
+             std::chrono::steady_clock::now() < until);
+    CHECK(m.header("content-type") == "text/plain; version=0.0.4; charset=utf-8");
+    auto has = [&](std::string const& line) {
+        INFO(m.body);
+        CHECK(m.body.find("\n" + line + "\n") != std::string::npos);
+    };
+    has("# TYPE herald_deliveries_total counter");
+    has(R"(herald_deliveries_total{outcome="delivered"} 1)");
+    has(R"(herald_deliveries_total{outcome="failed"} 1)");
+    has(R"(herald_attempts_total{outcome="retrying"} 1)");
+    has("herald_events_published_total 1");
+    has("herald_requests_total 3");
+    has("herald_queue_depth 0");
+    has("herald_open_circuits 0");
+    has(R"(herald_webhooks{state="active"} 2)");
+    has("# TYPE herald_attempt_duration_seconds histogram");
+    has(R"(herald_attempt_duration_seconds_bucket{le="+Inf"} 3)");
+    has("herald_attempt_duration_seconds_count 3");
+
+    admin::server_params open;
+    open.public_metrics = true;
+    fixture g(open);
+    CHECK(call(g.port(), http::verb::get, "/metrics", "", "").status == 200);
+    CHECK(call(g.port(), http::verb::get, "/api/webhooks", "", "").status == 401);
+}
+
+TEST_CASE("admin: keep-alive, and a slow client holds only its own connection",
+          "[admin][connections]") {
+    admin::server_params p;
+    p.request_timeout = 500ms;
+    p.idle_timeout = 1s;
+    fixture f(p);
+    boost::asio::io_context io;
+
+    // Two requests on one connection.
+    tcp::socket s(io);
+    s.connect(f.srv.local_endpoint());
+    boost::beast::flat_buffer buf;
+    for (int i = 0; i < 2; ++i) {
+        http::request<http::string_body> req{http::verb::get, "/api/webhooks", 11};
+        req.set(http::field::host, "x");
+        req.set(http::field::authorization, "Bearer " + token);
+        http::write(s, req);
+        auto r = read_reply(s, buf);
+        CHECK(r.status == 200);
+        CHECK(r.header("connection") != "close");
+    }
+
+    // A client that starts a request and stalls: others are served meanwhile, and the stalled
+    // connection is closed once the request timeout passes.
+    tcp::socket slow(io);
+    slow.connect(f.srv.local_endpoint());
+    boost::asio::write(slow, boost::asio::buffer(std::string("GET /api/webhooks HTTP/1.1\r\nHo")));
+    auto const started = std::chrono::steady_clock::now();
+    CHECK(f.get("/healthz").status == 200);
+    CHECK(std::chrono::steady_clock::now() - started < 400ms);
+    char byte;
+    boost::system::error_code ec;
+    boost::asio::read(slow, boost::asio::buffer(&byte, 1), ec); // returns when the server closes
+    CHECK(ec == boost::asio::error::eof);
+    CHECK(std::chrono::steady_clock::now() - started >= 400ms);
+
+    // An idle kept-alive connection is closed after the idle timeout.
+    boost::asio::read(s, boost::asio::buffer(&byte, 1), ec);
+    CHECK((ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset));
+
+    // Headers over the limit: 431.
+    auto huge =
+        call(f.port(), http::verb::get, "/api/webhooks", "", "Bearer " + std::string(20000, 'a'));
+    CHECK(huge.status == 431);
+}
+
+#ifdef HERALD_RELAY_PATH
+TEST_CASE("admin: herald-relay refuses bad --admin options before serving anything",
+          "[admin][relay]") {
+    char name[] = "/tmp/herald-admin-token-XXXXXX";
+    int const fd = mkstemp(name);
+    REQUIRE(fd >= 0);
+    close(fd);
+    std::string const file = name;
+    auto relay = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), HERALD_RELAY_PATH);
+        return run_process(args, "", 30s);
+    };
+    auto expect = [&](std::vector<std::string> args, std::string const& message) {
+        auto const r = relay(std::move(args));
+        INFO(r.err);
+        CHECK(r.status == 2);
+        CHECK(r.err.find("herald-relay: " + message) != std::string::npos);
+        CHECK(r.out.empty());
+    };
+    expect({"--admin", "127.0.0.1:0"}, "--admin needs --admin-token-file FILE");
+    expect({"--admin", "localhost", "--admin-token-file", file},
+           "--admin: 'localhost' is not HOST:PORT (e.g. 127.0.0.1:8080)");
+    expect({"--admin", "127.0.0.1:70000", "--admin-token-file", file},
+           "--admin: '127.0.0.1:70000'");
+    expect({"--admin-token-file", file, "--webhooks", file},
+           "--admin-token-file is only used with --admin");
+    expect({"--admin", "127.0.0.1:0", "--admin-token-file", file + ".missing"},
+           "--admin-token-file: cannot read");
+    std::ofstream(file) << "short\n";
+    expect({"--admin", "127.0.0.1:0", "--admin-token-file", file},
+           "--admin-token-file: the token in '" + file +
+               "' must be one line of at least 16 characters without spaces");
+    std::ofstream(file) << token << "\n";
+    expect({"--admin", "host.example:8080", "--admin-token-file", file},
+           "admin: 'host.example' is not an IP address");
+    expect({"--admin", "[::1:8080", "--admin-token-file", file}, "admin: '[::1' is not an IP");
+    std::remove(file.c_str());
+}
+#endif
