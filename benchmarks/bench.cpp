@@ -10,6 +10,10 @@
 //   limit     a minimal Beast keep-alive POST loop: C coroutines, each on its own connection,
 //             the same body herald sends; what this machine can do over loopback
 //   libcurl   the libcurl multi interface with C keep-alive connections (when built with it)
+//   signed    the limit loop doing the least any signed webhook sender must do for each event:
+//             give it an id and timestamp, serialize it (json_serializer), sign it (HMAC-SHA256,
+//             Standard Webhooks headers), send it; no queue, no retry, no log. herald/signed is
+//             what herald's machinery costs on top of that work
 //   herald    publish() to 2xx through basic_dispatcher: memory store and log, JSON envelope,
 //             http_transport, HMAC signing on, one webhook, lane_concurrency = C
 //   fanout    each event to 1,000 webhooks (same sink, different paths); counts serializations
@@ -163,7 +167,7 @@ struct options {
     }
 };
 
-constexpr std::string_view all_scenarios[] = {"limit",   "libcurl", "herald",   "fanout",
+constexpr std::string_view all_scenarios[] = {"limit",   "libcurl", "signed",   "herald", "fanout",
                                               "latency", "memory",  "matching", "sqlite"};
 
 constexpr std::string_view usage =
@@ -176,7 +180,8 @@ constexpr std::string_view usage =
                       the memory scenario's 1,000,000 pending deliveries when smaller
   --body-bytes N      size of the JSON object in each event, default 1024
   --scenario NAME     run only NAME (comma-separated list allowed):
-                      limit, libcurl, herald, fanout, latency, memory, matching, sqlite
+                      limit, libcurl, signed, herald, fanout, latency, memory, matching,
+                      sqlite
   --json              one JSON object per scenario on stdout (the table goes to stderr)
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
@@ -395,6 +400,8 @@ public:
         for (auto const& v : verdicts_)
             table << "  " << pad(v.what, 16) << pad(v.figure, 14) << pad(v.target, 16)
                   << (v.met ? "met" : "MISSED") << "\n";
+        for (auto const& n : notes_)
+            table << "  " << n << "\n";
         table << std::flush;
     }
 
@@ -436,6 +443,13 @@ private:
         if (r.scenario == "herald") {
             ratio("herald/limit", "vs_limit", "limit", 0.9);
             ratio("herald/libcurl", "vs_libcurl", "libcurl", 1.8);
+            if (auto const b = rate("signed")) {
+                double const x = r.per_second / *b;
+                r.add("vs_signed", x);
+                notes_.push_back("herald/signed   " + fixed(x, 2) +
+                                 " (no target: herald against a loop doing only the per-event "
+                                 "work every signed sender must do)");
+            }
         } else if (r.scenario == "fanout") {
             ratio("fanout/herald", "vs_herald", "herald", 0.8);
             auto const n = field(r, "serializations"), events = field(r, "events");
@@ -468,6 +482,7 @@ private:
 
     bool json_;
     bool header_printed_ = false;
+    std::vector<std::string> notes_;
     std::map<std::string, double> rates_;
     std::vector<verdict> verdicts_;
 };
@@ -687,37 +702,54 @@ struct loop_counters {
     std::string first_error;
 };
 
+/// A connection to the sink with Nagle off, or nullopt (the error in `c`).
+asio::awaitable<std::optional<tcp::socket>>
+open_connection(tcp::resolver::results_type const& endpoints, loop_counters& c) {
+    tcp::socket socket(co_await asio::this_coro::executor);
+    auto [ec, ep] = co_await asio::async_connect(socket, endpoints, use_tuple);
+    (void)ep;
+    if (ec) {
+        c.first_error = "connect: " + ec.message();
+        co_return std::nullopt;
+    }
+    socket.set_option(tcp::no_delay(true));
+    co_return std::move(socket);
+}
+
+/// Sends `msg` and reads the answer, counting it in `c`; false once the connection is done.
+template <class Body>
+asio::awaitable<bool> exchange(tcp::socket& socket, beast::flat_buffer& buffer,
+                               http::request<Body> const& msg, loop_counters& c) {
+    auto [wec, wn] = co_await http::async_write(socket, msg, use_tuple);
+    (void)wn;
+    http::response<http::string_body> res;
+    boost::system::error_code rec = wec;
+    if (!wec)
+        std::tie(rec, std::ignore) = co_await http::async_read(socket, buffer, res, use_tuple);
+    if (rec) {
+        ++c.failed;
+        if (c.first_error.empty())
+            c.first_error = rec.message();
+        co_return false;
+    }
+    if (res.result_int() / 100 == 2)
+        ++c.ok;
+    else
+        ++c.failed;
+    co_return res.keep_alive();
+}
+
 asio::awaitable<void> limit_worker(tcp::resolver::results_type const& endpoints,
                                    http::request<http::span_body<char const>> const& msg,
                                    std::size_t total, steady::time_point deadline,
                                    loop_counters& c) {
-    tcp::socket socket(co_await asio::this_coro::executor);
-    auto [cec, ep] = co_await asio::async_connect(socket, endpoints, use_tuple);
-    (void)ep;
-    if (cec) {
-        c.first_error = "connect: " + cec.message();
+    auto socket = co_await open_connection(endpoints, c);
+    if (!socket)
         co_return;
-    }
-    socket.set_option(tcp::no_delay(true));
     beast::flat_buffer buffer;
     while (c.started < total && steady::now() < deadline) {
         ++c.started;
-        auto [wec, wn] = co_await http::async_write(socket, msg, use_tuple);
-        http::response<http::string_body> res;
-        boost::system::error_code rec = wec;
-        if (!wec)
-            std::tie(rec, std::ignore) = co_await http::async_read(socket, buffer, res, use_tuple);
-        if (rec) {
-            ++c.failed;
-            if (c.first_error.empty())
-                c.first_error = rec.message();
-            co_return;
-        }
-        if (res.result_int() / 100 == 2)
-            ++c.ok;
-        else
-            ++c.failed;
-        if (!res.keep_alive())
+        if (!co_await exchange(*socket, buffer, msg, c))
             co_return;
     }
 }
@@ -732,37 +764,101 @@ http::request<http::span_body<char const>> minimal_post(target const& t, std::st
     return msg;
 }
 
-report run_limit(options const& o, target const& t, std::string const& body) {
+/**
+ * Runs `worker(deadline)` on each of the connections in one thread until they are done and
+ * reports what `c` counted, as `scenario` (the rate in requests/s).
+ */
+template <class Worker>
+report run_loop(options const& o, char const* scenario, std::string what, loop_counters const& c,
+                Worker worker) {
     asio::io_context io(1);
-    tcp::resolver resolver(io);
-    auto const endpoints = resolver.resolve(t.address, t.port);
-    auto const msg = minimal_post(t, body);
-
-    loop_counters c;
     cpu_meter const cpu;
     double const thread0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
     auto const t0 = steady::now();
     auto const deadline = t0 + o.timeout;
     for (std::size_t i = 0; i < o.connections; ++i)
-        asio::co_spawn(io, limit_worker(endpoints, msg, o.events, deadline, c), asio::detached);
+        asio::co_spawn(io, worker(deadline), asio::detached);
     io.run();
     double const s = seconds_since(t0);
     double const thread_s = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - thread0;
 
-    report r{"limit", double(c.ok) / s, "requests/s"};
+    report r{scenario, double(c.ok) / s, "requests/s"};
     r.summary = grouped(double(c.ok)) + " requests in " + fixed(s, 2) + " s, " +
-                std::to_string(o.connections) + " connections, body " +
-                grouped(double(body.size())) + " B";
+                std::to_string(o.connections) + " connections, " + std::move(what);
     if (c.failed || c.ok < o.events)
         r.summary += " (" + grouped(double(c.failed)) + " failed" +
                      (c.first_error.empty() ? "" : ": " + c.first_error) + ")";
     r.add("requests", std::int64_t(c.ok))
         .add("failed", std::int64_t(c.failed))
         .add("seconds", s)
-        .add("connections", std::int64_t(o.connections))
-        .add("body_bytes", std::int64_t(body.size()));
+        .add("connections", std::int64_t(o.connections));
     cpu.finish(r, thread_s, double(c.ok + c.failed));
     return r;
+}
+
+tcp::resolver::results_type resolve(target const& t) {
+    asio::io_context io;
+    return tcp::resolver(io).resolve(t.address, t.port);
+}
+
+report run_limit(options const& o, target const& t, std::string const& body) {
+    auto const endpoints = resolve(t);
+    auto const msg = minimal_post(t, body);
+    loop_counters c;
+    auto r = run_loop(o, "limit", "body " + grouped(double(body.size())) + " B", c,
+                      [&](steady::time_point deadline) {
+                          return limit_worker(endpoints, msg, o.events, deadline, c);
+                      });
+    r.add("body_bytes", std::int64_t(body.size()));
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// signed: the limit loop doing the per-event work every signed webhook sender must do
+
+struct signed_loop {
+    std::vector<herald::object_event> events;
+    std::size_t next = 0;
+    std::vector<herald::secret> secrets{herald::secret::generate()};
+    herald::json_serializer serializer;
+    loop_counters c;
+};
+
+asio::awaitable<void> signed_worker(tcp::resolver::results_type const& endpoints, target const& t,
+                                    steady::time_point deadline, signed_loop& loop) {
+    auto socket = co_await open_connection(endpoints, loop.c);
+    if (!socket)
+        co_return;
+    beast::flat_buffer buffer;
+    while (loop.next < loop.events.size() && steady::now() < deadline) {
+        ++loop.c.started;
+        // What herald does for each event and no sender can skip: an id and a timestamp
+        // (prepare_event), the body (the same serializer), the signature, the headers.
+        herald::object_event e = std::move(loop.events[loop.next++]);
+        (void)herald::prepare_event(e);
+        auto body = loop.serializer.serialize(e);
+        auto const now = herald::to_unix_seconds(herald::clock::now());
+        http::request<http::string_body> msg{http::verb::post, t.path, 11};
+        msg.set(http::field::host, t.host);
+        msg.set(http::field::content_type, body.content_type);
+        msg.set(http::field::user_agent, herald::user_agent);
+        msg.set("webhook-id", e.id);
+        msg.set("webhook-timestamp", std::to_string(now));
+        msg.set("webhook-signature", herald::sign(e.id, now, body.body, loop.secrets));
+        msg.body() = std::move(body.body);
+        msg.prepare_payload();
+        if (!co_await exchange(*socket, buffer, msg, loop.c))
+            co_return;
+    }
+}
+
+report run_signed(options const& o, target const& t, event_factory const& f) {
+    auto const endpoints = resolve(t);
+    signed_loop loop;
+    loop.events = f.make_many(o.events);
+    return run_loop(
+        o, "signed", "each event serialized, signed and sent with the webhook headers", loop.c,
+        [&](steady::time_point deadline) { return signed_worker(endpoints, t, deadline, loop); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,6 +1101,32 @@ struct rig {
             std::this_thread::sleep_for(200us);
         }
     }
+
+    /// What a timed run measured: from the first publish to the last delivery's end.
+    struct timed {
+        herald::dispatcher_stats stats;
+        double seconds = 0;         // wall time
+        double publish_seconds = 0; // until the last publish() returned
+        double thread_seconds = 0;  // the dispatcher thread's CPU time
+    };
+
+    /// Starts the dispatcher, publishes `batch` and waits for `deliveries` to end (bounded by
+    /// `timeout`), on the clock.
+    timed run_timed(std::vector<herald::object_event>& batch, std::uint64_t deliveries,
+                    std::chrono::seconds timeout) {
+        start();
+        double const thread0 = thread_cpu_seconds(thread);
+        auto const t0 = steady::now();
+        for (auto& e : batch)
+            publish(std::move(e));
+        timed out;
+        out.publish_seconds = seconds_since(t0);
+        steady::time_point t1;
+        out.stats = wait_finished(deliveries, t0 + timeout, &t1);
+        out.seconds = std::chrono::duration<double>(t1 - t0).count();
+        out.thread_seconds = thread_cpu_seconds(thread) - thread0;
+        return out;
+    }
 };
 
 herald::address_policy allowed_addresses(options const& o) {
@@ -1039,17 +1161,10 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
     r.ahead = o.ahead;
     r.add_hook("bench", t.url);
     auto batch = f.make_many(events);
-    r.start();
     cpu_meter const cpu;
-    double const thread0 = thread_cpu_seconds(r.thread);
-    auto const t0 = steady::now();
-    for (auto& e : batch)
-        r.publish(std::move(e));
-    double const publish_s = seconds_since(t0);
-    steady::time_point t1;
-    auto const s = r.wait_finished(events, t0 + o.timeout, &t1);
-    double const secs = std::chrono::duration<double>(t1 - t0).count();
-    double const thread_s = thread_cpu_seconds(r.thread) - thread0;
+    auto const run = r.run_timed(batch, events, o.timeout);
+    auto const& s = run.stats;
+    double const secs = run.seconds;
     auto const opened = r.d.transport().connections_opened();
     r.stop(0ms, 30s);
 
@@ -1061,13 +1176,13 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
         .add("delivered", std::int64_t(s.delivered))
         .add("failed", std::int64_t(s.failed))
         .add("seconds", secs)
-        .add("publish_seconds", publish_s)
+        .add("publish_seconds", run.publish_seconds)
         .add("lane_concurrency", std::int64_t(o.connections))
         .add("connections_opened", std::int64_t(opened))
         .add("signed", true)
         .add("ahead", std::int64_t(o.ahead))
         .add("max_pending", std::int64_t(o.max_pending));
-    cpu.finish(out, thread_s, double(s.delivered + s.failed));
+    cpu.finish(out, run.thread_seconds, double(s.delivered + s.failed));
     return out;
 }
 
@@ -1085,16 +1200,10 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
     for (std::size_t i = 0; i < hooks; ++i)
         r.add_hook("fanout-" + std::to_string(i), t.hook_url(i));
     auto batch = f.make_many(events);
-    r.start();
     cpu_meter const cpu;
-    double const thread0 = thread_cpu_seconds(r.thread);
-    auto const t0 = steady::now();
-    for (auto& e : batch)
-        r.publish(std::move(e));
-    steady::time_point t1;
-    auto const s = r.wait_finished(deliveries, t0 + o.timeout, &t1);
-    double const secs = std::chrono::duration<double>(t1 - t0).count();
-    double const thread_s = thread_cpu_seconds(r.thread) - thread0;
+    auto const run = r.run_timed(batch, deliveries, o.timeout);
+    auto const& s = run.stats;
+    double const secs = run.seconds;
     auto const serializations = r.d.serializations();
     auto const opened = r.d.transport().connections_opened();
     r.stop(0ms, 30s);
@@ -1115,7 +1224,7 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
         .add("serializations", std::int64_t(serializations))
         .add("global_concurrency", std::int64_t(o.connections))
         .add("connections_opened", std::int64_t(opened));
-    cpu.finish(out, thread_s, double(s.delivered + s.failed));
+    cpu.finish(out, run.thread_seconds, double(s.delivered + s.failed));
     return out;
 }
 
@@ -1130,28 +1239,24 @@ asio::awaitable<void> paced_worker(tcp::resolver::results_type const& endpoints,
                                    std::size_t k, std::size_t stride, steady::time_point start,
                                    std::chrono::duration<double> interval,
                                    std::vector<double>& us) {
-    tcp::socket socket(co_await asio::this_coro::executor);
-    auto [cec, ep] = co_await asio::async_connect(socket, endpoints, use_tuple);
-    (void)ep;
-    if (cec)
+    loop_counters c;
+    auto socket = co_await open_connection(endpoints, c);
+    if (!socket)
         co_return;
-    socket.set_option(tcp::no_delay(true));
     beast::flat_buffer buffer;
-    asio::steady_timer timer(socket.get_executor());
+    asio::steady_timer timer(socket->get_executor());
     for (std::size_t i = k; i < us.size(); i += stride) {
         timer.expires_at(start +
                          std::chrono::duration_cast<steady::duration>(interval * double(i)));
         auto [tec] = co_await timer.async_wait(use_tuple);
         (void)tec;
         auto const t0 = steady::now();
-        auto [wec, wn] = co_await http::async_write(socket, msg, use_tuple);
-        if (wec)
-            co_return;
-        http::response<http::string_body> res;
-        auto [rec, rn] = co_await http::async_read(socket, buffer, res, use_tuple);
-        if (rec)
+        bool const more = co_await exchange(*socket, buffer, msg, c);
+        if (c.failed)
             co_return;
         us[i] = std::chrono::duration<double, std::micro>(steady::now() - t0).count();
+        if (!more)
+            co_return;
     }
 }
 
@@ -1194,8 +1299,14 @@ report run_latency(options const& o, target const& t, event_factory const& f, do
     r.start();
     auto const deadline = steady::now() + o.timeout;
 
-    // Warm up: open the connections, fault in the allocator's pages.
-    std::size_t const warm = 4 * o.connections;
+    // Warm up to the steady state: open the connections, and fill the log to its capacity
+    // (10,000 entries, each sharing its request's body), so that the heap has its steady size.
+    // A cold dispatcher thread grows its glibc arena page by page while the log fills (about
+    // 45 MB in 11,000 mprotect calls and as many page faults), which at this rate held p99 at
+    // 20-150 ms for the first second; measured from a cold start, that is what was measured.
+    std::size_t const warm = std::max<std::size_t>(
+        4 * o.connections,
+        std::min<std::size_t>(o.events, herald::memory_log_params{}.capacity + 1'000));
     for (std::size_t i = 0; i < warm; ++i)
         r.publish(f, i);
     r.wait_finished(warm, deadline);
@@ -1518,8 +1629,9 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
 
     try {
-        bool const needs_sink = o.wants("limit") || o.wants("libcurl") || o.wants("herald") ||
-                                o.wants("fanout") || o.wants("latency") || o.wants("sqlite");
+        bool const needs_sink = o.wants("limit") || o.wants("libcurl") || o.wants("signed") ||
+                                o.wants("herald") || o.wants("fanout") || o.wants("latency") ||
+                                o.wants("sqlite");
         std::unique_ptr<sink_process> sink;
         std::string url = o.url;
         if (url.empty() && needs_sink) {
@@ -1546,6 +1658,7 @@ int main(int argc, char** argv) {
         run("memory", [&] { return run_memory(o, f); });
         run("limit", [&] { return run_limit(o, t, body); });
         run("libcurl", [&] { return run_libcurl(o, t, body); });
+        run("signed", [&] { return run_signed(o, t, f); });
         run("herald", [&] { return run_herald(o, t, f, o.events); });
         run("fanout", [&] { return run_fanout(o, t, f); });
         run("latency", [&] {
