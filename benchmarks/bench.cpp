@@ -19,6 +19,8 @@
 //   fanout    each event to 1,000 webhooks (same sink, different paths); counts serializations
 //   latency   publish() to 2xx at half of herald's measured rate: p50, p99, max; then the
 //             minimal Beast client at the same pace (timed from each slot), as a control
+//   stalls    the machine alone: a thread pinned to each CPU spins for 2 s and counts the
+//             moments it did not run (clock jumps over 1 ms); what latency's p99 is up against
 //   memory    1,000,000 deliveries pending for a listener that never answers: bytes each
 //   matching  store.match against 10,000 webhooks, no I/O
 //   sqlite    the herald scenario on sqlite_store (a file in the temporary directory): each
@@ -64,6 +66,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -167,8 +170,8 @@ struct options {
     }
 };
 
-constexpr std::string_view all_scenarios[] = {"limit",   "libcurl", "signed",   "herald", "fanout",
-                                              "latency", "memory",  "matching", "sqlite"};
+constexpr std::string_view all_scenarios[] = {"limit",  "libcurl", "signed", "herald",   "fanout",
+                                              "stalls", "latency", "memory", "matching", "sqlite"};
 
 constexpr std::string_view usage =
     R"(usage: herald-bench [options]
@@ -180,8 +183,8 @@ constexpr std::string_view usage =
                       the memory scenario's 1,000,000 pending deliveries when smaller
   --body-bytes N      size of the JSON object in each event, default 1024
   --scenario NAME     run only NAME (comma-separated list allowed):
-                      limit, libcurl, signed, herald, fanout, latency, memory, matching,
-                      sqlite
+                      limit, libcurl, signed, herald, fanout, stalls, latency, memory,
+                      matching, sqlite
   --json              one JSON object per scenario on stdout (the table goes to stderr)
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
@@ -1469,6 +1472,67 @@ report run_memory(options const& o, event_factory const& f) {
     return out;
 }
 
+/**
+ * The machine alone, no I/O: one thread pinned to each CPU spins for `seconds`, reading the
+ * clock; a jump of more than 1 ms is a moment the CPU was taken away (by the hypervisor, an
+ * interrupt, another process). Their share of the time and the longest is what the latency
+ * scenario's p99 is up against: a stop of S ms leaves the events published meanwhile waiting,
+ * and at half load herald needs about S ms more to catch up.
+ */
+report run_stalls(double seconds) {
+    struct cpu_result {
+        double stopped = 0, longest = 0;
+        std::size_t stops = 0;
+    };
+    unsigned const cpus = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<cpu_result> per_cpu(cpus);
+    std::vector<std::thread> threads;
+    for (unsigned cpu = 0; cpu < cpus; ++cpu)
+        threads.emplace_back([cpu, seconds, &r = per_cpu[cpu]] {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            (void)::sched_setaffinity(0, sizeof set, &set);
+            auto const start = steady::now();
+            auto const end = start + std::chrono::duration_cast<steady::duration>(
+                                         std::chrono::duration<double>(seconds));
+            auto last = start;
+            for (auto t = start; t < end; t = steady::now()) {
+                double const gap = std::chrono::duration<double, std::milli>(t - last).count();
+                if (gap > 1.0) {
+                    r.stopped += gap;
+                    r.longest = std::max(r.longest, gap);
+                    ++r.stops;
+                }
+                last = t;
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    double stopped = 0, longest = 0;
+    std::size_t stops = 0;
+    std::string each;
+    for (unsigned cpu = 0; cpu < cpus; ++cpu) {
+        auto const& r = per_cpu[cpu];
+        stopped += r.stopped;
+        longest = std::max(longest, r.longest);
+        stops += r.stops;
+        each += (cpu ? ", CPU " : "CPU ") + std::to_string(cpu) + " " +
+                fixed(r.stopped / (seconds * 10.0), 2) + " %";
+    }
+    double const share = stopped / (seconds * 1000.0 * cpus);
+    report out{"stalls", double(stops) / (seconds * cpus), "stops/s per CPU"};
+    out.summary = grouped(double(stops)) + " stops over 1 ms in " + fixed(seconds, 0) + " s on " +
+                  std::to_string(cpus) + " CPUs, " + fixed(share * 100.0, 2) + " % of the time (" +
+                  each + "), longest " + fixed(longest, 1) + " ms";
+    out.add("cpus", std::int64_t(cpus))
+        .add("seconds", seconds)
+        .add("stops", std::int64_t(stops))
+        .add("stopped_share", share)
+        .add("longest_ms", longest);
+    return out;
+}
+
 report run_matching(options const& o) {
     herald::memory_store_params sp;
     sp.addresses.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
@@ -1664,6 +1728,7 @@ int main(int argc, char** argv) {
         run("signed", [&] { return run_signed(o, t, f); });
         run("herald", [&] { return run_herald(o, t, f, o.events); });
         run("fanout", [&] { return run_fanout(o, t, f); });
+        run("stalls", [] { return run_stalls(2.0); });
         run("latency", [&] {
             auto max_rate = res.rate("herald");
             if (!max_rate) {
