@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_address_policy {
+
 using namespace herald;
 namespace ip = boost::asio::ip;
 
@@ -109,3 +112,5 @@ TEST_CASE("cidr parsing", "[ssrf][cidr]") {
     CHECK_FALSE(cidr::parse("10.0.0.0/"));
     CHECK_FALSE(cidr::parse("fe80::/129"));
 }
+
+} // namespace herald_test_address_policy

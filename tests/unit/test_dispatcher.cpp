@@ -15,6 +15,9 @@
 #include <set>
 #include <thread>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_dispatcher {
+
 using namespace herald;
 using herald::test::until;
 using namespace std::chrono_literals;
@@ -549,3 +552,5 @@ TEST_CASE("async_deliver_once sends one request to one webhook, even an inactive
     CHECK(s.in_flight == 0);
     CHECK(s.delivered == 0); // counters of published deliveries; manual ones are in the log
 }
+
+} // namespace herald_test_dispatcher

@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include <herald/detail/ids.hpp>
 #include <herald/event.hpp>
 
@@ -14,18 +16,17 @@
 #include <thread>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_event {
+
 using namespace std::chrono_literals;
 namespace json = boost::json;
+
+using herald::test::fixed_time;
 
 namespace {
 
 constexpr std::string_view crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
-// 2026-11-27T15:52:54.123Z
-herald::time_point fixed_time() {
-    using namespace std::chrono;
-    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
-}
 
 json::object obj(std::string_view text) {
     return json::parse(text).as_object();
@@ -351,3 +352,5 @@ TEST_CASE("prepare_event derives changes for an update without them", "[event][p
         CHECK_FALSE(e.changes.has_value());
     }
 }
+
+} // namespace herald_test_event

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_health {
+
 using namespace herald;
 using namespace std::chrono_literals;
 
@@ -160,3 +163,5 @@ TEST_CASE("reset_health forgets a webhook's failures", "[health][scheduler]") {
     CHECK(s.breaker(1) == nullptr);
     CHECK(s.pop_ready(now + 1s));
 }
+
+} // namespace herald_test_health

@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include <herald/log.hpp>
 #include <herald/memory_log.hpp>
 #include <herald/metered_log.hpp>
@@ -13,39 +15,17 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_log {
+
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
+using herald::test::fixed_time;
+using herald::test::make_log_entry;
+using herald::test::seqs;
+
 namespace {
-
-// 2026-11-27T15:52:54.123Z
-herald::time_point fixed_time() {
-    using namespace std::chrono;
-    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
-}
-
-herald::log_entry entry(herald::webhook_id hook, herald::event_type type, herald::outcome result,
-                        herald::time_point started_at, std::string tag = "") {
-    herald::log_entry e;
-    e.delivery_id = "dlv_" + tag;
-    e.event_id = "evt_" + tag;
-    e.webhook = hook;
-    e.webhook_name = "hook-" + std::to_string(hook);
-    e.url = "https://example.com/" + std::to_string(hook);
-    e.type = type;
-    e.object_id = tag;
-    e.attempt = 1;
-    e.started_at = started_at;
-    e.result = result;
-    return e;
-}
-
-std::vector<std::uint64_t> seqs(herald::log_page const& page) {
-    std::vector<std::uint64_t> out;
-    for (auto const& e : page.entries)
-        out.push_back(e.seq);
-    return out;
-}
 
 /// Records `n` entries at times t0, t0+1s, ...: webhook 1..3, types and outcomes rotating.
 void fill(herald::memory_log& log, int n) {
@@ -55,9 +35,9 @@ void fill(herald::memory_log& log, int n) {
         herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed,
         herald::outcome::delivered};
     for (int i = 0; i < n; ++i)
-        log.record(entry(static_cast<herald::webhook_id>(1 + i % 3),
-                         types[i % 3 == 0 ? 0 : i % 2 + 1], outcomes[i % 4],
-                         fixed_time() + std::chrono::seconds(i), std::to_string(i + 1)));
+        log.record(make_log_entry(static_cast<herald::webhook_id>(1 + i % 3),
+                                  types[i % 3 == 0 ? 0 : i % 2 + 1], outcomes[i % 4],
+                                  fixed_time() + std::chrono::seconds(i), std::to_string(i + 1)));
 }
 
 } // namespace
@@ -82,7 +62,8 @@ TEST_CASE("memory_log drops the oldest entries when full", "[log][capacity]") {
     CHECK(log.size() == 3);
     auto const page = log.query({});
     CHECK(seqs(page) == std::vector<std::uint64_t>{5, 4, 3});
-    log.record(entry(9, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    log.record(
+        make_log_entry(9, herald::event_type::create, herald::outcome::delivered, fixed_time()));
     CHECK(log.size() == 3);
     CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{6, 5, 4});
 
@@ -110,11 +91,16 @@ TEST_CASE("memory_log drops the oldest entries when full", "[log][capacity]") {
 TEST_CASE("memory_log filters by webhook, type and outcome", "[log][query]") {
     herald::memory_log log;
     auto const t0 = fixed_time();
-    log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0, "a")); // 1
-    log.record(entry(2, herald::event_type::update, herald::outcome::retrying, t0, "b"));  // 2
-    log.record(entry(1, herald::event_type::update, herald::outcome::failed, t0, "c"));    // 3
-    log.record(entry(2, herald::event_type::remove, herald::outcome::delivered, t0, "d")); // 4
-    log.record(entry(1, herald::event_type::update, herald::outcome::delivered, t0, "e")); // 5
+    log.record(
+        make_log_entry(1, herald::event_type::create, herald::outcome::delivered, t0, "a")); // 1
+    log.record(
+        make_log_entry(2, herald::event_type::update, herald::outcome::retrying, t0, "b")); // 2
+    log.record(
+        make_log_entry(1, herald::event_type::update, herald::outcome::failed, t0, "c")); // 3
+    log.record(
+        make_log_entry(2, herald::event_type::remove, herald::outcome::delivered, t0, "d")); // 4
+    log.record(
+        make_log_entry(1, herald::event_type::update, herald::outcome::delivered, t0, "e")); // 5
 
     herald::log_query q;
     q.webhook = 1;
@@ -253,13 +239,16 @@ TEST_CASE("memory_log can be moved with its entries", "[log]") {
     fill(log, 3);
     herald::memory_log moved(std::move(log));
     CHECK(moved.size() == 3);
-    moved.record(entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
-    moved.record(entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    moved.record(
+        make_log_entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
+    moved.record(
+        make_log_entry(1, herald::event_type::create, herald::outcome::delivered, fixed_time()));
     CHECK(seqs(moved.query({})) == std::vector<std::uint64_t>{5, 4, 3, 2});
 }
 
 TEST_CASE("to_json(log_entry) has exactly the relay's keys", "[log][json]") {
-    auto e = entry(7, herald::event_type::update, herald::outcome::retrying, fixed_time(), "x");
+    auto e =
+        make_log_entry(7, herald::event_type::update, herald::outcome::retrying, fixed_time(), "x");
     e.seq = 12;
     e.delivery_id = "dlv_01KB0Q3M5V8Z9X4N2R7T6Y1W0C";
     e.event_id = "evt_01KB0Q3M5V8Z9X4N2R7T6Y1W0D";
@@ -303,7 +292,8 @@ TEST_CASE("to_json(log_entry) has exactly the relay's keys", "[log][json]") {
 }
 
 TEST_CASE("to_json(log_entry, full) adds the request with credentials masked", "[log][json]") {
-    auto e = entry(7, herald::event_type::create, herald::outcome::delivered, fixed_time());
+    auto e =
+        make_log_entry(7, herald::event_type::create, herald::outcome::delivered, fixed_time());
     CHECK_FALSE(herald::to_json(e).contains("request"));
 
     auto const empty = herald::to_json(e, herald::log_detail::full);
@@ -392,3 +382,5 @@ TEST_CASE("metered_log counts attempts by outcome, their durations and each webh
     CHECK(later.last.has_value());
     CHECK_FALSE(log.activity(3, now).last.has_value());
 }
+
+} // namespace herald_test_log

@@ -12,6 +12,9 @@
 #include <fstream>
 #include <sstream>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_parse_event {
+
 using namespace herald;
 
 namespace {
@@ -118,3 +121,5 @@ TEST_CASE("jsonl_log::open names the path it cannot open", "[log][jsonl]") {
     CHECK(r.error().field == "path");
     CHECK(r.error().message.find("/nonexistent-dir/x.jsonl") != std::string::npos);
 }
+
+} // namespace herald_test_parse_event

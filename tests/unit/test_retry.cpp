@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_retry {
+
 using namespace std::chrono_literals;
 
 namespace {
@@ -322,3 +325,5 @@ TEST_CASE("parse_retry_after reads delay-seconds and HTTP-dates", "[retry][retry
         CHECK_FALSE(herald::parse_retry_after(bad, now).has_value());
     }
 }
+
+} // namespace herald_test_retry

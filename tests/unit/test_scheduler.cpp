@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include <herald/scheduler.hpp>
 
 #include <catch2/catch.hpp>
@@ -9,15 +11,14 @@
 #include <optional>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_scheduler {
+
 using namespace std::chrono_literals;
 
-namespace {
+using herald::test::fixed_time;
 
-// 2026-11-27T15:52:54.123Z
-herald::time_point fixed_time() {
-    using namespace std::chrono;
-    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
-}
+namespace {
 
 // Builds deliveries by hand: one shared event, one shared webhook per id.
 struct deliveries {
@@ -398,3 +399,5 @@ TEST_CASE("scheduler take_all returns everything not in flight", "[scheduler][sh
         CHECK(s.pending() == 2);
     }
 }
+
+} // namespace herald_test_scheduler

@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include <herald/datagerry_serializer.hpp>
 #include <herald/json_serializer.hpp>
 
@@ -9,16 +11,15 @@
 #include <chrono>
 #include <string>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_serializers {
+
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
-namespace {
+using herald::test::fixed_time;
 
-// 2026-11-27T15:52:54.123Z = 1795794774123 ms since the epoch
-herald::time_point fixed_time() {
-    using namespace std::chrono;
-    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
-}
+namespace {
 
 constexpr char const* event_id = "evt_01KB0Q3M5V8Z9X4N2R7T6Y1W0C";
 
@@ -315,3 +316,5 @@ TEST_CASE("datagerry_serializer keeps to its wire format", "[serializer][datager
         CHECK(v.at("changes").is_null());
     }
 }
+
+} // namespace herald_test_serializers

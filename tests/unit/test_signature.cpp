@@ -6,6 +6,9 @@
 #include <map>
 #include <sstream>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_signature {
+
 using namespace herald;
 
 namespace {
@@ -130,3 +133,5 @@ TEST_CASE("base64 round-trips every length", "[signature][base64]") {
     CHECK_FALSE(detail::base64_decode("Zm9v$mFy"));
     CHECK_FALSE(detail::base64_decode("Z"));
 }
+
+} // namespace herald_test_signature

@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include "temp_db.hpp"
 
 #include <herald/memory_log.hpp>
@@ -13,45 +15,21 @@
 #include <thread>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_sqlite_log {
+
 using namespace std::chrono_literals;
 using herald::test::raw_db;
 using herald::test::temp_dir;
+
+using herald::test::make_log_entry;
+using herald::test::seqs;
 
 namespace {
 
 herald::time_point t0() {
     using namespace std::chrono;
     return herald::time_point{sys_days{2026y / November / 27}} + 15h;
-}
-
-herald::log_entry entry(herald::webhook_id hook, herald::event_type type, herald::outcome result,
-                        herald::time_point started_at, std::string tag) {
-    herald::log_entry e;
-    e.delivery_id = "dlv_" + tag;
-    e.event_id = "evt_" + tag;
-    e.webhook = hook;
-    e.webhook_name = "Hook " + std::to_string(hook);
-    e.url = "https://example.com/" + std::to_string(hook);
-    e.type = type;
-    e.object_id = tag;
-    e.attempt = 1;
-    e.started_at = started_at;
-    e.elapsed = 42ms;
-    e.status = result == herald::outcome::delivered ? 204 : 503;
-    e.result = result;
-    if (result != herald::outcome::delivered)
-        e.error = "receiver answered HTTP 503";
-    if (result == herald::outcome::retrying)
-        e.next_attempt_at = started_at + 5s;
-    e.response_excerpt = "excerpt " + tag;
-    return e;
-}
-
-std::vector<std::uint64_t> seqs(herald::log_page const& page) {
-    std::vector<std::uint64_t> out;
-    for (auto const& e : page.entries)
-        out.push_back(e.seq);
-    return out;
 }
 
 /// Records the same `n` entries in both logs: webhooks 1..3, types and outcomes rotating.
@@ -63,8 +41,9 @@ void fill(int n, Logs&... logs) {
         herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed,
         herald::outcome::delivered};
     for (int i = 0; i < n; ++i) {
-        auto const e = entry(static_cast<herald::webhook_id>(1 + i % 3), types[(i / 2) % 3],
-                             outcomes[i % 4], t0() + std::chrono::seconds(i), std::to_string(i));
+        auto const e =
+            make_log_entry(static_cast<herald::webhook_id>(1 + i % 3), types[(i / 2) % 3],
+                           outcomes[i % 4], t0() + std::chrono::seconds(i), std::to_string(i));
         (logs.record(e), ...);
     }
 }
@@ -84,7 +63,8 @@ TEST_CASE("sqlite_log records every field and reads it back after a restart", "[
     {
         auto log = open_log({.path = path});
         CHECK(log.query({}).entries.empty());
-        auto e = entry(7, herald::event_type::update, herald::outcome::retrying, t0(), "x");
+        auto e =
+            make_log_entry(7, herald::event_type::update, herald::outcome::retrying, t0(), "x");
         e.warning = "TLS certificate verification is disabled for this webhook";
         e.attempt = 3;
         log.record(e);
@@ -116,7 +96,8 @@ TEST_CASE("sqlite_log records every field and reads it back after a restart", "[
     CHECK_FALSE(page.next.has_value());
 
     // numbering goes on where the file left off
-    log.record(entry(7, herald::event_type::create, herald::outcome::delivered, t0(), "y"));
+    log.record(
+        make_log_entry(7, herald::event_type::create, herald::outcome::delivered, t0(), "y"));
     log.flush();
     CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{2, 1});
 }
@@ -132,16 +113,19 @@ TEST_CASE("sqlite_log keeps the request as sent, one body row per event", "[sqli
         auto log = open_log({.path = path, .max_per_webhook = 2, .retention_interval = 24h});
         // three attempts of one event (two webhooks, a retry), one of another, one unsent
         for (auto hook : {1, 2, 1}) {
-            auto e = entry(static_cast<herald::webhook_id>(hook), herald::event_type::create,
-                           herald::outcome::delivered, t0(), "1");
+            auto e =
+                make_log_entry(static_cast<herald::webhook_id>(hook), herald::event_type::create,
+                               herald::outcome::delivered, t0(), "1");
             e.request_headers = headers;
             e.request_body = body;
             log.record(e);
         }
-        auto e = entry(1, herald::event_type::create, herald::outcome::delivered, t0(), "2");
+        auto e =
+            make_log_entry(1, herald::event_type::create, herald::outcome::delivered, t0(), "2");
         e.request_body = other;
         log.record(e);
-        log.record(entry(1, herald::event_type::create, herald::outcome::failed, t0(), "3"));
+        log.record(
+            make_log_entry(1, herald::event_type::create, herald::outcome::failed, t0(), "3"));
         log.flush();
         raw_db raw(path);
         CHECK(raw.value("SELECT count(*) FROM log_bodies") == 2);
@@ -269,7 +253,8 @@ TEST_CASE("sqlite_log keeps a deleted webhook's entries, readable by name", "[sq
     p.events = herald::event_type_set::all();
     auto hook = store->create(p);
     REQUIRE(hook.has_value());
-    auto e = entry(hook->id, herald::event_type::create, herald::outcome::delivered, t0(), "b");
+    auto e =
+        make_log_entry(hook->id, herald::event_type::create, herald::outcome::delivered, t0(), "b");
     e.webhook_name = hook->name;
     e.url = hook->url;
     log.record(e);
@@ -303,8 +288,8 @@ TEST_CASE("sqlite_log retention by age and by count per webhook, with a fake clo
                              .now = fake_now});
         // entries at t0 - 3h, t0 - 2h, t0 - 30 min, t0
         for (auto ago : {180min, 120min, 30min, 0min})
-            log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0() - ago,
-                             std::to_string(ago.count())));
+            log.record(make_log_entry(1, herald::event_type::create, herald::outcome::delivered,
+                                      t0() - ago, std::to_string(ago.count())));
         log.flush();
         CHECK(log.apply_retention() == 2);
         CHECK(seqs(log.query({})) == std::vector<std::uint64_t>{4, 3});
@@ -340,8 +325,8 @@ TEST_CASE("sqlite_log retention by age and by count per webhook, with a fake clo
                              .retention_interval = 20ms,
                              .now = fake_now});
         for (int i = 0; i < 10; ++i)
-            log.record(entry(1, herald::event_type::create, herald::outcome::delivered, t0(),
-                             std::to_string(i)));
+            log.record(make_log_entry(1, herald::event_type::create, herald::outcome::delivered,
+                                      t0(), std::to_string(i)));
         log.flush();
         CHECK(log.size() == 10); // nothing is old yet
         fake_ms += std::chrono::milliseconds(2h).count();
@@ -359,8 +344,9 @@ TEST_CASE("sqlite_log writes off the recording thread, many entries per commit",
     for (int w = 0; w < 4; ++w)
         writers.emplace_back([&, w] {
             for (int i = 0; i < 500; ++i)
-                log.record(entry(static_cast<herald::webhook_id>(w + 1), herald::event_type::create,
-                                 herald::outcome::delivered, t0(), std::to_string(i)));
+                log.record(make_log_entry(static_cast<herald::webhook_id>(w + 1),
+                                          herald::event_type::create, herald::outcome::delivered,
+                                          t0(), std::to_string(i)));
         });
     for (auto& w : writers)
         w.join();
@@ -371,3 +357,5 @@ TEST_CASE("sqlite_log writes off the recording thread, many entries per commit",
     q.limit = 1;
     CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{2000});
 }
+
+} // namespace herald_test_sqlite_log

@@ -19,6 +19,9 @@
 #include <thread>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_sqlite_store {
+
 using namespace std::chrono_literals;
 using herald::test::raw_db;
 using herald::test::temp_dir;
@@ -623,3 +626,5 @@ TEST_CASE("publishes waiting at the same time share one commit", "[sqlite][dispa
     raw_db raw(path);
     CHECK(raw.value("SELECT count(*) FROM deliveries") == publishers);
 }
+
+} // namespace herald_test_sqlite_store

@@ -1,3 +1,5 @@
+#include "fixtures.hpp"
+
 #include <herald/time.hpp>
 
 #include <catch2/catch.hpp>
@@ -5,15 +7,14 @@
 #include <chrono>
 #include <string>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_time {
+
 using namespace std::chrono_literals;
 
-namespace {
+using herald::test::fixed_time;
 
-// 2026-11-27T15:52:54.123Z
-herald::time_point fixed_time() {
-    using namespace std::chrono;
-    return herald::time_point{sys_days{2026y / November / 27}} + 15h + 52min + 54s + 123ms;
-}
+namespace {
 
 // 1994-11-06T08:49:37Z, the example of RFC 9110 section 5.6.7
 herald::time_point rfc9110_example() {
@@ -190,3 +191,5 @@ TEST_CASE("parse_http_date never returns a wrong time for dates the clock cannot
     REQUIRE(s9999.has_value());
     CHECK(s9999->time_since_epoch().count() == 253402300799);
 }
+
+} // namespace herald_test_time

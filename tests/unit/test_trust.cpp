@@ -10,6 +10,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_trust {
+
 using namespace herald;
 using herald::test::until;
 using namespace std::chrono_literals;
@@ -267,3 +270,5 @@ TEST_CASE("failing for the whole window disables the webhook", "[trust][disable]
     CHECK(last.error.find("webhook disabled: no successful delivery for 30ms") !=
           std::string::npos);
 }
+
+} // namespace herald_test_trust

@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+// One namespace a file: the unit tests build as one translation unit (unity).
+namespace herald_test_webhook {
+
 using namespace std::chrono_literals;
 namespace json = boost::json;
 
@@ -577,3 +580,5 @@ TEST_CASE("to_json(webhook) writes the params, id and times", "[webhook][json]")
         CHECK_FALSE(p->connect_timeout.has_value());
     }
 }
+
+} // namespace herald_test_webhook
