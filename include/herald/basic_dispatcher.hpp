@@ -194,6 +194,11 @@ private:
     void abandon_pending(time_point now);
     void wake_pump();
     void wake_intake();
+    /// Backpressure: no new event while max_pending deliveries wait (unless stopping: every
+    /// event publish acknowledged must then be taken, to be delivered or logged).
+    bool has_room() const noexcept {
+        return params_.max_pending == 0 || stopping_ || sched_.pending() < params_.max_pending;
+    }
 
     // The durable publish path (docs/durability.md): the caller stages and commits the
     // deliveries, then hands them to the strand. committing_ counts the publishes between

@@ -225,11 +225,6 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
     std::vector<object_event> events;
     std::size_t next = 0; // events before it are accepted
     bool more = true;
-    // Backpressure: no new event while max_pending deliveries wait (unless stopping: every
-    // event publish acknowledged must then be taken, to be delivered or logged).
-    auto room = [this] {
-        return params_.max_pending == 0 || stopping_ || sched_.pending() < params_.max_pending;
-    };
     for (;;) {
         if (next == events.size()) {
             events.clear();
@@ -239,14 +234,14 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
             more = co_await source_.async_receive(events);
             continue;
         }
-        while (!room()) {
+        while (!has_room()) {
             intake_waiting_ = true;
             auto [ec] = co_await intake_signal_.async_receive(
                 boost::asio::as_tuple(boost::asio::use_awaitable));
             (void)ec;
         }
         auto const now = clock::now();
-        while (next < events.size() && room())
+        while (next < events.size() && has_room())
             accept(events[next++], now);
         wake_pump();
     }
@@ -366,8 +361,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
 
 HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::wake_intake() {
-    if (intake_waiting_ &&
-        (stopping_ || params_.max_pending == 0 || sched_.pending() < params_.max_pending)) {
+    if (intake_waiting_ && has_room()) {
         intake_waiting_ = false;
         intake_signal_.try_send(boost::system::error_code{});
     }

@@ -125,6 +125,8 @@ inline std::string code_name(boost::system::error_code const& ec) {
         return "queue_full";
     case error::stopped:
         return "stopped";
+    case error::storage_failed:
+        return "storage_failed";
     default:
         return "delivery_error";
     }

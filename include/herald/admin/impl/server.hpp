@@ -594,7 +594,6 @@ boost::json::object HERALD_ADMIN::activity_json(webhook_id id, time_point now) c
     boost::json::object o;
     if (a.last) {
         boost::json::object last;
-        last["id"] = a.last->seq;
         last["delivery_id"] = a.last->delivery_id;
         last["started_at"] = format_rfc3339(a.last->started_at);
         last["status"] = a.last->status;
