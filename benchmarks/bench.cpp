@@ -996,7 +996,7 @@ public:
     explicit timing_log(std::shared_ptr<latency_probe> probe = nullptr)
         : probe_(std::move(probe)) {}
 
-    void record(herald::log_entry e) {
+    std::uint64_t record(herald::log_entry e) {
         if (probe_ && e.result == herald::outcome::delivered &&
             e.event_id.starts_with(latency_probe::prefix)) {
             std::string_view const digits =
@@ -1008,7 +1008,7 @@ public:
                 probe_->done.fetch_add(1, std::memory_order_release);
             }
         }
-        inner_.record(std::move(e));
+        return inner_.record(std::move(e));
     }
 
     herald::log_page query(herald::log_query const& q) const { return inner_.query(q); }

@@ -12,6 +12,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -62,6 +63,18 @@ concept webhook_store = requires(S& s, S const& cs, webhook_params p, webhook_id
     { s.claim(now, max) } -> std::same_as<std::vector<delivery>>;
 };
 
+namespace detail {
+/// A store that persists deliveries before enqueue returns says so: `static constexpr bool
+/// durable = true` (sqlite_store).
+template <class S>
+constexpr bool is_durable() {
+    if constexpr (requires { S::durable; })
+        return S::durable;
+    else
+        return false;
+}
+} // namespace detail
+
 /**
  * Where events come from.
  *
@@ -111,7 +124,9 @@ concept transport = requires(T& t, http_request const& req) {
 /**
  * Keeps every attempt and answers "View Logs".
  * - `log.record(entry)`: stores one attempt (assigning `entry.seq`); must not block for long,
- *   it runs on the dispatcher's strand.
+ *   it runs on the dispatcher's strand. It may return the `seq` it assigned (convertible to
+ *   `std::uint64_t`, as every built-in sink's does): Test and Redeliver then link to the
+ *   entry without querying the log for it.
  * - `log.query(q)` -> `log_page`: newest first, filtered and paged; any thread.
  */
 template <class L>
@@ -119,6 +134,22 @@ concept log_sink = requires(L& log, L const& clog, log_entry e, log_query const&
     log.record(std::move(e));
     { clog.query(q) } -> std::same_as<log_page>;
 };
+
+namespace detail {
+/// Records `e` and returns the `seq` the sink assigned, when its `record` returns it (every
+/// built-in sink's does); 0 when it does not.
+template <class Log>
+std::uint64_t record_seq(Log& log, log_entry e) {
+    if constexpr (requires {
+                      { log.record(std::move(e)) } -> std::convertible_to<std::uint64_t>;
+                  }) {
+        return log.record(std::move(e));
+    } else {
+        log.record(std::move(e));
+        return 0;
+    }
+}
+} // namespace detail
 
 } // namespace herald
 

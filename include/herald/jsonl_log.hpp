@@ -48,18 +48,20 @@ public:
     jsonl_log& operator=(jsonl_log&&) noexcept = default;
     ~jsonl_log() = default;
 
-    void record(log_entry e) {
+    /// Queues the attempt's line and keeps it among the recent ones; returns its `seq`.
+    std::uint64_t record(log_entry e) {
         // Anything an application put in an id or a name reaches the line: keep it valid UTF-8.
         std::string line;
         detail::append_utf8(line, boost::json::serialize(to_json(e)));
         line += '\n';
-        s_->recent.record(std::move(e));
+        auto const seq = s_->recent.record(std::move(e));
         {
             std::lock_guard lock(s_->mutex);
             s_->lines.push_back(std::move(line));
             ++s_->recorded;
         }
         s_->cv.notify_all();
+        return seq;
     }
 
     log_page query(log_query const& q) const { return s_->recent.query(q); }

@@ -137,6 +137,8 @@ struct log_query {
     /// The webhook's name as the entry recorded it, case-insensitive: finds the entries of a
     /// webhook that was deleted (or renamed) since.
     std::optional<std::string> webhook_name;
+    /// One delivery's attempts (`dlv_…`, exact).
+    std::optional<std::string> delivery_id;
 
     static constexpr std::size_t max_limit = 1000;
 
@@ -144,7 +146,8 @@ struct log_query {
         return (!webhook || e.webhook == *webhook) && (!type || e.type == *type) &&
                (!result || e.result == *result) && (!since || e.started_at >= *since) &&
                (!until || e.started_at < *until) && (!before_seq || e.seq < *before_seq) &&
-               (!webhook_name || same_name(e.webhook_name, *webhook_name));
+               (!webhook_name || same_name(e.webhook_name, *webhook_name)) &&
+               (!delivery_id || e.delivery_id == *delivery_id);
     }
 
 private:

@@ -35,15 +35,16 @@ public:
         other.entries_.clear();
     }
 
-    /// Stores one attempt, dropping the oldest entry when full.
-    void record(log_entry e) {
+    /// Stores one attempt, dropping the oldest entry when full; returns the `seq` it assigned.
+    std::uint64_t record(log_entry e) {
         std::lock_guard lock(mutex_);
-        e.seq = ++last_seq_;
+        auto const seq = e.seq = ++last_seq_;
         if (p_.capacity == 0)
-            return;
+            return seq;
         if (entries_.size() == p_.capacity)
             entries_.pop_front();
         entries_.push_back(std::move(e));
+        return seq;
     }
 
     /// The entries matching `q`, newest first, at most `q.limit` of them.

@@ -69,9 +69,11 @@ public:
     metered_log(metered_log&&) noexcept = default;
     metered_log& operator=(metered_log&&) noexcept = default;
 
-    void record(log_entry e) {
+    /// Counts the attempt, then records it in the wrapped log; returns the `seq` that log
+    /// assigned (0 when it does not report one).
+    std::uint64_t record(log_entry e) {
         observe(e, clock::now());
-        inner_.record(std::move(e));
+        return detail::record_seq(inner_, std::move(e));
     }
 
     log_page query(log_query const& q) const { return inner_.query(q); }

@@ -77,15 +77,17 @@ public:
     /// Writes everything recorded, then closes the file.
     ~sqlite_log() = default;
 
-    /// Queues one attempt, assigning its `seq`.
-    void record(log_entry e) {
+    /// Queues one attempt and returns the `seq` it assigned (the row has it once written).
+    std::uint64_t record(log_entry e) {
+        std::uint64_t seq = 0;
         {
             std::lock_guard lock(s_->mutex);
-            e.seq = ++s_->last_seq;
+            seq = e.seq = ++s_->last_seq;
             s_->queue.push_back(std::move(e));
             ++s_->recorded;
         }
         s_->cv.notify_all();
+        return seq;
     }
 
     /// The entries matching `q`, newest first, at most `q.limit` of them.
@@ -107,6 +109,8 @@ public:
             sql += " AND seq < ?6";
         if (q.webhook_name)
             sql += " AND webhook_name = ?7 COLLATE NOCASE";
+        if (q.delivery_id)
+            sql += " AND delivery_id = ?9";
         sql += " ORDER BY seq DESC LIMIT ?8";
         log_page page;
         std::lock_guard lock(s_->reader_mutex);
@@ -126,6 +130,8 @@ public:
                 st.bind(6, std::int64_t(std::min<std::uint64_t>(*q.before_seq, INT64_MAX)));
             if (q.webhook_name)
                 st.bind(7, *q.webhook_name);
+            if (q.delivery_id)
+                st.bind(9, *q.delivery_id);
             st.bind(8, std::int64_t(limit + 1));
             // Entries of one event share its body, as they did when recorded.
             std::unordered_map<std::int64_t, std::shared_ptr<std::string const>> bodies;

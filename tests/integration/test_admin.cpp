@@ -4,8 +4,12 @@
 #include "loopback_server.hpp"
 #include "process.hpp"
 
+#include "temp_db.hpp"
+
 #include <herald/admin/server.hpp>
 #include <herald/metered_log.hpp>
+#include <herald/sqlite_log.hpp>
+#include <herald/sqlite_store.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -89,10 +93,10 @@ reply_t call(unsigned short port, http::verb method, std::string const& target,
     return read_reply(s, buf);
 }
 
-template <class Log>
+template <class Log, class Store = memory_store>
 struct admin_fixture {
     using dispatcher_type =
-        basic_dispatcher<memory_store, channel_source, json_serializer, http_transport, Log>;
+        basic_dispatcher<Store, channel_source, json_serializer, http_transport, Log>;
 
     loopback_server receiver;
     boost::asio::io_context io;
@@ -106,9 +110,11 @@ struct admin_fixture {
     }
 
     explicit admin_fixture(admin::server_params p = {})
-        : d(io.get_executor(), fast_params({0ms, 50ms}),
-            memory_store({harness<>::loopback_only(), false}),
-            http_transport(harness<>::with_loopback({})))
+        : admin_fixture(memory_store({harness<>::loopback_only(), false}), Log(), std::move(p)) {}
+
+    admin_fixture(Store store, Log log, admin::server_params p = {})
+        : d(io.get_executor(), fast_params({0ms, 50ms}), std::move(store),
+            http_transport(harness<>::with_loopback({})), std::move(log))
         , srv(io.get_executor(), d, params(std::move(p))) {
         d.async_run(boost::asio::detached);
         srv.async_run(boost::asio::detached);
@@ -376,6 +382,7 @@ TEST_CASE("admin: bad input is a problem naming the field", "[admin][validation]
     bad(http::verb::get, "/api/logs?until=2999-01-01T00:00:00Z", "", 400, "until");
     bad(http::verb::get, "/api/logs?since=2026-11-27T10:00:00", "", 400, "since"); // no zone
     bad(http::verb::get, "/api/logs?limit=0", "", 400, "limit");
+    bad(http::verb::get, "/api/logs?delivery=17", "", 400, "delivery");
     bad(http::verb::get, "/api/logs?limit=1001", "", 400, "limit");
     bad(http::verb::get, "/api/logs?cursor=-1", "", 400, "cursor");
     bad(http::verb::get, "/api/logs?page=2", "", 400, "page");
@@ -456,6 +463,10 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
         // and by log entry id
         CHECK(f.post("/api/deliveries/" + std::to_string(entry_id) + "/redeliver").status == 200);
         REQUIRE(f.receiver.wait_for(3, "/inventory", 10s));
+        // View Logs for one delivery: the first one's single attempt, not the redeliveries
+        auto one_delivery = f.wait_logs("delivery=" + delivery_id, 1);
+        REQUIRE(one_delivery.size() == 1);
+        CHECK(one_delivery[0].as_object().at("id") == entry_id);
     }
 
     // Test: a synthetic event, answered with its log entry, even while inactive.
@@ -506,6 +517,55 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
     CHECK(a.at("last").as_object().at("status") == 204);
     CHECK(a.at("success_rate_24h").as_double() == Approx(1.0));
     CHECK(a.at("delivered_24h").as_int64() == std::int64_t(all.size()));
+}
+
+TEST_CASE("admin on SQLite: publish answers after the commit; Test and Redeliver link to entries "
+          "the log writes later",
+          "[admin][logs][deliveries][sqlite]") {
+    temp_dir dir;
+    sqlite_store_params sp;
+    sp.path = dir.file("herald.db");
+    sp.addresses = harness<>::loopback_only();
+    auto store = sqlite_store::open(sp);
+    REQUIRE(store.has_value());
+    auto log = sqlite_log::open({.path = sp.path});
+    REQUIRE(log.has_value());
+    admin_fixture<sqlite_log, sqlite_store> f(std::move(*store), std::move(*log));
+    auto const hook_id = f.create("inventory", "/inventory").at("id").as_int64();
+
+    auto pub = f.post("/api/events", R"({"type": "create", "object_id": 7,
+        "object_type": "server", "after": {"hostname": "db-7"}})");
+    REQUIRE(pub.status == 202);
+    auto const event_id = std::string(pub.object()["id"].as_string());
+    REQUIRE(f.receiver.wait_for(1, "/inventory", 10s));
+    auto const first = f.wait_logs("webhook=" + std::to_string(hook_id), 1);
+    REQUIRE(first.size() == 1);
+    auto const delivery_id = std::string(first[0].as_object().at("delivery_id").as_string());
+    CHECK(first[0].as_object().at("event_id").as_string() == event_id);
+
+    // The entry a manual attempt answers with carries the id the log gave it, though the log
+    // writes it on its own thread afterwards: that id opens it.
+    auto test = f.post("/api/webhooks/" + std::to_string(hook_id) + "/test");
+    REQUIRE(test.status == 200);
+    auto const test_id = test.object()["id"].as_int64();
+    CHECK(test_id > first[0].as_object().at("id").as_int64());
+    CHECK(f.wait_logs("webhook=" + std::to_string(hook_id), 2).size() == 2);
+    auto opened = f.get("/api/logs/" + std::to_string(test_id));
+    REQUIRE(opened.status == 200);
+    CHECK(opened.object()["object_id"] == "herald-test");
+
+    // Redeliver by delivery id, found through the log's delivery index.
+    auto again = f.post("/api/deliveries/" + delivery_id + "/redeliver");
+    REQUIRE(again.status == 200);
+    CHECK(again.object()["event_id"].as_string() == event_id);
+    CHECK(again.object()["id"].as_int64() > test_id);
+    REQUIRE(f.receiver.wait_for(3, "/inventory", 10s));
+    auto const sent = f.receiver.requests("/inventory");
+    CHECK(sent[2].body == sent[0].body);
+    CHECK(sent[2].header("webhook-id") == event_id);
+    auto const mine = f.wait_logs("delivery=" + delivery_id, 1);
+    REQUIRE(mine.size() == 1);
+    CHECK(mine[0].as_object().at("id") == first[0].as_object().at("id"));
 }
 
 TEST_CASE("admin: /metrics in Prometheus text format", "[admin][metrics]") {

@@ -1,10 +1,12 @@
 // The dispatcher over recording_transport: matching, fan-out, backpressure, retries against
 // the webhook as it is now, stop and drain, custom policies. No sockets.
 #include "run_async.hpp"
+#include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
 #include <herald/datagerry_serializer.hpp>
 #include <herald/recording_transport.hpp>
+#include <herald/sqlite_log.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +14,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -551,6 +554,75 @@ TEST_CASE("async_deliver_once sends one request to one webhook, even an inactive
     CHECK(s.attempts == 4);
     CHECK(s.in_flight == 0);
     CHECK(s.delivered == 0); // counters of published deliveries; manual ones are in the log
+}
+
+/// A sink whose `record` does not report the seq it assigns.
+class void_record_log {
+public:
+    void record(log_entry e) { inner_.record(std::move(e)); }
+    log_page query(log_query const& q) const { return inner_.query(q); }
+
+private:
+    memory_log inner_;
+};
+static_assert(log_sink<void_record_log>);
+
+/// Two manual attempts through a dispatcher logging to `log`: the entries they handed back,
+/// and the log afterwards in `log_out`.
+template <class Log>
+std::vector<log_entry> deliver_twice(Log log, std::optional<Log>& log_out) {
+    asio::io_context io;
+    recording_transport transport;
+    basic_dispatcher<memory_store, channel_source, json_serializer, recording_transport, Log> d(
+        io.get_executor(), quick(), memory_store(), transport, std::move(log));
+    auto const up = d.store().create(hook("up")).value();
+    auto const probe = object_event::created("t", {{"test", true}});
+    std::vector<log_entry> out;
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        for (int i = 0; i < 2; ++i) {
+            auto r = co_await d.async_deliver_once(up.id, probe, asio::use_awaitable);
+            REQUIRE(r.has_value());
+            out.push_back(std::move(*r));
+        }
+        co_await stop(d);
+    });
+    log_out.emplace(std::move(d.log()));
+    return out;
+}
+
+TEST_CASE("async_deliver_once hands back the entry with the seq its log assigned",
+          "[dispatcher][manual][log]") {
+    SECTION("sqlite_log: written later on its own thread, the seq is known at once") {
+        test::temp_dir dir;
+        sqlite_log_params p;
+        p.path = dir.file("log.db");
+        std::optional<sqlite_log> kept;
+        auto const got = deliver_twice(sqlite_log::open(p).value(), kept);
+        REQUIRE(got.size() == 2);
+        CHECK(got[0].seq != 0);
+        CHECK(got[1].seq > got[0].seq);
+        kept->flush();
+        for (auto const& e : got) {
+            log_query q;
+            q.before_seq = e.seq + 1;
+            q.limit = 1;
+            auto const page = kept->query(q);
+            REQUIRE(page.entries.size() == 1);
+            CHECK(page.entries[0].seq == e.seq);
+            CHECK(page.entries[0].delivery_id == e.delivery_id);
+        }
+    }
+    SECTION("a sink that does not report it: found again in its query") {
+        std::optional<void_record_log> kept;
+        auto const got = deliver_twice(void_record_log(), kept);
+        REQUIRE(got.size() == 2);
+        auto const page = kept->query(log_query{});
+        REQUIRE(page.entries.size() == 2);
+        CHECK(got[1].seq == page.entries[0].seq); // newest first
+        CHECK(got[0].seq == page.entries[1].seq);
+        CHECK(got[0].seq != 0);
+    }
 }
 
 } // namespace herald_test_dispatcher

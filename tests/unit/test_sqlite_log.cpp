@@ -158,6 +158,32 @@ TEST_CASE("sqlite_log keeps the request as sent, one body row per event", "[sqli
     CHECK(*kept.entries[0].request_body == *body);
 }
 
+TEST_CASE("sqlite_log and memory_log find every attempt of one delivery, newest first",
+          "[sqlite][log][query]") {
+    temp_dir dir;
+    auto sql = open_log({.path = dir.file("delivery.db")});
+    herald::memory_log mem;
+    fill(10, sql, mem);
+    for (std::uint32_t attempt = 2; attempt <= 3; ++attempt) {
+        auto e = make_log_entry(2, herald::event_type::update, herald::outcome::retrying,
+                                t0() + std::chrono::seconds(20 + attempt), "4");
+        e.attempt = attempt;
+        sql.record(e);
+        mem.record(e);
+    }
+    sql.flush();
+    herald::log_query q;
+    q.delivery_id = "dlv_4";
+    auto const a = sql.query(q);
+    CHECK(seqs(a) == std::vector<std::uint64_t>{12, 11, 5});
+    CHECK(seqs(mem.query(q)) == seqs(a));
+    REQUIRE(a.entries.size() == 3);
+    CHECK(a.entries[0].attempt == 3);
+    CHECK(a.entries[2].attempt == 1);
+    q.limit = 1; // the newest attempt alone, as Redeliver looks it up
+    CHECK(seqs(sql.query(q)) == std::vector<std::uint64_t>{12});
+}
+
 TEST_CASE("sqlite_log answers every query as memory_log does", "[sqlite][log][query]") {
     temp_dir dir;
     auto sql = open_log({.path = dir.file("query.db")});
@@ -214,6 +240,12 @@ TEST_CASE("sqlite_log answers every query as memory_log does", "[sqlite][log][qu
     q.webhook_name = "HOOK 3"; // case-insensitive
     auto by_name = same(q);
     CHECK(by_name.entries.size() == 20);
+
+    q = {};
+    q.delivery_id = "dlv_7";
+    CHECK(seqs(same(q)) == std::vector<std::uint64_t>{8});
+    q.delivery_id = "dlv_nothing";
+    CHECK(same(q).entries.empty());
 
     SECTION("paging with the cursor walks every entry once, newest first") {
         herald::log_query page_q;

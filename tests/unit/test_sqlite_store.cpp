@@ -284,7 +284,7 @@ TEST_CASE("sqlite_store and sqlite_log refuse files they cannot use, naming the 
         CHECK(s.error().field == "path");
         CHECK(s.error().what() == "path: '" + path +
                                       "' has schema version 7, newer than this herald "
-                                      "understands (2); use a newer herald or another file");
+                                      "understands (3); use a newer herald or another file");
         auto l = herald::sqlite_log::open({.path = path});
         REQUIRE_FALSE(l.has_value());
         CHECK_THAT(l.error().message, Catch::Contains("schema version 7"));
@@ -407,11 +407,12 @@ PRAGMA user_version = 1;
         CHECK(s.create(hook("next")).value().id == 5);
     }
     raw_db raw(path);
-    CHECK(raw.value("PRAGMA user_version") == 2);
+    CHECK(raw.value("PRAGMA user_version") == 3);
     CHECK(raw.value("SELECT count(*) FROM pragma_table_info('log') WHERE name IN "
                     "('request_headers', 'request_body_id')") == 2);
     CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_bodies'") == 1);
     CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_webhook_name'") == 1);
+    CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_delivery'") == 1);
     CHECK(raw.text("PRAGMA journal_mode") == "wal");
 
     // the old log entry reads back through sqlite_log, with the new columns' defaults

@@ -129,7 +129,7 @@ private:
     response list_logs(request const& req, boost::urls::params_view params);
     response get_log(request const& req, std::string const& id);
     boost::asio::awaitable<response> redeliver(request const& req, std::string const& id);
-    response publish_event(request const& req);
+    boost::asio::awaitable<response> publish_event(request const& req);
     response metrics(request const& req);
 
     boost::json::object webhook_json(webhook const& w, time_point now) const;

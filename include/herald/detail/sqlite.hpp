@@ -40,7 +40,7 @@ enum class sqlite_sync {
 namespace detail::sqlite {
 
 /// The first version this library wrote, and the one it writes now. See migrate().
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 
 class sqlite_error : public std::runtime_error {
 public:
@@ -225,6 +225,7 @@ inline problem describe(std::string const& path, int rc, std::string const& what
  * - 2: the log keeps the request as sent: its headers, and its body once per event in
  *   log_bodies (every attempt of an event, to every webhook, sent the same bytes); and it is
  *   searchable by webhook name (the name stays when the webhook is deleted).
+ * - 3: the log is indexed by delivery id (Redeliver and the admin's links name a delivery).
  */
 inline void migrate(connection& c, int from) {
     if (from < 1)
@@ -289,6 +290,8 @@ ALTER TABLE log ADD COLUMN request_body_id INTEGER;
 CREATE INDEX log_body ON log(request_body_id);
 CREATE INDEX log_webhook_name ON log(webhook_name COLLATE NOCASE, seq);
 )sql");
+    if (from < 3)
+        c.exec("CREATE INDEX log_delivery ON log(delivery_id, seq);");
 }
 
 inline result<connection> connection::open(std::string const& path, open_options const& o) {

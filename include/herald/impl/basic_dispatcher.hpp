@@ -19,14 +19,6 @@
 namespace herald {
 
 namespace detail {
-template <class S>
-constexpr bool is_durable() {
-    if constexpr (requires { S::durable; })
-        return S::durable;
-    else
-        return false;
-}
-
 /// A store that commits off the calling thread: `s.async_enqueue(deliveries, token)`
 /// completing with `void(result<void>)` (sqlite_store).
 template <class S>
@@ -474,6 +466,19 @@ inline std::string describe_failure(send_result const& r) {
                " not followed (herald never follows redirects)";
     return "receiver answered HTTP " + std::to_string(r.status);
 }
+
+/// Moves what was sent and what came back into the attempt's log entry.
+inline void take_exchange(log_entry& entry, http_request& req, send_result& r, time_point now) {
+    entry.request_headers = std::move(req.headers);
+    entry.request_body = std::move(req.body);
+    entry.elapsed = r.elapsed.count() > 0
+                        ? r.elapsed
+                        : std::chrono::duration_cast<duration>(now - entry.started_at);
+    entry.status = r.status;
+    entry.response_excerpt = std::move(r.excerpt);
+    if (!r.note.empty())
+        entry.warning += (entry.warning.empty() ? "" : "; ") + r.note;
+}
 } // namespace detail
 
 HERALD_DISPATCHER_TEMPLATE
@@ -505,16 +510,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
             http_request req = make_request(d, *hook);
             send_result r = co_await transport_.async_send(req);
             auto const now = clock::now();
-            entry.request_headers = std::move(req.headers);
-            entry.request_body = std::move(req.body);
+            detail::take_exchange(entry, req, r, now);
             ++d.attempts;
-            entry.elapsed = r.elapsed.count() > 0
-                                ? r.elapsed
-                                : std::chrono::duration_cast<duration>(now - started);
-            entry.status = r.status;
-            entry.response_excerpt = std::move(r.excerpt);
-            if (!r.note.empty())
-                entry.warning += (entry.warning.empty() ? "" : "; ") + r.note;
             auto decision = retry_.decide(r, d.attempts, now, detail::unit_random());
             bool const delivered = decision.kind == verdict::delivered;
             auto const health = sched_.done(
@@ -796,29 +793,24 @@ HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
     http_request request = make_request(d, *hook);
     send_result r = co_await transport_.async_send(request);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    entry.request_headers = std::move(request.headers);
-    entry.request_body = std::move(request.body);
-    entry.elapsed = r.elapsed.count() > 0
-                        ? r.elapsed
-                        : std::chrono::duration_cast<duration>(clock::now() - started);
-    entry.status = r.status;
-    entry.response_excerpt = std::move(r.excerpt);
-    if (!r.note.empty())
-        entry.warning += (entry.warning.empty() ? "" : "; ") + r.note;
+    detail::take_exchange(entry, request, r, clock::now());
     if (classify(r) == verdict::delivered) {
         entry.result = outcome::delivered;
     } else {
         entry.result = outcome::failed;
         entry.error = detail::describe_failure(r) + " (sent by hand: not retried)";
     }
-    auto const sent_as = entry.delivery_id;
-    log_.record(entry);
-    // The sink assigns seq; find the entry again so the caller can link to it.
+    // The caller links to the entry by its seq, which the sink assigns.
+    if (auto const seq = detail::record_seq(log_, entry)) {
+        entry.seq = seq;
+        co_return entry;
+    }
+    // A sink that does not report it: find the entry again among the webhook's latest.
     log_query q;
     q.webhook = id;
     q.limit = 32;
     for (auto& logged : log_.query(q).entries)
-        if (logged.delivery_id == sent_as)
+        if (logged.delivery_id == entry.delivery_id)
             co_return std::move(logged);
     co_return entry;
 }

@@ -562,7 +562,8 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
     if (seg.size() == 2 && seg[1] == "events") {
         if (m != http::verb::post)
             co_return method_not_allowed("POST");
-        co_return publish_event(req);
+        response res = co_await publish_event(req);
+        co_return res;
     }
     co_return detail::problem_response(404, "not_found", "",
                                        "no route for " + std::string(target->path()));
@@ -786,9 +787,13 @@ response HERALD_ADMIN::list_logs(request const&, boost::urls::params_view params
             if (!c)
                 return bad(key, "'" + value + "' is not a cursor (the `next` of a page)");
             q.before_seq = *c;
+        } else if (key == "delivery") {
+            if (!value.starts_with("dlv_"))
+                return bad(key, "'" + value + "' is not a delivery id (dlv_…)");
+            q.delivery_id = value;
         } else {
-            return bad(key, "is not a known parameter (webhook, event, outcome, since, until, "
-                            "limit, cursor)");
+            return bad(key, "is not a known parameter (webhook, event, outcome, delivery, since, "
+                            "until, limit, cursor)");
         }
     }
     auto page = d_.log().query(q);
@@ -817,18 +822,14 @@ std::optional<log_entry> HERALD_ADMIN::find_entry(std::string const& id) const {
     }
     if (!id.starts_with("dlv_"))
         return std::nullopt;
-    // A delivery id: its newest attempt. The log has no index on it; a page at a time.
+    // A delivery id: its newest attempt.
     log_query q;
-    q.limit = log_query::max_limit;
-    for (;;) {
-        auto page = d_.log().query(q);
-        for (auto& e : page.entries)
-            if (e.delivery_id == id)
-                return std::move(e);
-        if (!page.next)
-            return std::nullopt;
-        q.before_seq = page.next;
-    }
+    q.delivery_id = id;
+    q.limit = 1;
+    auto page = d_.log().query(q);
+    if (page.entries.empty())
+        return std::nullopt;
+    return std::move(page.entries.front());
 }
 
 HERALD_ADMIN_TEMPLATE
@@ -890,27 +891,34 @@ boost::asio::awaitable<response> HERALD_ADMIN::redeliver(request const&, std::st
 }
 
 HERALD_ADMIN_TEMPLATE
-response HERALD_ADMIN::publish_event(request const& req) {
+boost::asio::awaitable<response> HERALD_ADMIN::publish_event(request const& req) {
     if constexpr (requires(object_event e) { d_.publish(std::move(e)); }) {
         auto body = detail::parse_body(req);
         if (!body)
-            return detail::problem_response(body.error());
+            co_return detail::problem_response(body.error());
         auto e = parse_event(*body);
         if (!e)
-            return detail::problem_response(e.error());
-        auto id = d_.publish(std::move(*e));
+            co_return detail::problem_response(e.error());
+        result<std::string> id;
+        if constexpr (herald::detail::is_durable<typename Dispatcher::store_type>()) {
+            // The answer waits for the commit, without holding up this I/O thread (which may
+            // be the dispatcher's too).
+            id = co_await d_.async_publish(std::move(*e));
+        } else {
+            id = d_.publish(std::move(*e)); // never waits: a full queue is 503 + Retry-After
+        }
         if (!id) {
             auto res = detail::problem_response(id.error());
             if (id.error().code == error::queue_full)
                 res.set(boost::beast::http::field::retry_after, "1");
-            return res;
+            co_return res;
         }
         boost::json::object o;
         o["id"] = *id;
-        return detail::json_response(202, o);
+        co_return detail::json_response(202, o);
     } else {
         (void)req;
-        return detail::problem_response(
+        co_return detail::problem_response(
             501, "not_implemented", "",
             "this dispatcher's event source does not take events from publish");
     }
