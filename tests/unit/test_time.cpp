@@ -46,6 +46,12 @@ TEST_CASE("format_rfc3339 writes UTC with milliseconds", "[time][rfc3339]") {
           "1970-02-01T01:02:03.004Z");
     // before the epoch, the fields still count forward within the day
     CHECK(herald::format_rfc3339(herald::time_point{} - 1ms) == "1969-12-31T23:59:59.999Z");
+    // the ends of what a time_point holds (nanoseconds in 64 bits: 1677 to 2262)
+    using namespace std::chrono;
+    CHECK(herald::format_rfc3339(sys_days{year{1700} / March / 4} + 5h + 6min + 7s + 89ms) ==
+          "1700-03-04T05:06:07.089Z");
+    CHECK(herald::format_rfc3339(sys_days{year{2261} / December / 31} + 23h + 59min + 59s +
+                                 999ms) == "2261-12-31T23:59:59.999Z");
 }
 
 TEST_CASE("to_unix_ms and to_unix_seconds count from the epoch", "[time]") {
