@@ -84,6 +84,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -93,6 +94,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -122,29 +125,87 @@ double cpu_seconds(clockid_t id) {
     return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
-/// CPU time used so far by a running thread of this process.
-double thread_cpu_seconds(std::thread& t) {
-    clockid_t id{};
-    if (::pthread_getcpuclockid(t.native_handle(), &id) != 0)
-        return 0;
-    return cpu_seconds(id);
-}
-
-/// CPU time used so far by another process (user + system), from /proc; 0 when unknown.
-double process_cpu_seconds(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+/// CPU time used so far, from a /proc stat file: {user, system} seconds ({0, 0} when unknown).
+/// The kernel counts them in ticks (10 ms), so they suit runs of a second or more.
+std::pair<double, double> stat_times(std::string const& path) {
+    std::ifstream in(path);
     std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto const close = stat.rfind(')');
     if (close == std::string::npos)
-        return 0;
+        return {0, 0};
     std::istringstream fields(stat.substr(close + 2));
     std::string skip;
     for (int i = 3; i < 14; ++i) // fields 3 to 13 come before utime (14) and stime (15)
         fields >> skip;
     double utime = 0, stime = 0;
     fields >> utime >> stime;
-    return (utime + stime) / double(::sysconf(_SC_CLK_TCK));
+    double const tick = double(::sysconf(_SC_CLK_TCK));
+    return {utime / tick, stime / tick};
 }
+
+/// CPU time used so far by another process (user + system); 0 when unknown.
+double process_cpu_seconds(pid_t pid) {
+    auto const [user, sys] = stat_times("/proc/" + std::to_string(pid) + "/stat");
+    return user + sys;
+}
+
+/// What one thread used over a run: CPU seconds (exact), and user and system seconds (ticks).
+struct thread_use {
+    double cpu = 0;
+    double user = 0;
+    double sys = 0;
+};
+
+/// Runs `f` on a new thread; returns the thread and its kernel id (for thread_meter).
+template <class F>
+std::pair<std::thread, pid_t> start_thread(F f) {
+    std::promise<pid_t> tid;
+    auto got = tid.get_future();
+    std::thread t([tid = std::move(tid), f = std::move(f)]() mutable {
+        tid.set_value(::gettid());
+        f();
+    });
+    return {std::move(t), got.get()};
+}
+
+/// Measures one thread of this process from construction to `used()`.
+class thread_meter {
+public:
+    /// The calling thread (`used()` must be called on it too).
+    thread_meter()
+        : thread_meter(::gettid(), CLOCK_THREAD_CPUTIME_ID) {}
+
+    /// Thread `t`, whose kernel id is `tid`.
+    thread_meter(std::thread& t, pid_t tid)
+        : thread_meter(tid, clock_of(t)) {}
+
+    thread_use used() const {
+        auto const now = sample();
+        return {now.cpu - start_.cpu, now.user - start_.user, now.sys - start_.sys};
+    }
+
+private:
+    thread_meter(pid_t tid, clockid_t clock)
+        : tid_(tid)
+        , clock_(clock)
+        , start_(sample()) {}
+
+    static clockid_t clock_of(std::thread& t) {
+        clockid_t id{};
+        if (::pthread_getcpuclockid(t.native_handle(), &id) != 0)
+            throw std::runtime_error("no CPU clock for a thread");
+        return id;
+    }
+
+    thread_use sample() const {
+        auto const [user, sys] = stat_times("/proc/self/task/" + std::to_string(tid_) + "/stat");
+        return {cpu_seconds(clock_), user, sys};
+    }
+
+    pid_t tid_;
+    clockid_t clock_;
+    thread_use start_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -631,16 +692,21 @@ public:
         : process0_(cpu_seconds(CLOCK_PROCESS_CPUTIME_ID))
         , sink0_(sink_pid ? process_cpu_seconds(sink_pid) : 0) {}
 
-    /// `sender_s`: the CPU seconds of the sending thread over the run.
-    void finish(report& r, double sender_s, double requests) const {
+    /// `sender`: what the sending thread used over the run.
+    void finish(report& r, thread_use const& sender, double requests) const {
         if (requests <= 0)
             return;
+        double const sender_s = sender.cpu;
         double const process_s = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - process0_;
         auto us = [&](double x) {
             return x / requests * 1e6;
         };
-        r.add("sender_cpu_us", us(sender_s)).add("process_cpu_us", us(process_s));
-        r.summary += "; CPU per request: sender " + fixed(us(sender_s), 1) + " us";
+        r.add("sender_cpu_us", us(sender_s))
+            .add("sender_user_us", us(sender.user))
+            .add("sender_sys_us", us(sender.sys))
+            .add("process_cpu_us", us(process_s));
+        r.summary += "; CPU per request: sender " + fixed(us(sender_s), 1) + " us (user " +
+                     fixed(us(sender.user), 1) + ", system " + fixed(us(sender.sys), 1) + ")";
         if (process_s > sender_s * 1.05)
             r.summary += ", process " + fixed(us(process_s), 1) + " us";
         if (sink_pid) {
@@ -776,14 +842,14 @@ report run_loop(options const& o, char const* scenario, std::string what, loop_c
                 Worker worker) {
     asio::io_context io(1);
     cpu_meter const cpu;
-    double const thread0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    thread_meter const thread;
     auto const t0 = steady::now();
     auto const deadline = t0 + o.timeout;
     for (std::size_t i = 0; i < o.connections; ++i)
         asio::co_spawn(io, worker(deadline), asio::detached);
     io.run();
     double const s = seconds_since(t0);
-    double const thread_s = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - thread0;
+    auto const used = thread.used();
 
     report r{scenario, double(c.ok) / s, "requests/s"};
     r.summary = grouped(double(c.ok)) + " requests in " + fixed(s, 2) + " s, " +
@@ -795,7 +861,7 @@ report run_loop(options const& o, char const* scenario, std::string what, loop_c
         .add("failed", std::int64_t(c.failed))
         .add("seconds", s)
         .add("connections", std::int64_t(o.connections));
-    cpu.finish(r, thread_s, double(c.ok + c.failed));
+    cpu.finish(r, used, double(c.ok + c.failed));
     return r;
 }
 
@@ -900,7 +966,7 @@ report run_libcurl(options const& o, target const& t, std::string const& body) {
         }
     }
     cpu_meter const cpu;
-    double const thread0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+    thread_meter const thread;
     auto const t0 = steady::now();
     auto const deadline = t0 + o.timeout;
     long connects = 0;
@@ -934,7 +1000,7 @@ report run_libcurl(options const& o, target const& t, std::string const& body) {
             curl_multi_poll(multi, nullptr, 0, 100, nullptr);
     }
     double const s = seconds_since(t0);
-    double const thread_s = cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - thread0;
+    auto const used = thread.used();
     for (auto* e : easy) {
         curl_multi_remove_handle(multi, e);
         curl_easy_cleanup(e);
@@ -957,7 +1023,7 @@ report run_libcurl(options const& o, target const& t, std::string const& body) {
         .add("connections_opened", std::int64_t(connects))
         .add("body_bytes", std::int64_t(body.size()))
         .add("version", std::string("libcurl/") + curl_version_info(CURLVERSION_NOW)->version);
-    cpu.finish(r, thread_s, double(ok + failed));
+    cpu.finish(r, used, double(ok + failed));
     return r;
 }
 #else
@@ -1029,6 +1095,7 @@ struct rig {
     asio::io_context io{1};
     dispatcher_type d;
     std::thread thread;
+    pid_t tid = 0; // the thread's kernel id
     std::size_t ahead = 65'536;
 
     rig(herald::dispatcher_params p, herald::address_policy addresses,
@@ -1045,7 +1112,7 @@ struct rig {
 
     void start() {
         d.async_run(asio::detached);
-        thread = std::thread([this] { io.run(); });
+        std::tie(thread, tid) = start_thread([this] { io.run(); });
     }
 
     /// Stops the dispatcher (what is still pending after `drain` is abandoned); false when it
@@ -1110,7 +1177,7 @@ struct rig {
         herald::dispatcher_stats stats;
         double seconds = 0;         // wall time
         double publish_seconds = 0; // until the last publish() returned
-        double thread_seconds = 0;  // the dispatcher thread's CPU time
+        thread_use thread_used;     // what the dispatcher thread used
     };
 
     /// Starts the dispatcher, publishes `batch` and waits for `deliveries` to end (bounded by
@@ -1118,7 +1185,7 @@ struct rig {
     timed run_timed(std::vector<herald::object_event>& batch, std::uint64_t deliveries,
                     std::chrono::seconds timeout) {
         start();
-        double const thread0 = thread_cpu_seconds(thread);
+        thread_meter const meter(thread, tid);
         auto const t0 = steady::now();
         for (auto& e : batch)
             publish(std::move(e));
@@ -1127,7 +1194,7 @@ struct rig {
         steady::time_point t1;
         out.stats = wait_finished(deliveries, t0 + timeout, &t1);
         out.seconds = std::chrono::duration<double>(t1 - t0).count();
-        out.thread_seconds = thread_cpu_seconds(thread) - thread0;
+        out.thread_used = meter.used();
         return out;
     }
 };
@@ -1185,7 +1252,7 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
         .add("signed", true)
         .add("ahead", std::int64_t(o.ahead))
         .add("max_pending", std::int64_t(o.max_pending));
-    cpu.finish(out, run.thread_seconds, double(s.delivered + s.failed));
+    cpu.finish(out, run.thread_used, double(s.delivered + s.failed));
     return out;
 }
 
@@ -1227,7 +1294,7 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
         .add("serializations", std::int64_t(serializations))
         .add("global_concurrency", std::int64_t(o.connections))
         .add("connections_opened", std::int64_t(opened));
-    cpu.finish(out, run.thread_seconds, double(s.delivered + s.failed));
+    cpu.finish(out, run.thread_used, double(s.delivered + s.failed));
     return out;
 }
 
@@ -1640,7 +1707,8 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
     if (auto r = d.store().create(std::move(hook)); !r)
         throw std::runtime_error("cannot create webhook: " + r.error().what());
     d.async_run(asio::detached);
-    std::thread dispatcher_thread([&] { io.run(); });
+    auto [dispatcher_thread, dispatcher_tid] = start_thread([&] { io.run(); });
+    thread_meter const dispatcher_meter(dispatcher_thread, dispatcher_tid);
 
     // The application's side: its own thread, many publishes awaiting their commits at once.
     asio::io_context app{1};
@@ -1665,7 +1733,7 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
         std::this_thread::sleep_for(200us);
     }
     double const secs = std::chrono::duration<double>(t1 - t0).count();
-    double const thread_s = thread_cpu_seconds(dispatcher_thread);
+    auto const dispatcher_used = dispatcher_meter.used();
     app.stop();
     app_thread.join();
     auto stop = d.async_stop(0ms, asio::use_future);
@@ -1695,7 +1763,7 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
         .add("writes", std::int64_t(db.operations))
         .add("lane_concurrency", std::int64_t(o.connections))
         .add("signed", true);
-    cpu.finish(out, thread_s, double(s.delivered + s.failed));
+    cpu.finish(out, dispatcher_used, double(s.delivered + s.failed));
     return out;
 }
 
