@@ -224,6 +224,13 @@ struct options {
     std::size_t ahead = 65'536; // events the publisher keeps queued at most (the queue's capacity)
     // dispatcher_params::max_pending in the throughput scenarios: the library's default
     std::size_t max_pending = herald::dispatcher_params{}.max_pending;
+    bool cold = false; // no warm-up before the herald, fanout, latency and sqlite scenarios
+
+    /// Deliveries before a timed run: enough to fill the memory log (as in steady state).
+    std::size_t warm_deliveries() const {
+        return cold ? 0
+                    : std::min<std::size_t>(events, herald::memory_log_params{}.capacity + 1'000);
+    }
 
     bool wants(std::string_view s) const {
         return scenarios.empty() ||
@@ -255,6 +262,9 @@ constexpr std::string_view usage =
                       default 8192 (the library's default; 0: no bound)
   --ahead N           events the publisher keeps queued ahead of the dispatcher, default
                       65536 (the intake queue's capacity: publish until queue_full, wait, retry)
+  --cold              measure herald from a cold start: without the warm-up that first fills
+                      the memory log (11,000 deliveries, untimed) in the herald, fanout,
+                      latency and sqlite scenarios
 )";
 
 std::optional<options> parse_options(int argc, char** argv) {
@@ -275,6 +285,10 @@ std::optional<options> parse_options(int argc, char** argv) {
         }
         if (a == "--json") {
             o.json = true;
+            continue;
+        }
+        if (a == "--cold") {
+            o.cold = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -1172,6 +1186,25 @@ struct rig {
         }
     }
 
+    /**
+     * Brings the dispatcher to its steady state before a timed run, untimed: `events` events
+     * making `deliveries` deliveries open the connections and fill the log to its capacity (its
+     * 10,000 entries keep their requests), so that the heap has its steady size. A cold
+     * dispatcher thread grows its glibc arena page by page while the log fills: about 45 MB in
+     * 11,500 mprotect calls and as many page faults (strace), all in the first 10,000 deliveries.
+     */
+    void warm_up(event_factory const& f, std::size_t events, std::uint64_t deliveries,
+                 std::chrono::seconds timeout) {
+        if (!thread.joinable())
+            start();
+        if (events == 0)
+            return;
+        auto const s = d.stats();
+        for (std::size_t i = 0; i < events; ++i)
+            publish(f, i);
+        wait_finished(s.delivered + s.failed + deliveries, steady::now() + timeout);
+    }
+
     /// What a timed run measured: from the first publish to the last delivery's end.
     struct timed {
         herald::dispatcher_stats stats;
@@ -1184,7 +1217,9 @@ struct rig {
     /// `timeout`), on the clock.
     timed run_timed(std::vector<herald::object_event>& batch, std::uint64_t deliveries,
                     std::chrono::seconds timeout) {
-        start();
+        if (!thread.joinable())
+            start();
+        auto const base = d.stats(); // what a warm-up did
         thread_meter const meter(thread, tid);
         auto const t0 = steady::now();
         for (auto& e : batch)
@@ -1192,9 +1227,13 @@ struct rig {
         timed out;
         out.publish_seconds = seconds_since(t0);
         steady::time_point t1;
-        out.stats = wait_finished(deliveries, t0 + timeout, &t1);
+        out.stats = wait_finished(base.delivered + base.failed + deliveries, t0 + timeout, &t1);
         out.seconds = std::chrono::duration<double>(t1 - t0).count();
         out.thread_used = meter.used();
+        out.stats.published -= base.published;
+        out.stats.delivered -= base.delivered;
+        out.stats.failed -= base.failed;
+        out.stats.attempts -= base.attempts;
         return out;
     }
 };
@@ -1230,6 +1269,7 @@ report run_herald(options const& o, target const& t, event_factory const& f, std
     rig<herald::memory_log> r(p, allowed_addresses(o), transport_params(o), herald::memory_log());
     r.ahead = o.ahead;
     r.add_hook("bench", t.url);
+    r.warm_up(f, o.warm_deliveries(), o.warm_deliveries(), o.timeout);
     auto batch = f.make_many(events);
     cpu_meter const cpu;
     auto const run = r.run_timed(batch, events, o.timeout);
@@ -1269,12 +1309,15 @@ report run_fanout(options const& o, target const& t, event_factory const& f) {
     r.ahead = o.ahead;
     for (std::size_t i = 0; i < hooks; ++i)
         r.add_hook("fanout-" + std::to_string(i), t.hook_url(i));
+    auto const warm_events = (o.warm_deliveries() + hooks - 1) / hooks;
+    r.warm_up(f, warm_events, warm_events * hooks, o.timeout);
+    auto const serialized_before = r.d.serializations();
     auto batch = f.make_many(events);
     cpu_meter const cpu;
     auto const run = r.run_timed(batch, deliveries, o.timeout);
     auto const& s = run.stats;
     double const secs = run.seconds;
-    auto const serializations = r.d.serializations();
+    auto const serializations = r.d.serializations() - serialized_before;
     auto const opened = r.d.transport().connections_opened();
     r.stop(0ms, 30s);
 
@@ -1368,20 +1411,11 @@ report run_latency(options const& o, target const& t, event_factory const& f, do
     p.scheduling.lane_concurrency = o.connections;
     rig<timing_log> r(p, allowed_addresses(o), transport_params(o), timing_log(probe));
     r.add_hook("bench", t.url);
-    r.start();
     auto const deadline = steady::now() + o.timeout;
-
-    // Warm up to the steady state: open the connections, and fill the log to its capacity
-    // (10,000 entries, each sharing its request's body), so that the heap has its steady size.
-    // A cold dispatcher thread grows its glibc arena page by page while the log fills (about
-    // 45 MB in 11,000 mprotect calls and as many page faults), which at this rate held p99 at
-    // 20-150 ms for the first second; measured from a cold start, that is what was measured.
-    std::size_t const warm = std::max<std::size_t>(
-        4 * o.connections,
-        std::min<std::size_t>(o.events, herald::memory_log_params{}.capacity + 1'000));
-    for (std::size_t i = 0; i < warm; ++i)
-        r.publish(f, i);
-    r.wait_finished(warm, deadline);
+    // From a cold start, the arena's growth while the log fills held p99 at 20-150 ms for the
+    // first second at this rate; the connections are opened in any case.
+    std::size_t const warm = std::max<std::size_t>(4 * o.connections, o.warm_deliveries());
+    r.warm_up(f, warm, warm, o.timeout);
 
     std::vector<std::int64_t> published_ns(n), slot_ns(n);
     auto const interval = std::chrono::duration<double>(1.0 / rate);
@@ -1708,15 +1742,31 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
         throw std::runtime_error("cannot create webhook: " + r.error().what());
     d.async_run(asio::detached);
     auto [dispatcher_thread, dispatcher_tid] = start_thread([&] { io.run(); });
-    thread_meter const dispatcher_meter(dispatcher_thread, dispatcher_tid);
 
     // The application's side: its own thread, many publishes awaiting their commits at once.
     asio::io_context app{1};
     std::atomic<std::size_t> next{0}, acknowledged{0}, refused{0};
+    // The warm-up, as the herald scenario's (untimed): its producers run here until done.
+    if (std::size_t const warm = o.warm_deliveries()) {
+        for (std::size_t i = 0; i < producers; ++i)
+            asio::co_spawn(app, sqlite_producer(d, f, next, warm, acknowledged, refused),
+                           asio::detached);
+        app.run();
+        app.restart();
+        auto const until = steady::now() + o.timeout;
+        while (d.stats().delivered + d.stats().failed < warm && steady::now() < until)
+            std::this_thread::sleep_for(200us);
+        next = 0;
+        acknowledged = 0;
+        refused = 0;
+    }
+    auto const base = d.stats();
+    auto const db_base = d.store().stats();
     std::size_t const events = o.events;
     for (std::size_t i = 0; i < producers; ++i)
         asio::co_spawn(app, sqlite_producer(d, f, next, events, acknowledged, refused),
                        asio::detached);
+    thread_meter const dispatcher_meter(dispatcher_thread, dispatcher_tid);
     cpu_meter const cpu;
     auto const t0 = steady::now();
     std::thread app_thread([&] { app.run(); });
@@ -1724,6 +1774,8 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
     herald::dispatcher_stats s;
     for (;;) {
         s = d.stats();
+        s.delivered -= base.delivered;
+        s.failed -= base.failed;
         if (published_at == steady::time_point{} && acknowledged + refused >= events)
             published_at = steady::now();
         if (s.delivered + s.failed >= events || steady::now() >= t0 + o.timeout) {
@@ -1741,7 +1793,9 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
         io.stop();
     dispatcher_thread.join();
     auto const flushed = d.store().flush();
-    auto const db = d.store().stats();
+    auto db = d.store().stats();
+    db.commits -= db_base.commits;
+    db.operations -= db_base.operations;
 
     report out{"sqlite", double(s.delivered) / secs, "events/s"};
     out.summary = grouped(double(s.delivered)) + " events in " + fixed(secs, 2) +
