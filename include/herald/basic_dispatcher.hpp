@@ -183,9 +183,11 @@ private:
     boost::asio::awaitable<void> intake_loop();
     boost::asio::awaitable<void> pump_loop();
     boost::asio::awaitable<void> attempt(delivery d);
+    boost::asio::awaitable<void> attempt_once(delivery d);
 
     void accept(object_event& e, time_point now);
     void start_attempt(delivery d);
+    void count_start(delivery const& d);
     std::size_t acquire_flight();
     void release_flight(std::size_t slot);
     http_request make_request(delivery const& d, webhook const& hook) const;

@@ -371,10 +371,15 @@ void HERALD_DISPATCHER::wake_pump() {
 }
 
 HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::start_attempt(delivery d) {
+void HERALD_DISPATCHER::count_start(delivery const& d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::start_attempt(delivery d) {
+    count_start(d);
     auto const slot = acquire_flight();
     boost::asio::co_spawn(strand_, attempt(std::move(d)),
                           boost::asio::bind_cancellation_slot(
@@ -483,6 +488,25 @@ inline void take_exchange(log_entry& entry, http_request& req, send_result& r, t
 
 HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
+    // One flight runs attempts one after another: when one ends, its slot goes straight to
+    // the next ready delivery (the pump would pick the same one), which saves waking the pump
+    // and spawning a coroutine per request. Stopping is left to the pump.
+    for (;;) {
+        co_await attempt_once(std::move(d));
+        if (stopping_)
+            break;
+        auto next = sched_.pop_ready(clock::now());
+        if (!next)
+            break;
+        count_start(*next);
+        wake_intake(); // the attempt that ended may have made room
+        d = std::move(*next);
+    }
+    wake_pump();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+boost::asio::awaitable<void> HERALD_DISPATCHER::attempt_once(delivery d) {
     using attempt_result = scheduler::attempt_result;
     auto const lane = d.target();
     bool lane_released = false;
@@ -563,6 +587,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
                     store_.reschedule(d);
                     n_.retrying.fetch_add(1, std::memory_order_relaxed);
                     sched_.push(std::move(d));
+                    wake_pump(); // its timer may have to ring sooner for this retry
                 } else {
                     if (classify(r) == verdict::retryable && disable_reason.empty())
                         entry.error += " (gave up after " + std::to_string(d.attempts) +
@@ -584,7 +609,6 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
         sched_.done(lane);
     n_.open_circuits.store(sched_.open_circuits(), std::memory_order_relaxed);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    wake_pump();
 }
 
 HERALD_DISPATCHER_TEMPLATE
