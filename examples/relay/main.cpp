@@ -84,10 +84,13 @@ public:
         : lines_(std::move(lines))
         , kept_(std::move(kept)) {}
 
-    void record(herald::log_entry e) {
-        if (kept_)
-            kept_->record(e);
+    /// Returns the seq of the log that answers queries, so Test and Redeliver link to it.
+    std::uint64_t record(herald::log_entry e) {
+        if (!kept_)
+            return lines_.record(std::move(e));
+        auto const seq = kept_->record(e);
         lines_.record(std::move(e));
+        return seq;
     }
     herald::log_page query(herald::log_query const& q) const {
         return kept_ ? kept_->query(q) : lines_.query(q);

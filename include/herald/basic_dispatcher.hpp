@@ -183,7 +183,8 @@ private:
     boost::asio::awaitable<void> intake_loop();
     boost::asio::awaitable<void> pump_loop();
     boost::asio::awaitable<void> attempt(delivery d);
-    boost::asio::awaitable<void> attempt_once(delivery d);
+    /// One attempt of `d`; true when it did more than deliver (the pump must look again).
+    boost::asio::awaitable<bool> attempt_once(delivery d);
 
     void accept(object_event& e, time_point now);
     void start_attempt(delivery d);

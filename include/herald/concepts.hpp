@@ -124,7 +124,7 @@ concept transport = requires(T& t, http_request const& req) {
 /**
  * Keeps every attempt and answers "View Logs".
  * - `log.record(entry)`: stores one attempt (assigning `entry.seq`); must not block for long,
- *   it runs on the dispatcher's strand. It may return the `seq` it assigned (convertible to
+ *   it runs on the dispatcher's strand. It may return the `seq` it assigned (as a
  *   `std::uint64_t`, as every built-in sink's does): Test and Redeliver then link to the
  *   entry without querying the log for it.
  * - `log.query(q)` -> `log_page`: newest first, filtered and paged; any thread.
@@ -136,12 +136,12 @@ concept log_sink = requires(L& log, L const& clog, log_entry e, log_query const&
 };
 
 namespace detail {
-/// Records `e` and returns the `seq` the sink assigned, when its `record` returns it (every
-/// built-in sink's does); 0 when it does not.
+/// Records `e` and returns the `seq` the sink assigned, when its `record` returns it as a
+/// `std::uint64_t` (every built-in sink's does); 0 when it does not.
 template <class Log>
 std::uint64_t record_seq(Log& log, log_entry e) {
     if constexpr (requires {
-                      { log.record(std::move(e)) } -> std::convertible_to<std::uint64_t>;
+                      { log.record(std::move(e)) } -> std::same_as<std::uint64_t>;
                   }) {
         return log.record(std::move(e));
     } else {

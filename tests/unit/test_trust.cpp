@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
+
 // One namespace a file: the unit tests build as one translation unit (unity).
 namespace herald_test_trust {
 
@@ -243,6 +245,43 @@ TEST_CASE("a circuit opens after repeated failures and deliveries wait instead o
         opened = opened || e.error.find("circuit opened: deliveries wait 200ms for a probe") !=
                                std::string::npos;
     CHECK(opened);
+}
+
+TEST_CASE("once its probe succeeds, a webhook's backlog goes out at the lane's full concurrency",
+          "[trust][breaker]") {
+    asio::io_context io;
+    recording_transport transport;
+    bool healthy = false;
+    std::size_t started = 0, most_in_flight = 0;
+    transport.latency([](http_request const&) { return duration(20ms); });
+    transport.respond([&](http_request const&) {
+        ++started; // requests() lists those that ended: the rest are in flight
+        if (healthy)
+            most_in_flight = std::max(most_in_flight, started - transport.requests().size());
+        return status(healthy ? 204 : 503);
+    });
+    auto p = quick();
+    p.retry.schedule = {0ms}; // one attempt each
+    p.health.failure_threshold = 2;
+    p.health.cool_down = 100ms;
+    p.scheduling.lane_concurrency = 4;
+    test_dispatcher d(io.get_executor(), p, memory_store(), transport);
+    REQUIRE(d.store().create(hook("flaky")).has_value());
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        for (int i = 0; i < 2; ++i)
+            REQUIRE(d.publish(object_event::created(std::to_string(i), {})).has_value());
+        co_await until([&] { return d.stats().failed >= 2; });
+        REQUIRE(d.stats().open_circuits == 1);
+        healthy = true; // the backlog piles up behind the open circuit, then the probe passes
+        for (int i = 2; i < 14; ++i)
+            REQUIRE(d.publish(object_event::created(std::to_string(i), {})).has_value());
+        co_await until([&] { return d.stats().delivered >= 12; });
+        co_await d.async_stop(0ms, asio::use_awaitable);
+    });
+    CHECK(d.stats().delivered == 12);
+    CHECK(d.stats().open_circuits == 0);
+    CHECK(most_in_flight == 4); // the probe alone, then four at a time, not one by one
 }
 
 TEST_CASE("failing for the whole window disables the webhook", "[trust][disable]") {

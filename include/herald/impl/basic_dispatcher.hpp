@@ -490,15 +490,24 @@ HERALD_DISPATCHER_TEMPLATE
 boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
     // One flight runs attempts one after another: when one ends, its slot goes straight to
     // the next ready delivery (the pump would pick the same one), which saves waking the pump
-    // and spawning a coroutine per request. Stopping is left to the pump.
+    // and spawning a coroutine per request. Stopping is left to the pump, and so is anything
+    // an attempt that was not a plain delivery changed (a retry's timer, a circuit's
+    // cool-down, a lane parked or freed).
     for (;;) {
-        co_await attempt_once(std::move(d));
+        bool const replan = co_await attempt_once(std::move(d));
+        if (replan)
+            wake_pump();
         if (stopping_)
             break;
         auto next = sched_.pop_ready(clock::now());
         if (!next)
             break;
         count_start(*next);
+        // More could start than this flight takes (a lane whose circuit just closed has up to
+        // lane_concurrency to send): the pump starts them.
+        if (!replan && sched_.has_ready() &&
+            sched_.in_flight() < params_.scheduling.global_concurrency)
+            wake_pump();
         wake_intake(); // the attempt that ended may have made room
         d = std::move(*next);
     }
@@ -506,10 +515,11 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
 }
 
 HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::attempt_once(delivery d) {
+boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
     using attempt_result = scheduler::attempt_result;
     auto const lane = d.target();
     bool lane_released = false;
+    bool replan = true; // false only for a plain delivery
     try {
         auto const started = clock::now();
         // Every attempt goes to the webhook as it is now: edits apply; deletion,
@@ -543,6 +553,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt_once(delivery d) {
             lane_released = true;
             if (delivered) {
                 finish(d, std::move(entry), outcome::delivered);
+                replan = false;
             } else {
                 entry.error = detail::describe_failure(r);
                 std::string disable_reason;
@@ -587,7 +598,6 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt_once(delivery d) {
                     store_.reschedule(d);
                     n_.retrying.fetch_add(1, std::memory_order_relaxed);
                     sched_.push(std::move(d));
-                    wake_pump(); // its timer may have to ring sooner for this retry
                 } else {
                     if (classify(r) == verdict::retryable && disable_reason.empty())
                         entry.error += " (gave up after " + std::to_string(d.attempts) +
@@ -609,6 +619,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt_once(delivery d) {
         sched_.done(lane);
     n_.open_circuits.store(sched_.open_circuits(), std::memory_order_relaxed);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    co_return replan;
 }
 
 HERALD_DISPATCHER_TEMPLATE

@@ -829,7 +829,20 @@ std::optional<log_entry> HERALD_ADMIN::find_entry(std::string const& id) const {
     auto page = d_.log().query(q);
     if (page.entries.empty())
         return std::nullopt;
-    return std::move(page.entries.front());
+    if (page.entries.front().delivery_id == id)
+        return std::move(page.entries.front());
+    // A sink that does not know the delivery_id filter: look through it a page at a time.
+    q.delivery_id.reset();
+    q.limit = log_query::max_limit;
+    for (;;) {
+        page = d_.log().query(q);
+        for (auto& e : page.entries)
+            if (e.delivery_id == id)
+                return std::move(e);
+        if (!page.next)
+            return std::nullopt;
+        q.before_seq = page.next;
+    }
 }
 
 HERALD_ADMIN_TEMPLATE
