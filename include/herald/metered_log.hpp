@@ -90,6 +90,19 @@ public:
         return s_->totals;
     }
 
+    /// Drops what it keeps of one webhook (its last attempt and day of counts, about 2 KiB):
+    /// the admin server calls it when the webhook is deleted. The totals keep its attempts.
+    void forget(webhook_id id) {
+        std::lock_guard lock(s_->mutex);
+        s_->hooks.erase(id);
+    }
+
+    /// Webhooks it keeps counts of (each about 2 KiB).
+    std::size_t webhooks_kept() const {
+        std::lock_guard lock(s_->mutex);
+        return s_->hooks.size();
+    }
+
     /// The newest attempt and the last 24 hours' delivered and failed counts of one webhook.
     webhook_activity activity(webhook_id id, time_point now = clock::now()) const {
         webhook_activity a;

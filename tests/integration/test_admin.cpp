@@ -517,6 +517,15 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
     CHECK(a.at("last").as_object().at("status") == 204);
     CHECK(a.at("success_rate_24h").as_double() == Approx(1.0));
     CHECK(a.at("delivered_24h").as_int64() == std::int64_t(all.size()));
+
+    // Deleting the webhook drops its activity counts; its log entries stay readable.
+    if constexpr (requires { f.d.log().webhooks_kept(); }) {
+        CHECK(f.d.log().webhooks_kept() == 1);
+        REQUIRE(call(f.port(), http::verb::delete_, "/api/webhooks/" + std::to_string(hook_id))
+                    .status == 204);
+        CHECK(f.d.log().webhooks_kept() == 0);
+        CHECK(f.get("/api/logs/" + std::to_string(entry_id)).status == 200);
+    }
 }
 
 TEST_CASE("admin on SQLite: publish answers after the commit; Test and Redeliver link to entries "

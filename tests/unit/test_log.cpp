@@ -381,6 +381,15 @@ TEST_CASE("metered_log counts attempts by outcome, their durations and each webh
     CHECK_FALSE(later.success_rate().has_value());
     CHECK(later.last.has_value());
     CHECK_FALSE(log.activity(3, now).last.has_value());
+
+    // A deleted webhook's counts go; the totals and the log's entries stay.
+    CHECK(log.webhooks_kept() == 2);
+    log.forget(1);
+    CHECK(log.webhooks_kept() == 1);
+    CHECK_FALSE(log.activity(1, now).last.has_value());
+    CHECK(log.activity(2, now).delivered == 1);
+    CHECK(log.metrics().count == 4);
+    CHECK(log.query({}).entries.size() == 4);
 }
 
 } // namespace herald_test_log

@@ -710,6 +710,8 @@ response HERALD_ADMIN::delete_webhook(request const&, webhook_id id) {
     auto r = d_.store().remove(id);
     if (!r)
         return detail::problem_response(r.error());
+    if constexpr (requires { d_.log().forget(id); })
+        d_.log().forget(id); // its activity counts (metered_log); the log keeps its entries
     response res{boost::beast::http::status::no_content, 11};
     detail::common_headers(res);
     res.prepare_payload();
