@@ -1712,15 +1712,18 @@ using sqlite_dispatcher =
 
 /// One of the sqlite scenario's producers: publishes events `next++` until `total`, each
 /// acknowledged only once committed.
-asio::awaitable<void> sqlite_producer(sqlite_dispatcher& d, event_factory const& f,
-                                      std::atomic<std::size_t>& next, std::size_t total,
+/// Publishes the events of `batch` (built before the clock starts, as in the herald scenario)
+/// that `next` hands it, awaiting each commit.
+asio::awaitable<void> sqlite_producer(sqlite_dispatcher& d,
+                                      std::vector<herald::object_event>& batch,
+                                      std::atomic<std::size_t>& next,
                                       std::atomic<std::size_t>& acknowledged,
                                       std::atomic<std::size_t>& refused) {
     for (;;) {
         auto const i = next.fetch_add(1);
-        if (i >= total)
+        if (i >= batch.size())
             co_return;
-        auto publish = d.async_publish(f.make(i));
+        auto publish = d.async_publish(std::move(batch[i]));
         auto r = co_await std::move(publish);
         (r ? acknowledged : refused).fetch_add(1);
     }
@@ -1763,8 +1766,9 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
     std::atomic<std::size_t> next{0}, acknowledged{0}, refused{0};
     // The warm-up, as the herald scenario's (untimed): its producers run here until done.
     if (std::size_t const warm = o.warm_deliveries()) {
+        auto warm_batch = f.make_many(warm);
         for (std::size_t i = 0; i < producers; ++i)
-            asio::co_spawn(app, sqlite_producer(d, f, next, warm, acknowledged, refused),
+            asio::co_spawn(app, sqlite_producer(d, warm_batch, next, acknowledged, refused),
                            asio::detached);
         app.run();
         app.restart();
@@ -1778,9 +1782,9 @@ report run_sqlite(options const& o, target const& t, event_factory const& f) {
     auto const base = d.stats();
     auto const db_base = d.store().stats();
     std::size_t const events = o.events;
+    auto batch = f.make_many(events);
     for (std::size_t i = 0; i < producers; ++i)
-        asio::co_spawn(app, sqlite_producer(d, f, next, events, acknowledged, refused),
-                       asio::detached);
+        asio::co_spawn(app, sqlite_producer(d, batch, next, acknowledged, refused), asio::detached);
     thread_meter const dispatcher_meter(dispatcher_thread, dispatcher_tid);
     cpu_meter const cpu;
     auto const t0 = steady::now();
