@@ -22,6 +22,9 @@
 //             control
 //   stalls    the machine alone: a thread pinned to each CPU spins for 2 s and counts the
 //             moments it did not run (clock jumps over 1 ms); what latency's p99 is up against
+//   isolation the healthy webhook's latency at 1,000 events/s for 8 s, alone and then beside
+//             one whose endpoint refuses connections and one whose endpoint never answers:
+//             p99 beside the two as a ratio of p99 alone (a dead lane must not stall the others)
 //   memory    1,000,000 deliveries pending for a listener that never answers: bytes each
 //   matching  store.match against 10,000 webhooks, no I/O
 //   sqlite    the herald scenario on sqlite_store (a file in the temporary directory): each
@@ -240,8 +243,9 @@ struct options {
     }
 };
 
-constexpr std::string_view all_scenarios[] = {"limit",  "libcurl", "signed", "herald",   "fanout",
-                                              "stalls", "latency", "memory", "matching", "sqlite"};
+constexpr std::string_view all_scenarios[] = {"limit",  "libcurl",  "signed",  "herald",
+                                              "fanout", "stalls",   "latency", "isolation",
+                                              "memory", "matching", "sqlite"};
 
 constexpr std::string_view usage =
     R"(usage: herald-bench [options]
@@ -253,7 +257,7 @@ constexpr std::string_view usage =
                       the memory scenario's 1,000,000 pending deliveries when smaller
   --body-bytes N      size of the JSON object in each event, default 1024
   --scenario NAME     run only NAME (comma-separated list allowed):
-                      limit, libcurl, signed, herald, fanout, stalls, latency, memory,
+                      limit, libcurl, signed, herald, fanout, stalls, latency, isolation, memory,
                       matching, sqlite
   --json              one JSON object per scenario on stdout (the table goes to stderr)
   --timeout S         bound on each scenario, default 120
@@ -549,6 +553,9 @@ private:
             auto const load = field(r, "load");
             if (auto p99 = field(r, "p99_us"); p99 && load && *load == 0.5)
                 check("latency p99", grouped(*p99) + " us", "<= 2,000 us", *p99 <= 2000);
+        } else if (r.scenario == "isolation") {
+            if (auto x = field(r, "p99_ratio"))
+                check("isolation p99 beside dead/alone", fixed(*x, 2), "<= 3.0", *x <= 3.0);
         } else if (r.scenario == "memory") {
             if (auto b = field(r, "bytes_per_delivery"))
                 check("memory", grouped(*b) + " B", "<= 512 B", *b <= 512);
@@ -1599,6 +1606,94 @@ report run_memory(options const& o, event_factory const& f) {
     return out;
 }
 
+/// A loopback port nothing listens on: connections are refused at once.
+std::string refused_url() {
+    asio::io_context io;
+    tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    auto const port = a.local_endpoint().port();
+    a.close();
+    return "http://127.0.0.1:" + std::to_string(port) + "/refused";
+}
+
+/// The healthy webhook's latencies (us, sorted) at `rate` events/s, with `bad` webhooks beside.
+struct isolation_run {
+    std::vector<double> us;
+    herald::dispatcher_stats stats;
+    std::size_t events = 0;
+};
+
+isolation_run paced_isolation(options const& o, target const& t, event_factory const& f,
+                              double rate, std::size_t n, std::vector<std::string> const& bad) {
+    auto probe = std::make_shared<latency_probe>(n);
+    herald::dispatcher_params p;
+    p.scheduling.lane_concurrency = o.connections;
+    rig<timing_log> r(p, allowed_addresses(o), transport_params(o), timing_log(probe));
+    r.add_hook("healthy", t.url);
+    // Warmed up alone (connections open, the log full), as the latency scenario is.
+    std::size_t const warm = std::max<std::size_t>(4 * o.connections, o.warm_deliveries());
+    r.warm_up(f, warm, warm, o.timeout);
+    for (std::size_t i = 0; i < bad.size(); ++i)
+        r.add_hook("bad-" + std::to_string(i), bad[i], std::chrono::seconds(10));
+    std::vector<std::int64_t> published_ns(n);
+    auto const interval = std::chrono::duration<double>(1.0 / rate);
+    auto const start = steady::now() + 1ms;
+    for (std::size_t i = 0; i < n; ++i) {
+        auto const due = start + std::chrono::duration_cast<steady::duration>(interval * double(i));
+        if (steady::now() < due)
+            std::this_thread::sleep_until(due);
+        auto e = f.make(i, std::string(latency_probe::prefix) + std::to_string(i));
+        published_ns[i] = now_ns();
+        // A refused publish is a stall too: it counts as never delivered.
+        if (!r.d.publish(std::move(e)))
+            published_ns[i] = 0;
+    }
+    auto const deadline = steady::now() + o.timeout;
+    while (probe->done.load(std::memory_order_acquire) < n && steady::now() < deadline &&
+           steady::now() <
+               start + std::chrono::duration_cast<steady::duration>(interval * double(n)) + 10s)
+        std::this_thread::sleep_for(1ms);
+    isolation_run out;
+    out.stats = r.d.stats();
+    out.events = n;
+    r.stop(0ms, 30s);
+    for (std::size_t i = 0; i < n; ++i)
+        if (probe->done_ns[i] != 0 && published_ns[i] != 0)
+            out.us.push_back(double(probe->done_ns[i] - published_ns[i]) / 1000.0);
+    std::sort(out.us.begin(), out.us.end());
+    return out;
+}
+
+report run_isolation(options const& o, target const& t, event_factory const& f) {
+    double const rate = 1000;
+    std::size_t const n = std::min<std::size_t>(o.events, 8'000);
+    auto const alone = paced_isolation(o, t, f, rate, n, {});
+    silent_listener hanging;
+    auto const beside = paced_isolation(o, t, f, rate, n, {refused_url(), hanging.url() + "/hang"});
+    auto const p99_alone = percentile(alone.us, 0.99), p99_beside = percentile(beside.us, 0.99);
+    double const ratio = p99_alone > 0 ? p99_beside / p99_alone : 0;
+    report out{"isolation", rate, "events/s"};
+    out.summary = "healthy webhook p99 " + grouped(p99_alone) + " us alone, " +
+                  grouped(p99_beside) + " us beside a refusing and a hanging one (" +
+                  fixed(ratio, 2) + " x); max " + grouped(alone.us.empty() ? 0 : alone.us.back()) +
+                  " / " + grouped(beside.us.empty() ? 0 : beside.us.back()) + " us; " +
+                  grouped(double(beside.stats.parked)) + " parked, " +
+                  grouped(double(beside.stats.shed)) + " shed at the end";
+    auto const lost = n - beside.us.size();
+    if (lost != 0 || alone.us.size() != n)
+        out.summary += ", " + grouped(double(lost)) + " NOT DELIVERED beside";
+    out.add("events", std::int64_t(n))
+        .add("alone_p50_us", percentile(alone.us, 0.5))
+        .add("alone_p99_us", p99_alone)
+        .add("beside_p50_us", percentile(beside.us, 0.5))
+        .add("beside_p99_us", p99_beside)
+        .add("beside_max_us", beside.us.empty() ? 0.0 : beside.us.back())
+        .add("beside_delivered", std::int64_t(beside.us.size()))
+        .add("parked", std::int64_t(beside.stats.parked))
+        .add("shed", std::int64_t(beside.stats.shed))
+        .add("p99_ratio", ratio);
+    return out;
+}
+
 /**
  * The machine alone, no I/O: one thread pinned to each CPU spins for `seconds`, reading the
  * clock; a jump of more than 1 ms is a moment the CPU was taken away (by the hypervisor, an
@@ -1850,7 +1945,7 @@ int main(int argc, char** argv) {
     try {
         bool const needs_sink = o.wants("limit") || o.wants("libcurl") || o.wants("signed") ||
                                 o.wants("herald") || o.wants("fanout") || o.wants("latency") ||
-                                o.wants("sqlite");
+                                o.wants("isolation") || o.wants("sqlite");
         std::unique_ptr<sink_process> sink;
         std::string url = o.url;
         if (url.empty() && needs_sink) {
@@ -1890,6 +1985,7 @@ int main(int argc, char** argv) {
             }
             return run_latency(o, t, f, *max_rate);
         });
+        run("isolation", [&] { return run_isolation(o, t, f); });
         run("matching", [&] { return run_matching(o); });
         run("sqlite", [&] { return run_sqlite(o, t, f); });
         res.print_targets();

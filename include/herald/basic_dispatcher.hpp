@@ -197,11 +197,18 @@ private:
     void abandon_pending(time_point now);
     void wake_pump();
     void wake_intake();
-    /// Backpressure: no new event while max_pending deliveries wait (unless stopping: every
-    /// event publish acknowledged must then be taken, to be delivered or logged).
+    /// Backpressure: no new event while max_pending deliveries wait within their lanes'
+    /// shares, or max_parked behind them in lanes that work (unless stopping: every event
+    /// publish acknowledged must then be taken, to be delivered or logged). What a failing or
+    /// stalled lane holds does not count: it is bounded by shedding instead (shed_parked).
     bool has_room() const noexcept {
-        return params_.max_pending == 0 || stopping_ || sched_.pending() < params_.max_pending;
+        return params_.max_pending == 0 || stopping_ ||
+               (sched_.budgeted() < params_.max_pending &&
+                (params_.max_parked == 0 || sched_.behind() < params_.max_parked));
     }
+    /// Logs as failed, and removes, the deliveries of `ds` that impaired lanes would hold while
+    /// what they hold fills max_parked (memory stores; a durable store keeps them).
+    void shed_parked(std::vector<delivery>& ds, time_point now);
 
     // The durable publish path (docs/durability.md): the caller stages and commits the
     // deliveries, then hands them to the strand. committing_ counts the publishes between
@@ -256,7 +263,8 @@ private:
 
     struct counters {
         std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},
-            in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0}, open_circuits{0};
+            in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0}, open_circuits{0},
+            parked{0}, shed{0};
     };
     counters n_;
     std::atomic<std::uint64_t> serializations_{0};

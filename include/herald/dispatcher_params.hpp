@@ -19,14 +19,27 @@ struct dispatcher_params {
     retry_params retry;          ///< schedule, jitter, Retry-After bound
     health_params health;        ///< circuit breaker and automatic disabling
     /**
-     * Deliveries held in memory at most. While this many are pending, the dispatcher takes no
-     * new events from its source: the intake queue fills, `publish` reports queue_full and
-     * `async_publish` waits (backpressure instead of unbounded memory). It also keeps a burst
-     * from being serialized far ahead of the network, which keeps the working set in cache.
-     * 0: no bound. An event is always taken whole, so the bound may be passed by one event's
-     * fan-out. The default keeps the memory store's pending deliveries to a few megabytes.
+     * The pending budget: deliveries waiting in memory within their webhooks' shares. While it
+     * is full, the dispatcher takes no new events from its source: the intake queue fills,
+     * `publish` reports queue_full and `async_publish` waits (backpressure instead of unbounded
+     * memory). It also keeps a burst from being serialized far ahead of the network, which
+     * keeps the working set in cache. 0: no bound (and nothing is parked). An event is always
+     * taken whole, so the bound may be passed by one event's fan-out.
+     *
+     * Each webhook counts against it only up to its share (max_pending over the webhooks with
+     * work, at least scheduling.lane_concurrency), and not at all while its circuit is open or
+     * its endpoint stalls (scheduling.stall_after): the rest of its backlog is parked, so one
+     * dead or slow endpoint cannot stop the intake for the others. The default keeps the
+     * memory store's pending deliveries to a few megabytes.
      */
     std::size_t max_pending = 8192;
+    /**
+     * Parked deliveries held in memory at most (with a store that is not durable). Once this
+     * many are parked, a new delivery that would be parked is logged as failed ("shed") instead
+     * of held, and counted in dispatcher_stats::shed: the backlog of what is slow stays bounded
+     * and falls on it alone. A durable store keeps them all. 0: no bound.
+     */
+    std::size_t max_parked = 65536;
 };
 
 /** The dispatcher's counters, read at any time from any thread. */
@@ -42,6 +55,8 @@ struct dispatcher_stats {
     std::uint64_t failed = 0;        ///< deliveries that ended without one
     std::uint64_t attempts = 0;      ///< requests sent, retries included
     std::uint64_t open_circuits = 0; ///< webhooks whose circuit breaker is open or half-open
+    std::uint64_t parked = 0;        ///< deliveries waiting outside the pending budget
+    std::uint64_t shed = 0;          ///< deliveries failed at once because max_parked was full
 };
 
 /** What async_stop reports. */

@@ -19,7 +19,27 @@ namespace herald {
 struct scheduler_params {
     std::size_t lane_concurrency = 8;     ///< requests in flight per webhook
     std::size_t global_concurrency = 512; ///< requests in flight in all
+    /**
+     * A lane whose attempts fill its `lane_concurrency` while none has finished for this long
+     * counts as stalled (an endpoint that accepts and never answers): its waiting deliveries
+     * leave the pending budget, as those of a lane whose circuit is open do.
+     */
+    duration stall_after = std::chrono::seconds(1);
 };
+
+/** Why a delivery pushed to a lane now would be parked outside the pending budget. */
+enum class park_reason {
+    none,       ///< within its lane's share of the budget
+    circuit,    ///< held: the lane's circuit breaker is open or half-open
+    stalled,    ///< held: its attempts fill its slots and none has finished for `stall_after`
+    draining,   ///< held: the lane works again, but what it held while failing still waits
+    over_share, ///< behind: the lane works and already holds its share of the budget
+};
+
+/// Whether `r` is one of the reasons a lane's deliveries are held (the lane is impaired).
+constexpr bool is_held(park_reason r) {
+    return r == park_reason::circuit || r == park_reason::stalled || r == park_reason::draining;
+}
 
 /**
  * Decides which delivery starts next. Sans-I/O: it holds deliveries and counts, and is told
@@ -33,6 +53,15 @@ struct scheduler_params {
  * Each webhook with recent failures has a circuit_breaker: while it is open the lane is
  * parked and its deliveries wait without using attempts; when it cools down one probe goes.
  *
+ * The pending budget (`budget`, dispatcher_params::max_pending) bounds the deliveries that
+ * wait in memory, and the dispatcher stops taking events while it is full. So that a slow lane
+ * cannot exhaust it for the others, a lane counts against it only up to its share (the budget
+ * divided among the lanes that hold work, at least `lane_concurrency`): what a working lane
+ * has beyond that waits *behind* (`behind()`, which the dispatcher bounds by stopping the
+ * intake). A lane whose circuit is open or that is stalled counts against neither: all it has
+ * is *held* (`held()`, which the dispatcher bounds by shedding that lane's new deliveries), and
+ * so is what it is given until that backlog has drained. Both are *parked* (docs/delivery.md).
+ *
  * Thread safety: none; the dispatcher calls it from its strand.
  */
 class scheduler {
@@ -40,9 +69,11 @@ public:
     /** How an attempt went, for the webhook's circuit breaker. */
     enum class attempt_result { delivered, failed, not_sent };
 
-    explicit scheduler(scheduler_params p = {}, health_params h = {})
+    /// @param budget deliveries waiting in memory the lanes share; 0: no bound, nothing parks.
+    explicit scheduler(scheduler_params p = {}, health_params h = {}, std::size_t budget = 0)
         : p_(p)
-        , health_(h) {
+        , health_(h)
+        , budget_(budget) {
         p_.lane_concurrency = std::max<std::size_t>(p_.lane_concurrency, 1);
         p_.global_concurrency = std::max<std::size_t>(p_.global_concurrency, 1);
     }
@@ -50,11 +81,42 @@ public:
     scheduler_params const& params() const { return p_; }
     health_params const& health() const { return health_; }
 
-    /// Adds a delivery; it becomes ready at `d.due`.
-    void push(delivery d) {
+    /**
+     * Adds a delivery; it becomes ready at `d.due`. It counts against the budget, or is parked
+     * when park_reason(its webhook, now) says so.
+     */
+    void push(delivery d, time_point now = {}) {
+        auto const id = d.target();
+        auto& l = lanes_[id];
         ++pending_;
+        ++l.waiting;
+        auto const why = refresh(id, l, now);
+        if (why == park_reason::none) {
+            ++l.in_budget;
+            ++budgeted_;
+        } else if (is_held(why)) {
+            ++l.held;
+            ++held_;
+        } else {
+            ++l.behind;
+            ++behind_;
+        }
         timers_.push_back(timed{std::move(d), ++seq_});
         std::push_heap(timers_.begin(), timers_.end(), later);
+    }
+
+    /// Whether a delivery for `id` pushed at `now` would be parked, and why.
+    park_reason parks(webhook_id id, time_point now) const {
+        static lane const empty{};
+        auto it = lanes_.find(id);
+        return reason(id, it == lanes_.end() ? empty : it->second, now, it == lanes_.end() ? 1 : 0);
+    }
+
+    /// A lane's share of the budget now: the budget over the lanes with work, at least its
+    /// concurrency. `extra` counts lanes about to get work.
+    std::size_t share(std::size_t extra = 0) const {
+        auto const n = std::max<std::size_t>(lanes_.size() + extra, 1);
+        return std::max(budget_ / n, p_.lane_concurrency);
     }
 
     /**
@@ -86,9 +148,14 @@ public:
             }
             delivery d = std::move(l.ready.front());
             l.ready.pop_front();
-            ++l.in_flight;
+            if (l.in_flight++ == 0)
+                l.progress = now; // a stall is timed from the first attempt of a busy spell
+            if (l.in_flight >= p_.lane_concurrency && !l.at_cap) {
+                l.at_cap = true;
+                at_cap_.push_back(id);
+            }
             ++in_flight_;
-            --pending_;
+            leave(l);
             enqueue_if_runnable(id, l);
             return d;
         }
@@ -117,7 +184,9 @@ public:
             return fx;
         auto& l = it->second;
         --l.in_flight;
-        if (l.ready.empty() && l.in_flight == 0)
+        l.progress = now;
+        refresh(id, l, now);
+        if (l.waiting == 0 && l.in_flight == 0)
             lanes_.erase(it);
         else
             enqueue_if_runnable(id, l);
@@ -129,17 +198,57 @@ public:
         std::optional<time_point> t;
         if (!timers_.empty())
             t = timers_.front().d.due;
-        if (!parked_.empty() && (!t || parked_.front().first < *t))
-            t = parked_.front().first;
+        if (!cooling_.empty() && (!t || cooling_.front().first < *t))
+            t = cooling_.front().first;
         return t;
+    }
+
+    /**
+     * Marks the lanes that have stalled by `now` (their waiting deliveries leave the budget),
+     * without waiting for their next push. Cheap: only lanes with every slot taken are looked
+     * at. @return when the next of those would stall, if one has deliveries waiting.
+     */
+    std::optional<time_point> refresh_stalls(time_point now) {
+        std::optional<time_point> next;
+        std::erase_if(at_cap_, [&](webhook_id id) {
+            auto it = lanes_.find(id);
+            if (it == lanes_.end())
+                return true;
+            auto& l = it->second;
+            if (l.in_flight < p_.lane_concurrency) {
+                l.at_cap = false;
+                return true;
+            }
+            if ((l.in_budget | l.behind) != 0 && refresh(id, l, now) != park_reason::stalled) {
+                auto const at = l.progress + p_.stall_after;
+                next = next ? std::min(*next, at) : at;
+            }
+            return false;
+        });
+        return next;
     }
 
     /// Whether some delivery is due and could start now if a global slot were free.
     bool has_ready() const { return !runnable_.empty(); }
 
-    std::size_t pending() const { return pending_; }     ///< waiting or ready, not in flight
+    std::size_t pending() const { return pending_; }       ///< waiting or ready, not in flight
+    std::size_t budgeted() const { return budgeted_; }     ///< pending within the lanes' shares
+    std::size_t parked() const { return behind_ + held_; } ///< pending outside the budget
+    /// Parked for lanes whose circuit is open, that stalled, or that still drain that backlog.
+    std::size_t held() const { return held_; }
+    /// Parked for working lanes beyond their share.
+    std::size_t behind() const { return behind_; }
     std::size_t in_flight() const { return in_flight_; } ///< taken and not done
-    std::size_t lanes() const { return lanes_.size(); }
+    std::size_t lanes() const { return lanes_.size(); }  ///< webhooks with work
+    std::size_t budget() const { return budget_; }
+
+    /// Deliveries of a webhook waiting (not in flight), and how many of them are parked.
+    std::pair<std::size_t, std::size_t> waiting(webhook_id id) const {
+        auto it = lanes_.find(id);
+        return it == lanes_.end()
+                   ? std::pair<std::size_t, std::size_t>{}
+                   : std::pair{it->second.waiting, it->second.behind + it->second.held};
+    }
 
     /// The circuit breaker of a webhook, or null when it has no recent failures.
     circuit_breaker const* breaker(webhook_id id) const {
@@ -156,10 +265,12 @@ public:
     }
 
     /// Forgets a webhook's failures (a user re-activated it: start afresh).
-    void reset_health(webhook_id id) {
+    void reset_health(webhook_id id, time_point now = {}) {
         breakers_.erase(id);
-        if (auto it = lanes_.find(id); it != lanes_.end())
+        if (auto it = lanes_.find(id); it != lanes_.end()) {
+            refresh(id, it->second, now);
             enqueue_if_runnable(id, it->second);
+        }
     }
 
     /// Removes and returns every delivery that is not in flight (at shutdown).
@@ -176,10 +287,13 @@ public:
             it = it->second.in_flight == 0 ? lanes_.erase(it) : std::next(it);
         }
         runnable_.clear();
-        parked_.clear();
-        for (auto& [id, l] : lanes_)
-            l.queued = false;
-        pending_ = 0;
+        cooling_.clear();
+        at_cap_.clear();
+        for (auto& [id, l] : lanes_) {
+            l.queued = l.at_cap = false;
+            l.waiting = l.in_budget = l.behind = l.held = 0;
+        }
+        pending_ = budgeted_ = behind_ = held_ = 0;
         return out;
     }
 
@@ -191,24 +305,80 @@ private:
     struct lane {
         std::deque<delivery> ready;
         std::size_t in_flight = 0;
-        bool queued = false; // in runnable_
+        std::size_t waiting = 0;   // pushed and not yet taken: in the timer heap or ready
+        std::size_t in_budget = 0; // of those, counted against the budget,
+        std::size_t behind = 0;    // parked beyond its share while it worked,
+        std::size_t held = 0;      // and parked while it was impaired (the three add up)
+        time_point progress{};     // an attempt last finished, or started after an idle spell
+        bool at_cap = false;       // listed in at_cap_
+        bool queued = false;       // in runnable_
     };
-    using parked_lane = std::pair<time_point, webhook_id>;
+    using cooling_lane = std::pair<time_point, webhook_id>;
+
+    park_reason reason(webhook_id id, lane const& l, time_point now, std::size_t extra = 0) const {
+        if (budget_ == 0)
+            return park_reason::none;
+        if (auto b = breakers_.find(id);
+            b != breakers_.end() && b->second.current() != circuit_breaker::state::closed)
+            return park_reason::circuit;
+        if (l.in_flight >= p_.lane_concurrency && now - l.progress >= p_.stall_after)
+            return park_reason::stalled;
+        if (l.held > 0)
+            return park_reason::draining; // they are sent first anyway: the new ones wait too
+        if (l.in_budget >= share(extra))
+            return park_reason::over_share;
+        return park_reason::none;
+    }
+
+    /**
+     * Returns where a delivery pushed to the lane now goes. A lane found impaired gives up its
+     * place in the budget and behind it: all it has is held. One that recovers keeps what is
+     * held until that has drained (it is sent first anyway).
+     */
+    park_reason refresh(webhook_id id, lane& l, time_point now) {
+        auto const why = reason(id, l, now);
+        if ((why == park_reason::circuit || why == park_reason::stalled) &&
+            (l.in_budget | l.behind) != 0) {
+            budgeted_ -= l.in_budget;
+            behind_ -= l.behind;
+            held_ += l.in_budget + l.behind;
+            l.held += l.in_budget + l.behind;
+            l.in_budget = l.behind = 0;
+        }
+        return why;
+    }
+
+    // One of the lane's waiting deliveries was taken: the parked go first, so that the lane's
+    // place in the budget is the last thing it gives up.
+    void leave(lane& l) {
+        --pending_;
+        --l.waiting;
+        if (l.held > 0) {
+            --l.held;
+            --held_;
+        } else if (l.behind > 0) {
+            --l.behind;
+            --behind_;
+        } else {
+            --l.in_budget;
+            --budgeted_;
+        }
+    }
 
     static bool later(timed const& a, timed const& b) {
         return a.d.due != b.d.due ? a.d.due > b.d.due : a.seq > b.seq;
     }
 
     void park(webhook_id id, time_point until) {
-        parked_.emplace_back(until, id);
-        std::push_heap(parked_.begin(), parked_.end(), std::greater<>{});
+        cooling_.emplace_back(until, id);
+        std::push_heap(cooling_.begin(), cooling_.end(), std::greater<>{});
     }
 
     void promote_due(time_point now) {
-        while (!parked_.empty() && parked_.front().first <= now) {
-            std::pop_heap(parked_.begin(), parked_.end(), std::greater<>{});
-            auto const id = parked_.back().second;
-            parked_.pop_back();
+        while (!cooling_.empty() && cooling_.front().first <= now) {
+            std::pop_heap(cooling_.begin(), cooling_.end(), std::greater<>{});
+            auto const id = cooling_.back().second;
+            cooling_.pop_back();
             if (auto it = lanes_.find(id); it != lanes_.end())
                 enqueue_if_runnable(id, it->second);
         }
@@ -233,11 +403,16 @@ private:
     scheduler_params p_;
     health_params health_;
     std::unordered_map<webhook_id, circuit_breaker> breakers_; // webhooks with recent failures
-    std::vector<parked_lane> parked_; // min-heap: lanes waiting for their circuit to cool down
-    std::vector<timed> timers_;       // min-heap by (due, seq)
+    std::vector<cooling_lane> cooling_; // min-heap: lanes waiting for their circuit to cool down
+    std::vector<timed> timers_;         // min-heap by (due, seq)
     std::unordered_map<webhook_id, lane> lanes_;
     std::deque<webhook_id> runnable_; // lanes with ready work and a free slot, in turn order
+    std::vector<webhook_id> at_cap_;  // lanes that had every slot taken (checked lazily)
+    std::size_t budget_ = 0;
     std::size_t pending_ = 0;
+    std::size_t budgeted_ = 0;
+    std::size_t behind_ = 0;
+    std::size_t held_ = 0;
     std::size_t in_flight_ = 0;
     std::uint64_t seq_ = 0;
 };

@@ -626,3 +626,104 @@ TEST_CASE("async_deliver_once hands back the entry with the seq its log assigned
 }
 
 } // namespace herald_test_dispatcher
+
+namespace herald_test_dispatcher {
+
+TEST_CASE("a dead and a hanging webhook park their backlog and shed beyond max_parked; the "
+          "healthy one never waits",
+          "[dispatcher][backpressure][isolation]") {
+    asio::io_context io;
+    recording_transport transport;
+    transport.respond([](http_request const& r) {
+        send_result s;
+        s.status = r.url.ends_with("/dead") ? 500 : 200;
+        return s;
+    });
+    transport.latency([](http_request const& r) {
+        return r.url.ends_with("/hang") ? duration(10min) : duration(0ms);
+    });
+    dispatcher_params p = quick({0ms});
+    p.max_pending = 16;
+    p.max_parked = 40;
+    p.health.failure_threshold = 2;
+    p.scheduling.lane_concurrency = 2;
+    p.scheduling.stall_after = 30ms;
+    test_dispatcher<> d(io.get_executor(), p, memory_store(), transport);
+    auto const ok = d.store().create(hook("ok")).value().id;
+    auto const dead = d.store().create(hook("dead")).value().id;
+    auto const hang = d.store().create(hook("hang")).value().id;
+
+    int const events = 300;
+    std::size_t most_parked = 0;
+    stop_report report;
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        asio::steady_timer pace(io);
+        for (int i = 0; i < events; ++i) {
+            // Before the fix the intake stopped once the hanging lane held max_pending: this
+            // wait never ended.
+            auto r = co_await d.async_publish(object_event::created(std::to_string(i), {}));
+            CHECK(r.has_value());
+            if (i % 10 == 9) {
+                pace.expires_after(2ms);
+                co_await pace.async_wait(asio::use_awaitable);
+            }
+            most_parked = std::max<std::size_t>(most_parked, d.stats().parked);
+        }
+        log_query q;
+        q.webhook = ok;
+        q.result = outcome::delivered;
+        q.limit = log_query::max_limit;
+        co_await until([&] { return d.log().query(q).entries.size() == std::size_t(events); });
+        report = co_await stop(d, 0ms);
+    });
+    auto const s = d.stats();
+    CHECK(s.delivered == std::uint64_t(events));
+    CHECK(s.shed > 0);
+    CHECK(most_parked > 0);
+    // What failing lanes hold (shed beyond max_parked) and what waits behind working ones (the
+    // intake waits beyond max_parked), each passed by one event's fan-out at most, plus what a
+    // lane brings along when it becomes impaired (what it had behind and in the budget).
+    CHECK(most_parked <= 3 * p.max_parked + p.max_pending + 4 * 3);
+    CHECK(s.parked == 0); // all ended at the stop
+    CHECK(s.pending == 0);
+
+    // Every (event, webhook) ends in the log exactly once with a final outcome.
+    std::map<std::pair<std::string, webhook_id>, std::vector<log_entry>> by;
+    log_query all;
+    all.limit = log_query::max_limit;
+    for (;;) {
+        auto page = d.log().query(all);
+        for (auto& e : page.entries)
+            by[{e.object_id, e.webhook}].push_back(std::move(e));
+        if (!page.next)
+            break;
+        all.before_seq = page.next;
+    }
+    std::size_t shed = 0;
+    for (int i = 0; i < events; ++i) {
+        for (auto id : {ok, dead, hang}) {
+            auto const& es = by[{std::to_string(i), id}];
+            REQUIRE(es.size() == 1);
+            auto const& e = es.front();
+            if (id == ok) {
+                CHECK(e.result == outcome::delivered);
+                continue;
+            }
+            CHECK(e.result == outcome::failed);
+            if (e.error.starts_with("shed, not queued: ")) {
+                ++shed;
+                CHECK(e.attempt == 0);
+                CHECK(e.error.find(id == dead ? "is failing (its circuit is open)"
+                                              : "is not answering (2 attempts in flight") !=
+                      std::string::npos);
+                CHECK(e.error.find("what failing webhooks hold reached max_parked (40)") !=
+                      std::string::npos);
+            }
+        }
+    }
+    CHECK(shed == s.shed);
+    CHECK_FALSE(report.drained);
+}
+
+} // namespace herald_test_dispatcher

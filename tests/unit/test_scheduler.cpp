@@ -46,12 +46,13 @@ struct deliveries {
 
     /// Pushes `n` deliveries for `hook` due at `due`; returns their ids in push order.
     std::vector<herald::delivery_id> push(herald::scheduler& s, herald::webhook_id hook,
-                                          herald::time_point due, int n = 1) {
+                                          herald::time_point due, int n = 1,
+                                          herald::time_point now = {}) {
         std::vector<herald::delivery_id> ids;
         for (int i = 0; i < n; ++i) {
             auto d = make(hook, due);
             ids.push_back(d.id);
-            s.push(std::move(d));
+            s.push(std::move(d), now);
         }
         return ids;
     }
@@ -332,12 +333,12 @@ TEST_CASE("scheduler counts pending and in-flight deliveries", "[scheduler]") {
     ds.push(s, 2, t0 + 1min, 2);
     CHECK(s.pending() == 5);
     CHECK(s.in_flight() == 0);
-    CHECK(s.lanes() == 0); // nothing due yet
+    CHECK(s.lanes() == 2); // both webhooks have work, though none of it is due yet
 
     CHECK(drain(s, t0).size() == 2);
     CHECK(s.pending() == 3);
     CHECK(s.in_flight() == 2);
-    CHECK(s.lanes() == 1);
+    CHECK(s.lanes() == 2);
     CHECK(s.has_ready() == false); // lane 1 is at its cap
 
     s.done(1);
@@ -398,6 +399,215 @@ TEST_CASE("scheduler take_all returns everything not in flight", "[scheduler][sh
         CHECK(s.in_flight() == 2);
         CHECK(s.pending() == 2);
     }
+}
+
+} // namespace herald_test_scheduler
+
+// ---- The pending budget: shares, parking (issue 12, defect 0) ----
+namespace herald_test_scheduler {
+
+TEST_CASE("without a budget nothing is parked", "[scheduler][budget]") {
+    herald::scheduler s(herald::scheduler_params{2, 512});
+    deliveries ds;
+    ds.push(s, 1, fixed_time(), 100);
+    CHECK(s.budgeted() == 100);
+    CHECK(s.parked() == 0);
+    CHECK(s.parks(1, fixed_time()) == herald::park_reason::none);
+}
+
+TEST_CASE("a lane alone may fill the whole budget", "[scheduler][budget]") {
+    herald::scheduler s(herald::scheduler_params{2, 512}, {}, 16);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 16, t0);
+    CHECK(s.budgeted() == 16); // the dispatcher's intake stops here: backpressure
+    CHECK(s.parked() == 0);
+    CHECK(s.parks(1, t0) == herald::park_reason::over_share);
+    ds.push(s, 1, t0, 1, t0); // one event's fan-out may pass it
+    CHECK(s.budgeted() == 16);
+    CHECK(s.parked() == 1);
+    CHECK(s.pending() == 17);
+}
+
+TEST_CASE("lanes share the budget: one backlog leaves room for the others", "[scheduler][budget]") {
+    herald::scheduler s(herald::scheduler_params{2, 512}, {}, 16);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0 + 1h, 8, t0); // alone: its share is the whole budget
+    CHECK(s.share() == 16);
+    CHECK(s.share(1) == 8); // another lane coming: half each
+    // A second lane arrives: the share is now 8, and lane 1 holds it all.
+    CHECK(s.parks(1, t0) == herald::park_reason::none); // alone it still could
+    ds.push(s, 2, t0 + 1h, 1, t0);
+    CHECK(s.share() == 8);
+    CHECK(s.parks(1, t0) == herald::park_reason::over_share);
+    ds.push(s, 1, t0 + 1h, 100, t0);
+    CHECK(s.budgeted() == 9);
+    CHECK(s.parked() == 100);
+    CHECK(s.waiting(1) == std::pair<std::size_t, std::size_t>{108, 100});
+    // Lane 2 still gets its share.
+    ds.push(s, 2, t0 + 1h, 7, t0);
+    CHECK(s.budgeted() == 16);
+    CHECK(s.parked() == 100);
+    CHECK(s.waiting(2) == std::pair<std::size_t, std::size_t>{8, 0});
+    // A lane never gets less than its concurrency.
+    herald::scheduler tiny(herald::scheduler_params{4, 512}, {}, 4);
+    ds.push(tiny, 1, t0, 1, t0);
+    ds.push(tiny, 2, t0, 1, t0);
+    CHECK(tiny.share() == 4);
+}
+
+TEST_CASE("a lane's parked deliveries leave first, and all counts return to zero",
+          "[scheduler][budget]") {
+    herald::scheduler s(herald::scheduler_params{1, 512}, {}, 4);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 10, t0);
+    CHECK(s.budgeted() == 4);
+    CHECK(s.parked() == 6);
+    for (int i = 0; i < 10; ++i) {
+        auto d = s.pop_ready(t0);
+        REQUIRE(d);
+        if (i < 6)
+            CHECK(s.budgeted() == 4); // its place in the budget is the last thing it gives up
+        s.done(1, herald::scheduler::attempt_result::delivered, t0);
+    }
+    CHECK(s.budgeted() == 0);
+    CHECK(s.parked() == 0);
+    CHECK(s.pending() == 0);
+    CHECK(s.lanes() == 0);
+}
+
+TEST_CASE("a lane whose circuit opens leaves the budget", "[scheduler][budget][health]") {
+    herald::health_params h;
+    h.failure_threshold = 2;
+    h.cool_down = 30s;
+    herald::scheduler s(herald::scheduler_params{1, 512}, h, 100);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 12, t0);
+    ds.push(s, 2, t0 + 1h, 3, t0);
+    CHECK(s.budgeted() == 15);
+    for (int i = 0; i < 2; ++i) {
+        auto d = s.pop_ready(t0);
+        REQUIRE(d);
+        REQUIRE(d->target() == 1);
+        auto const fx = s.done(1, herald::scheduler::attempt_result::failed, t0);
+        CHECK(fx.opened == (i == 1));
+    }
+    // Its ten waiting deliveries are parked; the other lane keeps its place.
+    CHECK(s.parked() == 10);
+    CHECK(s.budgeted() == 3);
+    CHECK(s.parks(1, t0) == herald::park_reason::circuit);
+    ds.push(s, 1, t0, 5, t0);
+    CHECK(s.parked() == 15);
+    CHECK(s.budgeted() == 3);
+    CHECK(s.parks(2, t0) == herald::park_reason::none);
+    CHECK(s.held() == 15);
+    CHECK(s.behind() == 0);
+    // The probe succeeds: what it held drains first, and what comes meanwhile waits with it.
+    auto const t1 = t0 + 31s;
+    auto probe = s.pop_ready(t1);
+    REQUIRE(probe);
+    CHECK(probe->target() == 1);
+    s.done(1, herald::scheduler::attempt_result::delivered, t1);
+    CHECK(s.parks(1, t1) == herald::park_reason::draining);
+    ds.push(s, 1, t1, 1, t1);
+    CHECK(s.budgeted() == 3);
+    CHECK(s.held() == 15);
+    for (int i = 0; i < 15; ++i) {
+        auto d = s.pop_ready(t1);
+        REQUIRE(d);
+        REQUIRE(d->target() == 1);
+        s.done(1, herald::scheduler::attempt_result::delivered, t1);
+    }
+    // Drained: new deliveries count against the budget again.
+    CHECK(s.held() == 0);
+    CHECK(s.parks(1, t1) == herald::park_reason::none);
+    ds.push(s, 1, t1 + 1h, 1, t1);
+    CHECK(s.budgeted() == 4);
+    CHECK(s.parked() == 0);
+}
+
+TEST_CASE("a lane whose slots are all taken and that finishes nothing is stalled",
+          "[scheduler][budget]") {
+    herald::scheduler_params p{2, 512};
+    p.stall_after = 1s;
+    herald::scheduler s(p, {}, 100);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 2, t0);
+    REQUIRE(drain(s, t0).size() == 2); // both slots taken at t0, nothing finishes
+    ds.push(s, 1, t0 + 1h, 5, t0 + 500ms);
+    CHECK(s.budgeted() == 5); // not yet a second without progress
+    CHECK(s.parks(1, t0 + 999ms) == herald::park_reason::none);
+    CHECK(s.parks(1, t0 + 1s) == herald::park_reason::stalled);
+    ds.push(s, 1, t0 + 1h, 1, t0 + 1s);
+    CHECK(s.budgeted() == 0); // everything it held leaves the budget
+    CHECK(s.parked() == 6);
+    CHECK(s.held() == 6);
+    // One attempt finishes: progress, so it is no longer stalled, but what it held is sent
+    // before anything else.
+    s.done(1, herald::scheduler::attempt_result::failed, t0 + 2s);
+    CHECK(s.parks(1, t0 + 2s) == herald::park_reason::draining);
+    // A lane with a free slot is never stalled: it can still send.
+    CHECK(s.parks(1, t0 + 1h) == herald::park_reason::draining);
+}
+
+TEST_CASE("refresh_stalls finds a stalled lane without a push, and says when the next stalls",
+          "[scheduler][budget]") {
+    herald::scheduler_params p{1, 512};
+    p.stall_after = 1s;
+    herald::scheduler s(p, {}, 100);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 4, t0);
+    ds.push(s, 2, t0, 1, t0);
+    REQUIRE(drain(s, t0).size() == 2); // one in flight per lane
+    CHECK(s.budgeted() == 3);          // lane 2 has nothing waiting
+    CHECK(s.refresh_stalls(t0 + 500ms) == t0 + 1s);
+    CHECK(s.budgeted() == 3);
+    CHECK_FALSE(s.refresh_stalls(t0 + 1s).has_value()); // lane 1 stalled; lane 2 has nothing
+    CHECK(s.budgeted() == 0);
+    CHECK(s.held() == 3);
+    // A lane below its cap is dropped from the watch list.
+    s.done(2, herald::scheduler::attempt_result::delivered, t0 + 1s);
+    CHECK_FALSE(s.refresh_stalls(t0 + 2s).has_value());
+}
+
+TEST_CASE("a working lane beyond its share waits behind, apart from what failing lanes hold",
+          "[scheduler][budget]") {
+    herald::health_params h;
+    h.failure_threshold = 1;
+    herald::scheduler s(herald::scheduler_params{1, 512}, h, 8);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 1, t0);
+    ds.push(s, 2, t0, 1, t0);
+    REQUIRE(drain(s, t0).size() == 2);
+    s.done(2, herald::scheduler::attempt_result::failed, t0); // lane 2's circuit opens
+    ds.push(s, 2, t0 + 1h, 10, t0);                           // all held: its circuit is open
+    ds.push(s, 1, t0 + 1h, 10, t0); // a share of 8 over two lanes with work: 4
+    CHECK(s.budgeted() == 4);
+    CHECK(s.behind() == 6);
+    CHECK(s.held() == 10);
+    CHECK(s.parked() == 16);
+    CHECK(s.parks(1, t0) == herald::park_reason::over_share);
+    CHECK(s.parks(2, t0) == herald::park_reason::circuit);
+}
+
+TEST_CASE("take_all clears the budget's counts", "[scheduler][budget][shutdown]") {
+    herald::scheduler s(herald::scheduler_params{1, 512}, {}, 4);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    ds.push(s, 1, t0, 10, t0);
+    REQUIRE(s.pop_ready(t0));
+    CHECK(s.take_all().size() == 9);
+    CHECK(s.budgeted() == 0);
+    CHECK(s.parked() == 0);
+    CHECK(s.pending() == 0);
+    s.done(1, herald::scheduler::attempt_result::delivered, t0);
+    CHECK(s.lanes() == 0);
 }
 
 } // namespace herald_test_scheduler

@@ -41,6 +41,30 @@ inline double unit_random() {
     return double(random_u64() >> 11) * 0x1.0p-53;
 }
 
+/// Why a new delivery was shed instead of parked (see dispatcher_params::max_parked).
+inline std::string describe_shed(park_reason why, scheduler const& s, webhook_id id,
+                                 dispatcher_params const& p) {
+    auto const [waiting, parked] = s.waiting(id);
+    std::string out = "shed, not queued: the webhook ";
+    switch (why) {
+    case park_reason::circuit:
+        out += "is failing (its circuit is open)";
+        break;
+    case park_reason::stalled:
+        out += "is not answering (" + std::to_string(p.scheduling.lane_concurrency) +
+               " attempts in flight, none finished for " +
+               format_duration(p.scheduling.stall_after) + ")";
+        break;
+    default:
+        out += "is still sending what it held while failing";
+        break;
+    }
+    out += ", " + std::to_string(waiting) + " of its deliveries wait (" + std::to_string(parked) +
+           " parked), and what failing webhooks hold reached max_parked (" +
+           std::to_string(p.max_parked) + ")";
+    return out;
+}
+
 inline void add_header(std::vector<http_header>& h, char const* name, std::string value) {
     h.push_back(http_header{name, std::move(value)});
 }
@@ -62,7 +86,7 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , transport_(std::move(transport))
     , log_(std::move(log))
     , source_(make_source(strand_, params_.intake))
-    , sched_(params_.scheduling, params_.health)
+    , sched_(params_.scheduling, params_.health, params_.max_pending)
     , pump_timer_(strand_)
     , pump_signal_(strand_, 1)
     , intake_signal_(strand_, 1)
@@ -146,9 +170,10 @@ dispatcher_stats HERALD_DISPATCHER::stats() const {
     auto r = [](std::atomic<std::uint64_t> const& a) {
         return a.load(std::memory_order_relaxed);
     };
-    return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected),     r(n_.queued),
-                            r(n_.pending),   r(n_.in_flight), r(n_.retrying),     r(n_.delivered),
-                            r(n_.failed),    r(n_.attempts),  r(n_.open_circuits)};
+    return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected),      r(n_.queued),
+                            r(n_.pending),   r(n_.in_flight), r(n_.retrying),      r(n_.delivered),
+                            r(n_.failed),    r(n_.attempts),  r(n_.open_circuits), r(n_.parked),
+                            r(n_.shed)};
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -159,12 +184,13 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::run() {
     running_ = true;
     // Deliveries a durable store holds from an earlier run (or another process's dead lease).
     for (;;) {
-        auto recovered = store_.claim(clock::now(), 1024);
+        auto const now = clock::now();
+        auto recovered = store_.claim(now, 1024);
         n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
         for (auto& d : recovered) {
             if (d.attempts > 0)
                 n_.retrying.fetch_add(1, std::memory_order_relaxed);
-            sched_.push(std::move(d));
+            sched_.push(std::move(d), now);
         }
         if (recovered.size() < 1024)
             break;
@@ -226,8 +252,11 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
             more = co_await source_.async_receive(events);
             continue;
         }
+        if (!has_room())
+            sched_.refresh_stalls(clock::now()); // a stalled lane gives its room back
         while (!has_room()) {
             intake_waiting_ = true;
+            wake_pump(); // it times the next stall, which may make room
             auto [ec] = co_await intake_signal_.async_receive(
                 boost::asio::as_tuple(boost::asio::use_awaitable));
             (void)ec;
@@ -295,9 +324,12 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
                 }));
             batch_ = {};
             return;
-        } else if (auto r = store_.enqueue(batch_); !r) {
-            fail_all("could not be queued: " + r.error().what());
-            return;
+        } else {
+            shed_parked(batch_, now);
+            if (auto r = store_.enqueue(batch_); !r) {
+                fail_all("could not be queued: " + r.error().what());
+                return;
+            }
         }
     } catch (std::exception const& ex) {
         if (hooks)
@@ -308,7 +340,32 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
     }
     n_.pending.fetch_add(batch_.size(), std::memory_order_relaxed);
     for (auto& d : batch_)
-        sched_.push(std::move(d));
+        sched_.push(std::move(d), now);
+    n_.parked.store(sched_.parked(), std::memory_order_relaxed);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::shed_parked(std::vector<delivery>& ds, time_point now) {
+    if (params_.max_parked == 0 || sched_.held() < params_.max_parked)
+        return;
+    // The deliveries parked for failing or stalled lanes fill their bound: new ones for such
+    // lanes are logged as failed instead of held, so that the backlog of what is broken stays
+    // bounded without stopping the intake of what is not.
+    auto keep = ds.begin();
+    for (auto& d : ds) {
+        auto const why = sched_.parks(d.target(), now);
+        if (!is_held(why)) {
+            *keep++ = std::move(d);
+            continue;
+        }
+        auto entry = make_entry(d, *d.hook, now);
+        entry.attempt = 0;
+        entry.error = detail::describe_shed(why, sched_, d.target(), params_);
+        n_.failed.fetch_add(1, std::memory_order_relaxed);
+        n_.shed.fetch_add(1, std::memory_order_relaxed);
+        log_.record(std::move(entry));
+    }
+    ds.erase(keep, ds.end());
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -319,6 +376,11 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             abandon_pending(now);
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
+        // A full budget may be held by lanes that stall only as time passes: look at them
+        // while the intake waits, and wake when the next would stall.
+        std::optional<time_point> stall_at;
+        if (intake_waiting_)
+            stall_at = sched_.refresh_stalls(now);
         wake_intake();
         if (stopping_ && intake_done_) {
             if (sched_.pending() == 0 && active_flights_ == 0 && !committing())
@@ -332,6 +394,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             }
         }
         auto wake_at = sched_.next_due().value_or(time_point::max());
+        if (stall_at && intake_waiting_)
+            wake_at = std::min(wake_at, *stall_at);
         if (stopping_ && !abandoning_)
             wake_at = std::min(wake_at, deadline_);
         pump_waiting_ = true;
@@ -564,7 +628,7 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
                                      format_duration(params_.health.disable_after);
                 if (!disable_reason.empty()) {
                     if (auto off = store_.disable(lane, disable_reason); off) {
-                        sched_.reset_health(lane); // re-activated later, it starts afresh
+                        sched_.reset_health(lane, now); // re-activated later, it starts afresh
                         entry.error += "; webhook disabled: " + disable_reason;
                     } else {
                         entry.error += "; could not disable the webhook (" + disable_reason +
@@ -597,7 +661,7 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
                     log_.record(std::move(entry));
                     store_.reschedule(d);
                     n_.retrying.fetch_add(1, std::memory_order_relaxed);
-                    sched_.push(std::move(d));
+                    sched_.push(std::move(d), now);
                 } else {
                     if (classify(r) == verdict::retryable && disable_reason.empty())
                         entry.error += " (gave up after " + std::to_string(d.attempts) +
@@ -616,8 +680,9 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
         }
     }
     if (!lane_released)
-        sched_.done(lane);
+        sched_.done(lane, attempt_result::not_sent, clock::now());
     n_.open_circuits.store(sched_.open_circuits(), std::memory_order_relaxed);
+    n_.parked.store(sched_.parked(), std::memory_order_relaxed);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     co_return replan;
 }
@@ -721,9 +786,10 @@ void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> c
             for (auto const& d : ds)
                 report_.abandoned.push_back(d.id_string());
         } else {
+            auto const now = clock::now();
             n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
             for (auto& d : ds)
-                sched_.push(std::move(d));
+                sched_.push(std::move(d), now);
         }
     } else if (log_failures) {
         auto const now = clock::now();
