@@ -11,15 +11,23 @@
 #include <herald/sqlite_log.hpp>
 #include <herald/sqlite_store.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -394,7 +402,7 @@ TEST_CASE("admin: bad input is a problem naming the field", "[admin][validation]
 
     auto wrong_method = call(port, http::verb::delete_, "/api/webhooks");
     CHECK(wrong_method.status == 405);
-    CHECK(wrong_method.header("allow") == "GET, POST");
+    CHECK(wrong_method.header("allow") == "GET, HEAD, POST");
     CHECK(call(port, http::verb::get, "/api/events").status == 405);
     CHECK(call(port, http::verb::get, "/api/nothing").status == 404);
 }
@@ -703,3 +711,419 @@ TEST_CASE("admin: herald-relay refuses bad --admin options before serving anythi
     std::remove(file.c_str());
 }
 #endif
+
+// ---- The connection: timeouts, slots under a slowloris, and HTTP/1.1 framing ----
+
+namespace admin_wire {
+
+using clock_type = std::chrono::steady_clock;
+constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
+/// What a raw exchange received before the server closed, or the client's deadline passed.
+struct raw_reply {
+    std::string data;
+    bool closed = false; ///< the server closed (EOF or reset), as opposed to the deadline
+    std::chrono::milliseconds elapsed{};
+};
+
+/// Sends `bytes` on a new connection, then reads until the server closes or `timeout`.
+raw_reply raw_exchange(tcp::endpoint ep, std::string const& bytes,
+                       std::chrono::milliseconds timeout = 5000ms) {
+    boost::asio::io_context io;
+    boost::beast::tcp_stream s(io);
+    s.connect(ep);
+    raw_reply r;
+    auto const started = clock_type::now();
+    boost::asio::write(s.socket(), boost::asio::buffer(bytes));
+    s.expires_after(timeout);
+    auto buf = boost::asio::dynamic_buffer(r.data);
+    boost::system::error_code ec;
+    boost::asio::async_read(s, buf, [&](boost::system::error_code e, std::size_t) { ec = e; });
+    io.run();
+    r.closed = ec != boost::beast::error::timeout;
+    r.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+    return r;
+}
+
+/// One GET (or HEAD) on a new connection from `local` (127.0.0.x), with a deadline: the
+/// status, or 0 when the connection failed or was closed without an answer.
+unsigned timed_request(tcp::endpoint ep, std::string const& local, http::verb method,
+                       std::string const& target, std::chrono::milliseconds timeout = 5000ms) {
+    boost::asio::io_context io;
+    boost::beast::tcp_stream s(io);
+    boost::system::error_code ec;
+    s.socket().open(tcp::v4(), ec);
+    s.socket().bind({boost::asio::ip::make_address(local), 0}, ec);
+    if (ec)
+        FAIL("cannot bind " << local << ": " << ec.message());
+    http::request<http::empty_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::authorization, "Bearer " + token);
+    req.keep_alive(false);
+    http::response_parser<http::string_body> parser;
+    parser.skip(method == http::verb::head);
+    boost::beast::flat_buffer buf;
+    unsigned status = 0;
+    s.expires_after(timeout);
+    s.async_connect(ep, [&](boost::system::error_code cec) {
+        if (cec)
+            return;
+        http::async_write(s, req, [&](boost::system::error_code wec, std::size_t) {
+            if (wec)
+                return;
+            http::async_read(s, buf, parser, [&](boost::system::error_code rec, std::size_t) {
+                if (!rec)
+                    status = parser.get().result_int();
+            });
+        });
+    });
+    io.run();
+    return status;
+}
+
+/// `count` connections that each send a request head one byte every `interval` and never
+/// finish it, from the given local addresses in turn, reconnecting `reconnect` after the
+/// server closes one; on a thread of their own until destroyed (or `limit` passes).
+class slowloris {
+public:
+    slowloris(tcp::endpoint server, std::vector<std::string> const& locals, std::size_t count,
+              std::chrono::milliseconds interval, std::chrono::milliseconds reconnect = 250ms,
+              std::chrono::seconds limit = 30s)
+        : until_(clock_type::now() + limit) {
+        for (std::size_t i = 0; i < count; ++i)
+            boost::asio::co_spawn(io_,
+                                  drip(server,
+                                       boost::asio::ip::make_address(locals[i % locals.size()]),
+                                       interval, reconnect),
+                                  boost::asio::detached);
+        thread_ = std::thread([this] { io_.run(); });
+    }
+    ~slowloris() {
+        io_.stop();
+        thread_.join();
+    }
+
+    /// Waits until every dripper has connected once and sent its first bytes.
+    bool wait_started(std::size_t count, std::chrono::seconds timeout = 20s) {
+        auto const until = clock_type::now() + timeout;
+        while (started_.load() < count && clock_type::now() < until)
+            std::this_thread::sleep_for(10ms);
+        return started_.load() >= count;
+    }
+    std::size_t connects() const { return connects_.load(); }
+    std::size_t closed_by_server() const { return closed_.load(); }
+
+private:
+    boost::asio::awaitable<void> drip(tcp::endpoint server, boost::asio::ip::address local,
+                                      std::chrono::milliseconds interval,
+                                      std::chrono::milliseconds reconnect) {
+        using namespace boost::asio::experimental::awaitable_operators;
+        auto ex = co_await boost::asio::this_coro::executor;
+        std::string const head = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: ";
+        bool first = true;
+        boost::asio::steady_timer timer(ex);
+        while (clock_type::now() < until_) {
+            tcp::socket s(ex);
+            boost::system::error_code ec;
+            s.open(tcp::v4(), ec);
+            s.bind({local, 0}, ec);
+            auto [cec] = co_await s.async_connect(server, use_tuple);
+            if (!cec) {
+                ++connects_;
+                for (std::size_t i = 0; clock_type::now() < until_; ++i) {
+                    char const c = i < head.size() ? head[i] : 'a';
+                    auto [wec, wn] =
+                        co_await boost::asio::async_write(s, boost::asio::buffer(&c, 1), use_tuple);
+                    (void)wn;
+                    if (wec)
+                        break;
+                    if (first && i == 0) {
+                        first = false;
+                        ++started_;
+                    }
+                    // Drip the next byte after `interval`, unless the server closes first.
+                    char sink[256];
+                    timer.expires_after(interval);
+                    auto r = co_await (s.async_read_some(boost::asio::buffer(sink), use_tuple) ||
+                                       timer.async_wait(use_tuple));
+                    if (r.index() == 0)
+                        break; // an answer, EOF or a reset: the server let this one go
+                }
+                ++closed_;
+            }
+            timer.expires_after(reconnect);
+            auto [tec] = co_await timer.async_wait(use_tuple);
+            (void)tec;
+        }
+    }
+
+    boost::asio::io_context io_;
+    clock_type::time_point until_;
+    std::atomic<std::size_t> started_{0}, connects_{0}, closed_{0};
+    std::thread thread_;
+};
+
+std::vector<std::string> loopback_addresses(int first, int n) {
+    std::vector<std::string> v;
+    for (int i = 0; i < n; ++i)
+        v.push_back("127.0.0." + std::to_string(first + i));
+    return v;
+}
+
+} // namespace admin_wire
+
+TEST_CASE("admin: dripping connections do not lock out a client that sends its request",
+          "[admin][connections][slowloris]") {
+    using namespace admin_wire;
+    auto legit = [](fixture& f, std::string const& local) {
+        // several requests spread over the attack, each on a new connection
+        for (int i = 0; i < 4; ++i) {
+            INFO("request " << i << " from " << local);
+            CHECK(timed_request(f.srv.local_endpoint(), local, http::verb::get, "/api/webhooks") ==
+                  200);
+            std::this_thread::sleep_for(150ms);
+        }
+    };
+
+    SECTION("the defaults: 300 connections from ten addresses against 256 slots") {
+        fixture f; // 256 slots, 64 per address, request_timeout 10 s: they drip all along
+        slowloris attack(f.srv.local_endpoint(), loopback_addresses(2, 10), 300, 1000ms);
+        REQUIRE(attack.wait_started(300));
+        legit(f, "127.0.0.1");
+        legit(f, "127.0.0.2");                         // an attacker's address too
+        CHECK(attack.closed_by_server() >= 300 - 256); // the slots were full: some made room
+    }
+    SECTION("300 connections from the client's own address, slots full") {
+        admin::server_params p;
+        p.max_connections = 32;
+        p.max_connections_per_peer = 32;
+        p.request_timeout = 1s;
+        fixture f(p);
+        slowloris attack(f.srv.local_endpoint(), {"127.0.0.1"}, 300, 200ms);
+        REQUIRE(attack.wait_started(300));
+        legit(f, "127.0.0.1");
+        CHECK(attack.closed_by_server() >= 300 - 32);
+    }
+    SECTION("one address over its cap gives up its own connections, not the others'") {
+        admin::server_params p;
+        p.max_connections = 64;
+        p.max_connections_per_peer = 8;
+        p.request_timeout = 1s;
+        fixture f(p);
+        // A kept-alive connection from another address, opened before the attack.
+        boost::asio::io_context io;
+        tcp::socket kept(io);
+        kept.open(tcp::v4());
+        kept.bind({boost::asio::ip::make_address("127.0.0.9"), 0});
+        kept.connect(f.srv.local_endpoint());
+        boost::beast::flat_buffer buf;
+        auto get_on_kept = [&] {
+            http::request<http::string_body> req{http::verb::get, "/api/webhooks", 11};
+            req.set(http::field::host, "x");
+            req.set(http::field::authorization, "Bearer " + token);
+            http::write(kept, req);
+            return read_reply(kept, buf).status;
+        };
+        REQUIRE(get_on_kept() == 200);
+        {
+            slowloris attack(f.srv.local_endpoint(), {"127.0.0.1"}, 300, 200ms);
+            REQUIRE(attack.wait_started(300));
+            legit(f, "127.0.0.1");
+            legit(f, "127.0.0.2");
+            CHECK(attack.closed_by_server() >= 300 - 8);
+        }
+        CHECK(get_on_kept() == 200);
+    }
+}
+
+TEST_CASE("admin: idle time until a request's first byte, then request_timeout for all of it",
+          "[admin][connections][timeouts]") {
+    using namespace admin_wire;
+    admin::server_params p;
+    p.idle_timeout = 2s;
+    p.request_timeout = 300ms;
+    fixture f(p);
+    auto const ep = f.srv.local_endpoint();
+
+    SECTION("a head dripped slower than request_timeout allows is cut at request_timeout") {
+        boost::asio::io_context io;
+        tcp::socket s(io);
+        s.connect(ep);
+        std::string const head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa";
+        auto const started = clock_type::now();
+        std::atomic<bool> closed{false};
+        std::thread reader([&] {
+            char c;
+            boost::system::error_code ec;
+            boost::asio::read(s, boost::asio::buffer(&c, 1), ec);
+            closed = true;
+        });
+        for (char c : head) {
+            if (closed)
+                break;
+            boost::system::error_code ec;
+            boost::asio::write(s, boost::asio::buffer(&c, 1), ec);
+            std::this_thread::sleep_for(50ms);
+        }
+        reader.join();
+        auto const took = clock_type::now() - started;
+        INFO("closed after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                             << " ms");
+        CHECK(took >= 250ms);
+        CHECK(took < 1500ms); // well before the idle timeout of 2 s
+    }
+    SECTION("a silent connection waits for the idle timeout, not request_timeout") {
+        auto r = raw_exchange(ep, "", 1000ms);
+        CHECK_FALSE(r.closed); // still open after 1 s, over three request timeouts
+        auto silent = raw_exchange(ep, "", 4000ms);
+        CHECK(silent.closed);
+        CHECK(silent.elapsed >= 1500ms);
+    }
+    SECTION("the body counts against the same deadline as the head") {
+        boost::asio::io_context io;
+        tcp::socket s(io);
+        s.connect(ep);
+        std::string const head = "POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                                 token + "\r\nContent-Length: 100\r\n\r\n";
+        auto const started = clock_type::now();
+        boost::asio::write(s, boost::asio::buffer(head));
+        std::atomic<bool> closed{false};
+        std::thread reader([&] {
+            char c;
+            boost::system::error_code ec;
+            boost::asio::read(s, boost::asio::buffer(&c, 1), ec);
+            closed = true;
+        });
+        for (int i = 0; i < 60 && !closed; ++i) {
+            boost::system::error_code ec;
+            boost::asio::write(s, boost::asio::buffer(" ", 1), ec);
+            std::this_thread::sleep_for(50ms);
+        }
+        reader.join();
+        auto const took = clock_type::now() - started;
+        CHECK(took >= 250ms);
+        CHECK(took < 1500ms);
+    }
+}
+
+TEST_CASE("admin: a request without a valid token gets 401 before its body is read",
+          "[admin][auth][http]") {
+    using namespace admin_wire;
+    fixture f; // request_timeout 10 s: an answer within seconds did not wait for the body
+    auto const ep = f.srv.local_endpoint();
+    std::string const post = "POST /api/events HTTP/1.1\r\nHost: x\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 500000\r\n";
+
+    // No 100 Continue: the body is not invited.
+    auto r = raw_exchange(ep, post + "Expect: 100-continue\r\n\r\n", 3000ms);
+    INFO(r.data);
+    CHECK(r.data.starts_with("HTTP/1.1 401 "));
+    CHECK(r.data.find("100 Continue") == std::string::npos);
+    CHECK(r.data.find("Connection: close") != std::string::npos);
+    CHECK(r.closed);
+
+    // A wrong token and part of the body: answered at once, not after the body.
+    auto wrong = raw_exchange(
+        ep, post + "Authorization: Bearer " + token + "x\r\n\r\n" + std::string(1000, ' '), 3000ms);
+    INFO(wrong.data);
+    CHECK(wrong.data.starts_with("HTTP/1.1 401 "));
+    CHECK(wrong.data.find(R"(error="invalid_token")") != std::string::npos);
+    CHECK(wrong.closed);
+
+    // With the token, 100 Continue and then the answer, as before.
+    boost::asio::io_context io;
+    tcp::socket s(io);
+    s.connect(ep);
+    std::string const event = R"({"type": "create", "object_id": 1, "after": {}})";
+    boost::asio::write(s, boost::asio::buffer("POST /api/events HTTP/1.1\r\nHost: x\r\n"
+                                              "Authorization: Bearer " +
+                                              token +
+                                              "\r\nContent-Type: application/json\r\n"
+                                              "Content-Length: " +
+                                              std::to_string(event.size()) +
+                                              "\r\nExpect: 100-continue\r\n\r\n"));
+    std::string got;
+    boost::asio::read_until(s, boost::asio::dynamic_buffer(got), "\r\n\r\n");
+    CHECK(got.starts_with("HTTP/1.1 100 Continue\r\n"));
+    got.erase(0, got.find("\r\n\r\n") + 4);
+    boost::asio::write(s, boost::asio::buffer(event));
+    boost::beast::flat_buffer buf;
+    boost::asio::buffer_copy(buf.prepare(got.size()), boost::asio::buffer(got));
+    buf.commit(got.size());
+    CHECK(read_reply(s, buf).status == 202);
+
+    // Without a body, a 401 keeps the connection (the page retries with another token).
+    auto keep = raw_exchange(ep, "GET /api/webhooks HTTP/1.1\r\nHost: x\r\n\r\n", 1000ms);
+    CHECK(keep.data.starts_with("HTTP/1.1 401 "));
+    CHECK_FALSE(keep.closed);
+}
+
+TEST_CASE("admin: HEAD is answered wherever GET is, with GET's headers and no body",
+          "[admin][http]") {
+    using namespace admin_wire;
+    fixture f;
+    auto const ep = f.srv.local_endpoint();
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/") == 200);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/assets/admin.js") == 200);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/healthz") == 200);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/metrics") == 200);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/api/logs") == 200);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/api/webhooks/7") == 404);
+    CHECK(timed_request(ep, "127.0.0.1", http::verb::head, "/api/events") == 405);
+
+    // Pipelined on one connection: HEAD, then GET; the HEAD answer has GET's Content-Length.
+    boost::asio::io_context io;
+    tcp::socket s(io);
+    s.connect(ep);
+    std::string const get =
+        "GET /api/webhooks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n\r\n";
+    std::string const head = "HEAD" + get.substr(3);
+    boost::asio::write(s, boost::asio::buffer(head + get));
+    boost::beast::flat_buffer buf;
+    http::response_parser<http::string_body> hp;
+    hp.skip(true);
+    http::read(s, buf, hp);
+    auto const h = hp.release();
+    CHECK(h.result_int() == 200);
+    CHECK(h.body().empty());
+    CHECK(h[http::field::content_type] == "application/json");
+    auto const g = read_reply(s, buf);
+    CHECK(g.status == 200);
+    CHECK(h[http::field::content_length] == std::to_string(g.body.size()));
+    CHECK(g.body.find("\"webhooks\"") != std::string::npos);
+
+    auto wrong = call(f.port(), http::verb::delete_, "/healthz");
+    CHECK(wrong.status == 405);
+    CHECK(wrong.header("allow") == "GET, HEAD");
+}
+
+TEST_CASE("admin: a missing or repeated Host and a malformed request get 400", "[admin][http]") {
+    using namespace admin_wire;
+    fixture f;
+    auto const ep = f.srv.local_endpoint();
+    auto bad = [&](std::string const& bytes) {
+        auto r = raw_exchange(ep, bytes, 3000ms);
+        INFO(bytes << " -> " << r.data);
+        CHECK(r.data.starts_with("HTTP/1.1 400 "));
+        CHECK(r.data.find("application/problem+json") != std::string::npos);
+        CHECK(r.closed);
+        return r.data;
+    };
+    CHECK(bad("GET /healthz HTTP/1.1\r\n\r\n").find(R"("field":"Host")") != std::string::npos);
+    CHECK(bad("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").find("more than once") !=
+          std::string::npos);
+    // HTTP/1.0 needs no Host
+    CHECK(raw_exchange(ep, "GET /healthz HTTP/1.0\r\n\r\n").data.starts_with("HTTP/1.1 200 "));
+
+    bad("GET /healthz\r\nHost: x\r\n\r\n");                               // no version
+    bad("G(T /healthz HTTP/1.1\r\nHost: x\r\n\r\n");                      // not a method
+    bad("GET /healthz HTTP/1.1 now\r\nHost: x\r\n\r\n");                  // junk after the version
+    bad("GET /healthz HTTP/x.y\r\nHost: x\r\n\r\n");                      // not a version
+    bad("GET /healthz HTTP/1.1\r\nBad Field: x\r\nHost: x\r\n\r\n");      // a space in a name
+    bad(std::string("\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", 11)); // a TLS ClientHello
+    // TE + CL together, and two Content-Lengths: refused (RFC 9112 §6.3)
+    bad("POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    bad("POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n");
+    CHECK(f.get("/healthz").status == 200);
+}

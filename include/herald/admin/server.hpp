@@ -1,6 +1,7 @@
 #ifndef HERALD_ADMIN_SERVER_HPP
 #define HERALD_ADMIN_SERVER_HPP
 
+#include <herald/admin/detail/connections.hpp>
 #include <herald/concepts.hpp>
 #include <herald/error.hpp>
 #include <herald/log.hpp>
@@ -43,11 +44,18 @@ struct server_params {
     std::string token;
     std::size_t body_limit = 1024 * 1024; ///< larger request bodies get 413
     std::size_t header_limit = 16 * 1024; ///< larger request headers get 431
-    /// A request must arrive in full, and its response be written, within this.
+    /// From its first byte, a request's head and body must arrive within this (one deadline,
+    /// not renewed by each byte), and then its response be written within this.
     duration request_timeout = std::chrono::seconds(10);
-    /// A kept-alive connection may wait this long for its next request.
+    /// A connection may wait this long for the first byte of its next request.
     duration idle_timeout = std::chrono::seconds(30);
-    std::size_t max_connections = 256; ///< more are closed at once
+    /// Connection slots. When they are full, a new connection takes the slot of the connection
+    /// that has waited longest for (or in) a request head; it is refused only when every slot
+    /// is answering a request.
+    std::size_t max_connections = 256;
+    /// Slots one client address may hold; beyond them, its own longest-waiting connection
+    /// makes room, so one address cannot displace the others' connections.
+    std::size_t max_connections_per_peer = 64;
     /// Serve /metrics without the token (for a scraper on a trusted network).
     bool public_metrics = false;
 };
@@ -66,7 +74,8 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
  * from log queries.
  *
  * Every connection is a coroutine of its own on a strand, with read, write and idle
- * timeouts, so a slow or silent client holds only its own connection.
+ * timeouts, so a slow or silent client holds only its own connection, and a client that holds
+ * many without sending a request gives up their slots to new connections (server_params).
  *
  * Thread safety: `local_endpoint`, `url` and `stop` from any thread; the io_context may be run
  * by several threads. Lifetimes: the server and the dispatcher must outlive the completion of
@@ -116,6 +125,12 @@ private:
     boost::asio::awaitable<void> run();
     boost::asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
     void session_ended(std::uint64_t id);
+    /// Closes connection `id` on its strand. Called with mutex_ held.
+    void close_session(std::uint64_t id);
+    /// Whether `req` carries the token and is for a route that needs it: the only requests
+    /// whose bodies are read (others are answered from their head).
+    bool reads_body(request const& req) const;
+    bool token_ok(request const& req) const;
 
     // Routes; each returns the full response.
     boost::asio::awaitable<response> route(request const& req);
@@ -149,6 +164,7 @@ private:
     std::uint64_t next_session_ = 0;
     /// Open connections, so stop can close them on their own strands.
     std::map<std::uint64_t, std::pair<boost::asio::any_io_executor, tcp::socket*>> sessions_;
+    detail::connection_table table_; ///< who holds the slots, and whom a new connection displaces
 };
 
 template <class Dispatcher>

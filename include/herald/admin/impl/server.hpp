@@ -91,6 +91,35 @@ inline response method_not_allowed(char const* allow) {
     return res;
 }
 
+/// 400 for a request that is not HTTP/1.1 as RFC 9112 writes it (request line, fields, chunks).
+inline response bad_request(boost::system::error_code const& ec) {
+    return problem_response(400, "bad_request", "",
+                            "the request cannot be read as HTTP/1.1: " + ec.message());
+}
+
+/// A parse error of the request itself, as opposed to the connection ending or timing out.
+inline bool is_malformed(boost::system::error_code const& ec) {
+    return ec && ec.category() == make_error_code(http::error::bad_method).category() &&
+           ec != http::error::end_of_stream && ec != http::error::partial_message &&
+           ec != http::error::short_read;
+}
+
+/// The path's segments, without the empty last one of a trailing slash.
+inline std::vector<std::string> path_segments(boost::urls::url_view const& target) {
+    std::vector<std::string> seg;
+    for (auto s : target.segments())
+        seg.push_back(s);
+    if (!seg.empty() && seg.back().empty())
+        seg.pop_back(); // "/api/webhooks/" is "/api/webhooks"
+    return seg;
+}
+
+/// Whether a route needs the token: /api/... always, /metrics unless it is public.
+inline bool needs_token(std::vector<std::string> const& seg, bool public_metrics) {
+    return !seg.empty() &&
+           (seg[0] == "api" || (seg.size() == 1 && seg[0] == "metrics" && !public_metrics));
+}
+
 /// The request body as JSON: `body` names the problem when it is missing or malformed.
 inline result<json::value> parse_body(request const& req) {
     auto const& b = req.body();
@@ -221,7 +250,8 @@ HERALD_ADMIN::server(boost::asio::any_io_executor ex, Dispatcher& dispatcher, se
     , d_(dispatcher)
     , p_(std::move(params))
     , acceptor_(strand_)
-    , drained_(strand_, std::chrono::steady_clock::time_point::max()) {
+    , drained_(strand_, std::chrono::steady_clock::time_point::max())
+    , table_(p_.max_connections, p_.max_connections_per_peer) {
     auto fail = [](std::string what) {
         throw std::invalid_argument(what);
     };
@@ -270,15 +300,24 @@ void HERALD_ADMIN::stop() {
         if (sessions_.empty())
             drained_.cancel();
     });
-    for (auto& [id, s] : sessions_)
-        boost::asio::post(s.first, [this, id = id] {
-            std::lock_guard inner(mutex_);
-            // null: the connection has not started yet, and closes itself when it sees stopping_
-            if (auto it = sessions_.find(id); it != sessions_.end() && it->second.second) {
-                boost::system::error_code ec;
-                it->second.second->close(ec);
-            }
-        });
+    for (auto& kv : sessions_)
+        close_session(kv.first);
+}
+
+HERALD_ADMIN_TEMPLATE
+void HERALD_ADMIN::close_session(std::uint64_t id) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end())
+        return;
+    boost::asio::post(it->second.first, [this, id] {
+        std::lock_guard inner(mutex_);
+        // null: the connection has not started yet, and closes itself when it sees stopping_
+        // or that it was displaced
+        if (auto s = sessions_.find(id); s != sessions_.end() && s->second.second) {
+            boost::system::error_code ec;
+            s->second.second->close(ec);
+        }
+    });
 }
 
 HERALD_ADMIN_TEMPLATE
@@ -291,12 +330,22 @@ boost::asio::awaitable<void> HERALD_ADMIN::run() {
             break;
         if (ec)
             continue; // a connection that failed while being accepted (reset, out of files)
+        auto const peer = socket.remote_endpoint(ec);
+        if (ec)
+            continue;
         std::uint64_t id = 0;
         {
             std::lock_guard lock(mutex_);
-            if (stopping_ || sessions_.size() >= p_.max_connections)
+            if (stopping_)
                 continue; // the socket closes as it goes out of scope
             id = ++next_session_;
+            // Full slots: the longest-waiting connection that has not sent a request makes room
+            // (a slowloris must not keep out a client that sends its request at once).
+            auto const a = table_.admit(id, peer.address(), std::chrono::steady_clock::now());
+            if (!a.accepted)
+                continue; // every slot it could take is answering a request
+            if (a.shed)
+                close_session(*a.shed);
             // the socket's executor is the connection's strand
             sessions_.emplace(id, std::make_pair(socket.get_executor(), nullptr));
         }
@@ -319,6 +368,7 @@ HERALD_ADMIN_TEMPLATE
 void HERALD_ADMIN::session_ended(std::uint64_t id) {
     std::lock_guard lock(mutex_);
     sessions_.erase(id);
+    table_.remove(id);
     if (stopping_ && sessions_.empty())
         boost::asio::post(strand_, [this] { drained_.cancel(); });
 }
@@ -331,52 +381,85 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
     {
         std::lock_guard lock(mutex_);
         sessions_[id].second = &stream.socket();
-        if (stopping_) {
+        if (stopping_ || table_.displaced(id)) {
             boost::system::error_code ec;
             stream.socket().close(ec);
         }
     }
+    // Waiting connections may be displaced by new ones; busy() fails when this one was.
+    auto waiting = [&] {
+        std::lock_guard lock(mutex_);
+        table_.waiting(id, std::chrono::steady_clock::now());
+    };
+    auto busy = [&] {
+        std::lock_guard lock(mutex_);
+        return table_.busy(id);
+    };
+    auto too_large = [&] {
+        return detail::problem_response(413, "body_too_large", "body",
+                                        "is larger than " + std::to_string(p_.body_limit) +
+                                            " bytes");
+    };
     boost::beast::flat_buffer buffer;
     try {
         for (;;) {
+            // Waiting for a request is idle time. From its first byte, its head and body must
+            // arrive within request_timeout: one deadline, which drip-fed bytes do not renew.
+            if (buffer.size() == 0) {
+                stream.expires_after(p_.idle_timeout);
+                auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+                if (ec)
+                    break;
+                buffer.commit(n);
+            }
+            stream.expires_after(p_.request_timeout);
             http::request_parser<http::string_body> parser;
             parser.header_limit(static_cast<std::uint32_t>(p_.header_limit));
             parser.body_limit(p_.body_limit);
-            // Waiting for a request is idle time; once it starts it must arrive in time.
-            stream.expires_after(buffer.size() == 0 ? p_.idle_timeout : p_.request_timeout);
             auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
             (void)n;
             std::optional<response> early;
-            if (ec == http::error::header_limit)
+            if (ec == http::error::header_limit) {
                 early = detail::problem_response(431, "headers_too_large", "",
                                                  "the request headers exceed " +
                                                      std::to_string(p_.header_limit) + " bytes");
-            else if (ec == http::error::body_limit) // a Content-Length over the limit
-                early = detail::problem_response(413, "body_too_large", "body",
-                                                 "is larger than " + std::to_string(p_.body_limit) +
-                                                     " bytes");
-            else if (ec)
-                break; // closed, timed out or not HTTP: nothing useful to answer
-            else if (parser.content_length() && *parser.content_length() > p_.body_limit)
-                early = detail::problem_response(413, "body_too_large", "body",
-                                                 "is larger than " + std::to_string(p_.body_limit) +
-                                                     " bytes");
-            if (!early) {
+            } else if (ec == http::error::body_limit) { // a Content-Length over the limit
+                early = too_large();
+            } else if (detail::is_malformed(ec)) {
+                early = detail::bad_request(ec);
+            } else if (ec) {
+                break; // closed or timed out: nobody to answer
+            } else if (parser.content_length() && *parser.content_length() > p_.body_limit) {
+                early = too_large();
+            } else if (auto const hosts = parser.get().count(http::field::host);
+                       hosts > 1 || (hosts == 0 && parser.get().version() >= 11)) {
+                // RFC 9112 §3.2: exactly one Host in HTTP/1.1, never two
+                early = detail::problem_response(400, "bad_request", "Host",
+                                                 hosts ? "is given more than once"
+                                                       : "is required in an HTTP/1.1 request");
+            } else if (!parser.is_done() && !reads_body(parser.get())) {
+                // No valid token for a route that needs one (401), or a route that reads no
+                // body: answered from the head, the body neither invited (no 100) nor read.
+                request head = parser.get();
+                response res = co_await handle(std::move(head));
+                early = std::move(res);
+            }
+            if (!early && !parser.is_done()) {
+                if (!busy())
+                    break;
                 if (boost::beast::iequals(parser.get()[http::field::expect], "100-continue")) {
                     http::response<http::empty_body> cont{http::status::continue_, 11};
-                    stream.expires_after(p_.request_timeout);
                     auto [wec, wn] = co_await http::async_write(stream, cont, use_tuple);
                     (void)wn;
                     if (wec)
                         break;
                 }
-                stream.expires_after(p_.request_timeout);
                 auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
                 (void)rn;
                 if (rec == http::error::body_limit)
-                    early = detail::problem_response(413, "body_too_large", "body",
-                                                     "is larger than " +
-                                                         std::to_string(p_.body_limit) + " bytes");
+                    early = too_large();
+                else if (detail::is_malformed(rec))
+                    early = detail::bad_request(rec);
                 else if (rec)
                     break;
             }
@@ -389,6 +472,7 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
                 if (!wec) {
                     // Closing with unread input would reset the connection, and the client
                     // could lose the answer: stop sending, then drain what it still sends.
+                    waiting();
                     boost::system::error_code sec;
                     stream.socket().shutdown(tcp::socket::shutdown_send, sec);
                     stream.expires_after(
@@ -405,6 +489,8 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
                 }
                 break;
             }
+            if (!busy())
+                break;
             request req = parser.release();
             bool const keep_alive = req.keep_alive();
             stream.expires_never(); // Test and Redeliver wait for the receiver
@@ -415,6 +501,7 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
             (void)wn;
             if (wec || !keep_alive)
                 break;
+            waiting();
         }
     } catch (std::exception const&) {
         // handle() answers every failure itself; anything else only ends this connection
@@ -429,14 +516,35 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
 }
 
 HERALD_ADMIN_TEMPLATE
+bool HERALD_ADMIN::token_ok(request const& req) const {
+    auto const auth = req[boost::beast::http::field::authorization];
+    constexpr std::string_view scheme = "Bearer ";
+    return auth.size() > scheme.size() &&
+           boost::beast::iequals(auth.substr(0, scheme.size()), scheme) &&
+           detail::token_matches(auth.substr(scheme.size()), p_.token);
+}
+
+HERALD_ADMIN_TEMPLATE
+bool HERALD_ADMIN::reads_body(request const& req) const {
+    auto const target = boost::urls::parse_origin_form(req.target());
+    return target && detail::needs_token(detail::path_segments(*target), p_.public_metrics) &&
+           token_ok(req);
+}
+
+HERALD_ADMIN_TEMPLATE
 boost::asio::awaitable<response> HERALD_ADMIN::handle(request req) {
+    std::optional<response> res;
     try {
-        response res = co_await route(req);
-        co_return res;
+        response r = co_await route(req);
+        res = std::move(r);
     } catch (std::exception const& ex) {
-        co_return detail::problem_response(500, "internal", "",
-                                           std::string("internal error: ") + ex.what());
+        res = detail::problem_response(500, "internal", "",
+                                       std::string("internal error: ") + ex.what());
     }
+    // HEAD is GET without the body (RFC 9110 §9.3.2): the same headers, Content-Length included.
+    if (req.method() == boost::beast::http::verb::head)
+        res->body().clear();
+    co_return std::move(*res);
 }
 
 HERALD_ADMIN_TEMPLATE
@@ -447,18 +555,14 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
     if (!target)
         co_return detail::problem_response(400, "bad_request", "target",
                                            "is not a valid request target");
-    std::vector<std::string> seg;
-    for (auto s : target->segments())
-        seg.push_back(s);
-    if (!seg.empty() && seg.back().empty())
-        seg.pop_back(); // "/api/webhooks/" is "/api/webhooks"
+    auto const seg = detail::path_segments(*target);
     auto const m = req.method();
-    bool const get = m == http::verb::get;
+    bool const get = m == http::verb::get || m == http::verb::head; // HEAD wherever GET
 
     // The page and its assets: public, they hold no data.
     if (seg.empty() || (seg.size() == 2 && seg[0] == "assets")) {
         if (!get)
-            co_return method_not_allowed("GET");
+            co_return method_not_allowed("GET, HEAD");
         std::string_view body;
         char const* type = nullptr;
         if (seg.empty()) {
@@ -485,7 +589,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
     }
     if (seg.size() == 1 && seg[0] == "healthz") {
         if (!get)
-            co_return method_not_allowed("GET");
+            co_return method_not_allowed("GET, HEAD");
         boost::json::object o;
         o["status"] = "ok";
         o["version"] = version;
@@ -497,18 +601,11 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
     if (!is_api && !is_metrics)
         co_return detail::problem_response(404, "not_found", "",
                                            "no route for " + std::string(target->path()));
-    if (is_api || !p_.public_metrics) {
-        auto const auth = req[http::field::authorization];
-        constexpr std::string_view scheme = "Bearer ";
-        bool const presented = !auth.empty();
-        if (auth.size() <= scheme.size() ||
-            !boost::beast::iequals(auth.substr(0, scheme.size()), scheme) ||
-            !detail::token_matches(auth.substr(scheme.size()), p_.token))
-            co_return detail::unauthorized(presented);
-    }
+    if (detail::needs_token(seg, p_.public_metrics) && !token_ok(req))
+        co_return detail::unauthorized(!req[http::field::authorization].empty());
     if (is_metrics) {
         if (!get)
-            co_return method_not_allowed("GET");
+            co_return method_not_allowed("GET, HEAD");
         co_return metrics(req);
     }
 
@@ -518,7 +615,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
             co_return list_webhooks(req);
         if (m == http::verb::post)
             co_return create_webhook(req);
-        co_return method_not_allowed("GET, POST");
+        co_return method_not_allowed("GET, HEAD, POST");
     }
     if (seg.size() >= 3 && seg[1] == "webhooks") {
         auto const id = detail::parse_id(seg[2]);
@@ -534,7 +631,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
                 co_return patch_webhook(req, *id);
             if (m == http::verb::delete_)
                 co_return delete_webhook(req, *id);
-            co_return method_not_allowed("GET, PUT, PATCH, DELETE");
+            co_return method_not_allowed("GET, HEAD, PUT, PATCH, DELETE");
         }
         if (seg.size() == 4 && seg[3] == "test") {
             if (m != http::verb::post)
@@ -545,12 +642,12 @@ boost::asio::awaitable<response> HERALD_ADMIN::route(request const& req) {
     }
     if (seg.size() == 2 && seg[1] == "logs") {
         if (!get)
-            co_return method_not_allowed("GET");
+            co_return method_not_allowed("GET, HEAD");
         co_return list_logs(req, target->params());
     }
     if (seg.size() == 3 && seg[1] == "logs") {
         if (!get)
-            co_return method_not_allowed("GET");
+            co_return method_not_allowed("GET, HEAD");
         co_return get_log(req, seg[2]);
     }
     if (seg.size() == 4 && seg[1] == "deliveries" && seg[3] == "redeliver") {
