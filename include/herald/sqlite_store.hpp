@@ -415,7 +415,9 @@ public:
 
 private:
     struct op {
-        enum kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush } kind = flush;
+        enum class kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush };
+        using enum kind_t; // op::enqueue, as before the class
+        kind_t kind = flush;
         webhook hook;
         std::vector<delivery> deliveries;
         delivery_id id;

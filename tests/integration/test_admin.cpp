@@ -110,7 +110,7 @@ struct admin_fixture {
     boost::asio::io_context io;
     dispatcher_type d;
     admin::server<dispatcher_type> srv;
-    std::thread thread;
+    std::vector<std::thread> threads; // two: the server must be right on a multi-threaded io_context
 
     static admin::server_params params(admin::server_params p) {
         p.token = token;
@@ -126,14 +126,16 @@ struct admin_fixture {
         , srv(io.get_executor(), d, params(std::move(p))) {
         d.async_run(boost::asio::detached);
         srv.async_run(boost::asio::detached);
-        thread = std::thread([this] { io.run(); });
+        for (int i = 0; i < 2; ++i)
+            threads.emplace_back([this] { io.run(); });
     }
 
     ~admin_fixture() {
         srv.stop();
         auto f = d.async_stop(1s, boost::asio::use_future);
         f.wait_for(15s);
-        thread.join();
+        for (auto& t : threads)
+            t.join();
     }
 
     unsigned short port() const { return srv.local_endpoint().port(); }

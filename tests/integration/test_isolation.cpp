@@ -83,7 +83,7 @@ run_result run_load(dispatcher_params p, std::vector<std::pair<std::string, std:
     for (auto const& [name, url] : urls)
         ids.push_back(d.store().create(hook(name, url)).value().id);
     d.async_run(boost::asio::detached);
-    std::thread thread([&] { io.run(); });
+    std::thread thread([&] { io.run(); }), second([&] { io.run(); });
 
     run_result out;
     std::map<std::string, steady::time_point> published;
@@ -108,6 +108,7 @@ run_result run_load(dispatcher_params p, std::vector<std::pair<std::string, std:
     auto f = d.async_stop(500ms, boost::asio::use_future);
     REQUIRE(f.wait_for(30s) == std::future_status::ready);
     thread.join();
+    second.join();
 
     auto const got = healthy.requests("/ok");
     std::optional<steady::time_point> last;

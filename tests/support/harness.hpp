@@ -1,8 +1,10 @@
 #ifndef HERALD_TEST_HARNESS_HPP
 #define HERALD_TEST_HARNESS_HPP
 
-// A dispatcher running on its own io_context thread, for integration tests that publish from
-// the test thread and watch a loopback_server and the log.
+// A dispatcher running on its own io_context, run by two threads (the dispatcher's strand and the
+// transport's connections must be right on a multi-threaded io_context: the tsan preset checks
+// it), for integration tests that publish from the test thread and watch a loopback_server and
+// the log.
 
 #include <herald/basic_dispatcher.hpp>
 #include <herald/http_transport.hpp>
@@ -15,6 +17,7 @@
 
 #include <chrono>
 #include <thread>
+#include <vector>
 
 namespace herald::test {
 
@@ -32,9 +35,11 @@ struct harness {
     using dispatcher_type =
         basic_dispatcher<memory_store, channel_source, Serializer, http_transport, memory_log>;
 
+    static constexpr int io_threads = 2;
+
     boost::asio::io_context io;
     dispatcher_type d;
-    std::thread thread;
+    std::vector<std::thread> threads;
     bool stopped = false;
 
     /// The SSRF guard stays on; the tests' receivers on 127.0.0.1 are all it lets through.
@@ -58,14 +63,15 @@ struct harness {
 
     void run() {
         d.async_run(boost::asio::detached);
-        thread = std::thread([this] { io.run(); });
+        for (int i = 0; i < io_threads; ++i)
+            threads.emplace_back([this] { io.run(); });
     }
 
     ~harness() {
-        if (!stopped && thread.joinable())
+        if (!stopped && !threads.empty())
             stop(0ms);
-        if (thread.joinable())
-            thread.join();
+        for (auto& t : threads)
+            t.join();
     }
 
     webhook hook(std::string name, std::string url, event_type_set events = event_type_set::all(),

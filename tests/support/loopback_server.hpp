@@ -416,6 +416,7 @@ private:
             auto& lowest = boost::beast::get_lowest_layer(conn.stream);
             lowest.expires_after(std::chrono::seconds(1)); // a client that never reads
             auto [ec] = co_await conn.stream.async_shutdown(use_tuple);
+            (void)ec; // the client may well not answer the close_notify
             if (!conn.closed) {
                 lowest.expires_never();
             }
