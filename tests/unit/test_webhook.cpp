@@ -7,6 +7,9 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <chrono>
 #include <set>
@@ -700,7 +703,7 @@ TEST_CASE("validate refuses IPv4 addresses written in another form than four dec
     for (auto const& [host, reads_as] :
          {spelling{"127.1", "127.0.0.1"}, spelling{"2130706433", "127.0.0.1"},
           spelling{"0x7f000001", "127.0.0.1"}, spelling{"0X7F000001", "127.0.0.1"},
-          spelling{"0177.0.0.1", "127.0.0.1"}, spelling{"0", "0.0.0.0"}, spelling{"0x", "0.0.0.0"},
+          spelling{"0177.0.0.1", "127.0.0.1"}, spelling{"0", "0.0.0.0"},
           spelling{"8.8.8.010", "8.8.8.8"}, spelling{"10.0x10.1", "10.16.0.1"},
           spelling{"01.2.3.4", "1.2.3.4"}, spelling{"169.254.43518", "169.254.169.254"}}) {
         check_bad_url_unguarded(std::string("http://") + host + ":18490/x",
@@ -711,13 +714,61 @@ TEST_CASE("validate refuses IPv4 addresses written in another form than four dec
         CHECK(herald::detail::dotted_quad(*a) == reads_as);
     }
     // Numbers that are no IPv4 address are no DNS name either (no top-level domain is numeric).
-    for (char const* host : {"300.1.1.1", "1.2.3.256", "example.123", "0x1g.0x10", "09.1.1.1"})
+    for (char const* host :
+         {"300.1.1.1", "1.2.3.256", "example.123", "0x", "0x1g.0x10", "09.1.1.1"})
         check_bad_url_unguarded(std::string("http://") + host + "/", "ends in a number");
     // inet_aton's own limits
     for (char const* text : {"256.1.1.1", "1.256.1.1", "1.2.65536", "4294967296", "1..2", "1.2.",
                              "", "0x1g", "08", "1.2.3.4.5"}) {
         INFO(text);
         CHECK_FALSE(herald::detail::parse_inet_aton(text).has_value());
+    }
+}
+
+TEST_CASE("parse_inet_aton reads hosts as getaddrinfo does", "[webhook][ssrf][issue12]") {
+    // AI_NUMERICHOST: the C library's own reading, without asking DNS
+    for (char const* host : {"127.1",
+                             "2130706433",
+                             "0x7f000001",
+                             "0177.0.0.1",
+                             "0",
+                             "0x",
+                             "00",
+                             "8.8.8.010",
+                             "10.0x10.1",
+                             "01.2.3.4",
+                             "169.254.43518",
+                             "127.0.0.1.",
+                             "300.1.1.1",
+                             "1.2.3.4.5",
+                             "127.0.0.1x",
+                             "1.2.65535",
+                             "1.2.65536",
+                             "4294967295",
+                             "4294967296",
+                             "0xffffffff",
+                             "0x100000000",
+                             "1..2",
+                             ".1",
+                             "09",
+                             "0x1g",
+                             "1.0xff.0377.1",
+                             "example.com",
+                             ""}) {
+        INFO("host: '" << host << "'");
+        addrinfo hints{};
+        hints.ai_family = AF_INET;
+        hints.ai_flags = AI_NUMERICHOST;
+        addrinfo* res = nullptr;
+        bool const numeric = ::getaddrinfo(host, "80", &hints, &res) == 0;
+        std::optional<std::uint32_t> libc;
+        if (numeric) {
+            libc = ntohl(reinterpret_cast<sockaddr_in const*>(res->ai_addr)->sin_addr.s_addr);
+            ::freeaddrinfo(res);
+        }
+        CHECK(herald::detail::parse_inet_aton(host) == libc);
+        if (numeric)
+            CHECK(herald::detail::ends_in_number(host)); // so validate refuses it
     }
 }
 

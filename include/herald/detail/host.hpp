@@ -48,8 +48,8 @@ inline std::optional<std::uint32_t> parse_inet_aton(std::string_view s) {
             if (v > 0xffffffffu)
                 return std::nullopt;
         }
-        // "0x" alone is 0 to glibc; an empty decimal part ("1..2", "1.") is not a number
-        if (digits == 0 && base != 16)
+        // an empty part ("1..2", "1.", "0x") is not a number (glibc's getaddrinfo agrees)
+        if (digits == 0)
             return std::nullopt;
         parts[count++] = static_cast<std::uint32_t>(v);
         if (i == s.size())
