@@ -141,10 +141,31 @@ inline constexpr named_range reserved_ranges[] = {
 };
 } // namespace detail
 
+namespace detail {
+/// The IPv4 address an IPv6 one stands for on the wire: IPv4-mapped `::ffff:0:0/96` (RFC 4291)
+/// and IPv4-translated `::ffff:0:0:0/96` (RFC 6145; `::ffff:0:127.0.0.1` is 127.0.0.1 to a
+/// SIIT translator).
+inline std::optional<boost::asio::ip::address> carried_v4(boost::asio::ip::address const& a) {
+    if (!a.is_v6())
+        return std::nullopt;
+    auto const b = a.to_v6().to_bytes();
+    for (int i = 0; i < 8; ++i)
+        if (b[i] != 0)
+            return std::nullopt;
+    bool const mapped = b[8] == 0 && b[9] == 0 && b[10] == 0xff && b[11] == 0xff;
+    bool const translated = b[8] == 0xff && b[9] == 0xff && b[10] == 0 && b[11] == 0;
+    if (!mapped && !translated)
+        return std::nullopt;
+    return boost::asio::ip::address_v4(
+        boost::asio::ip::address_v4::bytes_type{b[12], b[13], b[14], b[15]});
+}
+} // namespace detail
+
 /**
  * Which destinations a request may go to. By default only globally routable addresses:
  * private, loopback, link-local (cloud metadata), multicast and the other special ranges are
- * refused, and an IPv4-mapped IPv6 address is judged as the IPv4 address it carries. `allow`
+ * refused, and an IPv4-mapped (`::ffff:0:0/96`) or IPv4-translated (`::ffff:0:0:0/96`) IPv6
+ * address is judged as the IPv4 address it carries. `allow`
  * lets chosen ranges through (e.g. `127.0.0.1/32` for a local receiver).
  */
 struct address_policy {
@@ -155,8 +176,8 @@ struct address_policy {
     std::optional<std::string> refusal(boost::asio::ip::address a) const {
         if (allow_all)
             return std::nullopt;
-        if (a.is_v6() && a.to_v6().is_v4_mapped())
-            a = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+        if (auto carried = detail::carried_v4(a))
+            a = *carried;
         for (auto const& c : allow)
             if (c.contains(a))
                 return std::nullopt;

@@ -2,6 +2,7 @@
 #define HERALD_EVENT_HPP
 
 #include <herald/detail/ids.hpp>
+#include <herald/detail/json_strict.hpp>
 #include <herald/error.hpp>
 #include <herald/time.hpp>
 
@@ -276,6 +277,18 @@ inline result<object_event> parse_event(boost::json::value const& v) {
     if (e.object_id.empty())
         return bad("object_id", "is required");
     return e;
+}
+
+/**
+ * Reads an event from JSON text (a relay line, an admin API body): parse_event on the text as
+ * detail::parse_json_strict reads it, so a key given twice is refused ("duplicate key 'type'")
+ * instead of the last one winning. The nesting limit is 32.
+ */
+inline result<object_event> parse_event_json(std::string_view text) {
+    auto v = detail::parse_json_strict(text, "");
+    if (!v)
+        return v.error();
+    return parse_event(*v);
 }
 
 } // namespace herald

@@ -56,6 +56,7 @@ public:
 
     /// Validates and stores a new webhook. Nothing is stored when it returns a problem.
     result<webhook> create(webhook_params p) {
+        p.name = detail::trim_name(p.name); // " a" and "a" are one name
         if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
         std::lock_guard lock(mutex_);
@@ -90,6 +91,7 @@ public:
 
     /// Replaces a webhook's params. Nothing changes when it returns a problem.
     result<webhook> update(webhook_id id, webhook_params p) {
+        p.name = detail::trim_name(p.name);
         if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
         std::lock_guard lock(mutex_);

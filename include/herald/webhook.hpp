@@ -2,6 +2,8 @@
 #define HERALD_WEBHOOK_HPP
 
 #include <herald/address_policy.hpp>
+#include <herald/detail/host.hpp>
+#include <herald/detail/utf8.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
 #include <herald/signature.hpp>
@@ -13,7 +15,9 @@
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -102,21 +106,111 @@ inline bool is_reserved_header(std::string_view name) {
     return starts("webhook-") || starts("herald-");
 }
 
-/// Headers whose values are credentials: shown masked, like secrets.
-inline bool is_sensitive_header(std::string_view name) {
+namespace detail {
+// A credential by its name: these words anywhere in it, case-insensitive ("X-Hub-Signature-256",
+// "X-Session-Id", "api_key"). A false alarm only hides a value from view; a miss shows a secret.
+inline bool is_credential_name(std::string_view name) {
     std::string lower(name);
     for (auto& c : lower)
         if (c >= 'A' && c <= 'Z')
             c = char(c - 'A' + 'a');
-    for (auto const* word : {"authorization", "cookie", "token", "secret", "key", "password"})
+    for (auto const* word : {"auth", "cookie", "token", "secret", "key", "pass", "pwd", "sig",
+                             "session", "credential", "jwt", "csrf"})
         if (lower.find(word) != std::string::npos)
             return true;
     return false;
 }
+} // namespace detail
 
-/** A credential shown without giving it away: its first four characters, then an ellipsis. */
+/// Headers whose values are credentials: shown masked, like secrets. herald's own headers
+/// (`webhook-signature` signs one message only) are shown as sent.
+inline bool is_sensitive_header(std::string_view name) {
+    return !is_reserved_header(name) && detail::is_credential_name(name);
+}
+
+/// Below this many characters a credential is shown as `…` alone.
+inline constexpr std::size_t mask_shows_prefix_from = 16;
+
+/**
+ * A credential shown without giving it away. A value of fewer than 16 characters shows none
+ * of them (`…`): four characters of `abcd` or `12345` are most or all of it. A longer one
+ * shows its first four characters and `…`, enough to tell two apart (`Bear…`, `sk_l…`).
+ */
 inline std::string mask_header_value(std::string_view value) {
-    return std::string(value.substr(0, 4)) + "…";
+    if (value.size() < mask_shows_prefix_from)
+        return "…";
+    auto const head = value.substr(0, 4);
+    for (unsigned char c : head)
+        if (c >= 0x80) // a cut UTF-8 sequence would not be valid text
+            return "…";
+    return std::string(head) + "…";
+}
+
+/**
+ * A URL as herald shows it (webhooks, log entries): the value of each query parameter whose
+ * name looks like a credential (`token`, `key`, `api_key`, `secret`, `password`, `sig`,
+ * `access_token`, `auth`, the words of is_sensitive_header) becomes `…`, and so does any
+ * user-info. Requests still go to the URL as stored.
+ */
+inline std::string mask_url(std::string_view url) {
+    std::string out;
+    out.reserve(url.size());
+    auto const hash = url.find('#');
+    auto const body = url.substr(0, hash);
+    auto const scheme_end = body.find("://");
+    std::size_t pos = 0;
+    if (scheme_end != std::string_view::npos) {
+        auto const auth_begin = scheme_end + 3;
+        auto const auth_end = std::min(body.find_first_of("/?", auth_begin), body.size());
+        auto const at = body.substr(0, auth_end).rfind('@');
+        out.append(body.substr(0, auth_begin));
+        if (at != std::string_view::npos && at >= auth_begin) {
+            out.append("…");
+            pos = at; // from the '@'
+        } else {
+            pos = auth_begin;
+        }
+    }
+    auto const q = body.find('?', pos);
+    out.append(body.substr(pos, q == std::string_view::npos ? body.size() - pos : q + 1 - pos));
+    if (q != std::string_view::npos) {
+        auto query = body.substr(q + 1);
+        for (bool first = true;; first = false) {
+            auto const amp = query.find('&');
+            auto const pair = query.substr(0, amp);
+            if (!first)
+                out.push_back('&');
+            auto const eq = pair.find('=');
+            std::string name; // percent-decoded: "%74oken" is a token too
+            auto const name_end = std::min(eq, pair.size());
+            for (std::size_t i = 0; i < name_end; ++i) {
+                auto hex = [](char c) {
+                    return c >= '0' && c <= '9'   ? c - '0'
+                           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                  : -1;
+                };
+                if (pair[i] == '%' && i + 2 < name_end && hex(pair[i + 1]) >= 0 &&
+                    hex(pair[i + 2]) >= 0) {
+                    name.push_back(char(hex(pair[i + 1]) * 16 + hex(pair[i + 2])));
+                    i += 2;
+                } else {
+                    name.push_back(pair[i]);
+                }
+            }
+            if (eq != std::string_view::npos && eq + 1 < pair.size() &&
+                detail::is_credential_name(name))
+                out.append(pair.substr(0, eq + 1)).append("…");
+            else
+                out.append(pair);
+            if (amp == std::string_view::npos)
+                break;
+            query = query.substr(amp + 1);
+        }
+    }
+    if (hash != std::string_view::npos)
+        out.append(url.substr(hash));
+    return out;
 }
 
 /**
@@ -149,10 +243,136 @@ inline result<void> validate_header(http_header const& h, std::string const& fie
     return {};
 }
 
+namespace detail {
+// Unicode spaces a name may not begin or end with (trimmed): the ASCII ones and the Zs
+// category, so " a" and "a\u00A0" are the name "a".
+inline bool is_name_space(long cp) {
+    return cp == ' ' || (cp >= 0x09 && cp <= 0x0d) || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f || cp == 0x3000;
+}
+
+// Characters that are invisible or reorder the text around them: a name that shows as
+// "billing" in a list may not be another. C0 and C1 controls, the bidi embeddings,
+// overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero
+// width space, word joiner and invisible operators (U+200B, U+2060-U+2064), line and paragraph
+// separators, the soft hyphen, U+180E, the BOM and the interlinear annotation characters.
+// Zero-width (non-)joiners stay: scripts and emoji sequences need them.
+inline bool is_invisible_in_name(long cp) {
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xad || cp == 0x61c || cp == 0x180e ||
+           cp == 0x200b || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+           (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff ||
+           (cp >= 0xfff9 && cp <= 0xfffb);
+}
+
+/// `name` without the spaces around it (ASCII and Unicode, see is_name_space).
+inline std::string trim_name(std::string_view name) {
+    std::size_t begin = 0, end = 0;
+    bool found = false;
+    for (std::size_t i = 0; i < name.size();) {
+        auto const at = i;
+        if (!is_name_space(next_code_point(name, i))) {
+            if (!found)
+                begin = at;
+            found = true;
+            end = i;
+        }
+    }
+    return found ? std::string(name.substr(begin, end - begin)) : std::string();
+}
+
+inline std::optional<std::string> name_problem(std::string_view name) {
+    if (trim_name(name).empty())
+        return "is required";
+    if (name.size() > max_webhook_name)
+        return "is longer than " + std::to_string(max_webhook_name) + " characters";
+    for (std::size_t i = 0; i < name.size();) {
+        auto const cp = next_code_point(name, i);
+        if (cp < 0)
+            return "is not valid UTF-8";
+        if (is_invisible_in_name(cp)) {
+            char code[24];
+            std::snprintf(code, sizeof code, "U+%04lX", static_cast<unsigned long>(cp));
+            return std::string("contains ") + code +
+                   (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)
+                        ? ", a control character"
+                        : ", an invisible or text-reordering character");
+        }
+    }
+    return std::nullopt;
+}
+
+/**
+ * Why `url` may not be a webhook's, or nothing. Beyond what Boost.URL checks: the authority
+ * must end where the text says (Boost.URL 1.81 takes the longest IPv4 prefix as the host, so
+ * `http://127.0.0.1.nip.io:18490/x` would be host 127.0.0.1, port 80, path
+ * `.nip.io:18490/x`), the host must be an IP literal or a DNS name (see dns_name_problem;
+ * nothing percent-encoded, nothing getaddrinfo would read as IPv4), and the port a number
+ * from 1 to 65535. So the transport connects to exactly the host and port the text names and
+ * sends exactly its path and query.
+ */
+inline std::optional<std::string> url_problem(std::string const& url, bool https_only,
+                                              address_policy const& addresses) {
+    if (url.empty())
+        return "is required";
+    if (url.size() > max_webhook_url)
+        return "is longer than " + std::to_string(max_webhook_url) + " characters";
+    auto const u = boost::urls::parse_uri(url);
+    if (!u)
+        return "'" + url + "' is not an absolute URL (" + u.error().message() + ")";
+    if (!iequals(u->scheme(), "http") && !iequals(u->scheme(), "https"))
+        return "scheme '" + std::string(u->scheme()) + "' is not http or https";
+    if (https_only && !iequals(u->scheme(), "https"))
+        return "must be https (plain http is refused here)";
+    if (!u->has_authority() || u->encoded_host().empty())
+        return "has no host";
+    if (u->has_userinfo())
+        return "must not contain user-info (credentials belong in headers)";
+    if (u->has_fragment())
+        return "must not contain a fragment";
+    auto const auth_begin = u->scheme().size() + 3; // "scheme://"
+    auto const auth_end = auth_begin + u->encoded_authority().size();
+    if (url.compare(u->scheme().size(), 3, "://") != 0 ||
+        (auth_end < url.size() && url[auth_end] != '/' && url[auth_end] != '?')) {
+        auto const raw = std::string_view(url).substr(auth_begin);
+        return "host and port '" + std::string(raw.substr(0, raw.find_first_of("/?#"))) +
+               "' are not a valid host (an IP address or a DNS name) and an optional port";
+    }
+    if (u->has_port()) {
+        auto const port = u->port();
+        bool ok = !port.empty() && port.size() <= 5 && port.front() != '0';
+        for (char const c : port)
+            ok = ok && c >= '0' && c <= '9';
+        if (!ok || std::stoul(std::string(port)) > 65535)
+            return "has an invalid port '" + std::string(port) + "' (1 to 65535)";
+    }
+    switch (u->host_type()) {
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::ipv6: {
+        boost::system::error_code ec;
+        auto const a = boost::asio::ip::make_address(u->host_address(), ec);
+        if (ec)
+            return "host '" + std::string(u->encoded_host()) + "' is not a valid IP address";
+        if (auto why = addresses.refusal(a))
+            return "refused: " + *why;
+        break;
+    }
+    case boost::urls::host_type::name:
+        if (auto why = dns_name_problem(u->encoded_host()))
+            return why;
+        break;
+    default:
+        return "host '" + std::string(u->encoded_host()) + "' is not an IP address or a DNS name";
+    }
+    return std::nullopt;
+}
+} // namespace detail
+
 /**
  * Checks a webhook's fields, everything but the uniqueness of the name (the store checks that).
- * A URL whose host is an IP literal must pass `addresses` plus the webhook's allow_private;
- * with `https_only`, the URL must be https.
+ * The name: not only spaces (parse_webhook_params and the stores trim the ones around it), no
+ * control or invisible characters, valid UTF-8. The URL: see detail::url_problem; a URL whose host
+ * is an IP literal must pass `addresses` plus the webhook's allow_private; with `https_only`, the
+ * URL must be https. No secret twice, no header name twice (case-insensitive).
  * @return the first problem found, naming the field.
  */
 inline result<void> validate(webhook_params const& p, address_policy const& addresses = {},
@@ -160,40 +380,10 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
     auto bad = [](char const* field, std::string why) {
         return make_problem(error::invalid_field, field, std::move(why));
     };
-    if (p.name.empty() || p.name.find_first_not_of(" \t") == std::string::npos)
-        return bad("name", "is required");
-    if (p.name.size() > max_webhook_name)
-        return bad("name", "is longer than " + std::to_string(max_webhook_name) + " characters");
-    for (unsigned char c : p.name)
-        if (c < 0x20 || c == 0x7f)
-            return bad("name", "contains a control character");
-    if (p.url.empty())
-        return bad("url", "is required");
-    if (p.url.size() > max_webhook_url)
-        return bad("url", "is longer than " + std::to_string(max_webhook_url) + " characters");
-    auto const u = boost::urls::parse_uri(p.url);
-    if (!u)
-        return bad("url", "'" + p.url + "' is not an absolute URL (" + u.error().message() + ")");
-    if (!detail::iequals(u->scheme(), "http") && !detail::iequals(u->scheme(), "https"))
-        return bad("url", "scheme '" + std::string(u->scheme()) + "' is not http or https");
-    if (https_only && !detail::iequals(u->scheme(), "https"))
-        return bad("url", "must be https (plain http is refused here)");
-    if (!u->has_authority() || u->encoded_host().empty())
-        return bad("url", "has no host");
-    if (u->has_userinfo())
-        return bad("url", "must not contain user-info (credentials belong in headers)");
-    if (u->has_fragment())
-        return bad("url", "must not contain a fragment");
-    if (u->has_port() && (u->port_number() == 0))
-        return bad("url", "has an invalid port");
-    if (u->host_type() == boost::urls::host_type::ipv4 ||
-        u->host_type() == boost::urls::host_type::ipv6) {
-        boost::system::error_code ec;
-        auto const a = boost::asio::ip::make_address(u->host_address(), ec);
-        if (!ec)
-            if (auto why = addresses.with(p.allow_private).refusal(a))
-                return bad("url", "refused: " + *why);
-    }
+    if (auto why = detail::name_problem(p.name))
+        return bad("name", std::move(*why));
+    if (auto why = detail::url_problem(p.url, https_only, addresses.with(p.allow_private)))
+        return bad("url", std::move(*why));
     if (p.events.empty())
         return bad("events", "must name at least one event type (create, update, delete)");
     auto check_timeout = [&](std::optional<duration> const& d, char const* field) -> result<void> {
@@ -207,6 +397,11 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
         return r;
     if (p.secrets.size() > 8)
         return bad("secrets", "holds more than 8 secrets");
+    for (std::size_t i = 0; i < p.secrets.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (p.secrets[i].reveal() == p.secrets[j].reveal())
+                return make_problem(error::invalid_field, "secrets[" + std::to_string(i) + "]",
+                                    "duplicates secrets[" + std::to_string(j) + "]");
     if (p.headers.size() > 32)
         return bad("headers", "holds more than 32 headers");
     for (std::size_t i = 0; i < p.headers.size(); ++i) {
@@ -214,10 +409,16 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
         auto const field = name.empty() ? "headers[" + std::to_string(i) + "]" : "headers." + name;
         if (auto r = validate_header(p.headers[i], field); !r)
             return r;
+        // One field per name on the wire (RFC 9110 5.3): X-A and x-a are one header.
+        for (std::size_t j = 0; j < i; ++j)
+            if (detail::iequals(name, p.headers[j].name))
+                return make_problem(error::invalid_field, field,
+                                    "duplicates " + p.headers[j].name +
+                                        " (header names are case-insensitive)");
     }
     if (p.ca_file && p.ca_file->empty())
         return bad("ca_file", "is empty");
-    if (p.ca_file && !detail::iequals(u->scheme(), "https"))
+    if (p.ca_file && !detail::iequals(std::string_view(p.url).substr(0, 6), "https:"))
         return bad("ca_file", "applies to https URLs only");
     if (p.ca_file && !p.verify_tls)
         return bad("ca_file", "has no effect when verify_tls is false");
@@ -229,7 +430,8 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
  * "connect_timeout": "5s", "timeout": "10s", "secrets": ["whsec_..."], "headers": {...},
  * "ca_file", "verify_tls", "allow_private": ["10.0.0.0/8"]}`. Unknown keys and wrong types are
  * errors naming the key (prefixed with `prefix`, e.g. `webhooks[2].`), and so is every rule of
- * validate().
+ * validate() and an event type given twice. The name is trimmed. A key given twice cannot be
+ * seen in a parsed value: read the text with detail::parse_json_strict.
  */
 inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                                                    std::string const& prefix = "",
@@ -253,7 +455,11 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
         if (key == "name" || key == "url") {
             if (!val.is_string())
                 return bad(key, "must be a string");
-            (key == "name" ? p.name : p.url) = std::string(val.get_string());
+            // a name is stored trimmed, so " a" and "a" are one name to the uniqueness check
+            if (key == "name")
+                p.name = detail::trim_name(val.get_string());
+            else
+                p.url = std::string(val.get_string());
         } else if (key == "events") {
             auto const* arr = val.if_array();
             if (!arr)
@@ -266,6 +472,8 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                 auto t = parse_event_type((*arr)[i].get_string(), prefix + field);
                 if (!t)
                     return t.error();
+                if (p.events.contains(*t))
+                    return bad(field, "duplicates '" + std::string(to_string(*t)) + "'");
                 p.events.insert(*t);
             }
         } else if (key == "active") {
@@ -331,7 +539,7 @@ inline boost::json::object to_json(webhook const& w) {
     boost::json::object o;
     o["id"] = w.id;
     o["name"] = w.name;
-    o["url"] = w.url;
+    o["url"] = mask_url(w.url); // query credentials masked
     boost::json::array events;
     for (auto t : {event_type::create, event_type::update, event_type::remove})
         if (w.events.contains(t))

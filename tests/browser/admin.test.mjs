@@ -158,7 +158,7 @@ async function scenario() {
   const id = await row.getAttribute("data-id");
   const listed = await api("GET", `/api/webhooks/${id}`);
   if (listed.status !== 200 || listed.body.url !== hookUrl || listed.body.secrets.length !== 1 ||
-      listed.body.events.join() !== "create,update" || listed.body.headers["X-Api-Key"] !== "k-12…")
+      listed.body.events.join() !== "create,update" || listed.body.headers["X-Api-Key"] !== "…")
     throw new Error(`the webhook was not stored as entered: ${JSON.stringify(listed)}`);
 
   // Publish an event through the API, the way a producer in another language does.
@@ -191,7 +191,7 @@ async function scenario() {
   const detail = page.locator("#logs-body tr.detail");
   await detail.locator("pre", { hasText: '"object_id": "1001"' }).waitFor();
   const detailText = await detail.textContent();
-  if (!detailText.includes(`webhook-id: ${eventId}`) || !detailText.includes("X-Api-Key: k-12…") ||
+  if (!detailText.includes(`webhook-id: ${eventId}`) || !detailText.includes("X-Api-Key: …") ||
       detailText.includes("k-123456"))
     throw new Error(`the opened row shows the request with secrets masked: ${detailText}`);
   await screenshot("log-entry-open");
@@ -238,7 +238,7 @@ async function scenario() {
   const renamed = page.locator("#webhooks-body tr", { hasText: "Inventory (renamed)" });
   await renamed.waitFor();
   const kept = await api("GET", `/api/webhooks/${id}`);
-  if (kept.body.secrets.length !== 1 || kept.body.headers["X-Api-Key"] !== "k-12…")
+  if (kept.body.secrets.length !== 1 || kept.body.headers["X-Api-Key"] !== "…")
     throw new Error(`editing the name kept the secret and header: ${JSON.stringify(kept.body)}`);
   await renamed.locator(".switch").click();
   await renamed.locator("text=Not active").waitFor();

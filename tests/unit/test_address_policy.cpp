@@ -113,4 +113,30 @@ TEST_CASE("cidr parsing", "[ssrf][cidr]") {
     CHECK_FALSE(cidr::parse("fe80::/129"));
 }
 
+TEST_CASE("an IPv4-translated address is judged as the IPv4 address it carries",
+          "[ssrf][issue12]") {
+    // ::ffff:0:0:0/96 (RFC 6145): a SIIT translator sends ::ffff:0:127.0.0.1 to 127.0.0.1
+    address_policy const p;
+    for (auto const* a : {"::ffff:0:127.0.0.1", "::ffff:0:10.0.0.1", "::ffff:0:169.254.169.254",
+                          "::ffff:0:0.0.0.0", "::ffff:0:192.168.1.1", "::ffff:0:7f00:1"}) {
+        INFO(a);
+        auto const why = p.refusal(ip::make_address(a));
+        REQUIRE(why);
+        CHECK_THAT(*why, !Catch::Contains("::ffff")); // named as the IPv4 address
+    }
+    auto const loop = p.refusal(ip::make_address("::ffff:0:127.0.0.1"));
+    CHECK(loop->find("127.0.0.1 is in the loopback range") == 0);
+    CHECK_FALSE(p.refusal(ip::make_address("::ffff:0:8.8.8.8")));
+    address_policy local;
+    local.allow.push_back(cidr::parse("127.0.0.1/32").value());
+    CHECK_FALSE(local.refusal(ip::make_address("::ffff:0:127.0.0.1")));
+    // neighbours of the two ranges are IPv6 addresses of their own
+    CHECK_FALSE(detail::carried_v4(ip::make_address("::fffe:0:127.0.0.1")));
+    CHECK_FALSE(detail::carried_v4(ip::make_address("::1:ffff:0:127.0.0.1")));
+    CHECK_FALSE(detail::carried_v4(ip::make_address("::ffff:1:127.0.0.1")));
+    CHECK(detail::carried_v4(ip::make_address("::ffff:127.0.0.1")) ==
+          ip::make_address("127.0.0.1"));
+    CHECK(detail::carried_v4(ip::make_address("::ffff:0:1.2.3.4")) == ip::make_address("1.2.3.4"));
+}
+
 } // namespace herald_test_address_policy

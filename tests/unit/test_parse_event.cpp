@@ -122,4 +122,102 @@ TEST_CASE("jsonl_log::open names the path it cannot open", "[log][jsonl]") {
     CHECK(r.error().message.find("/nonexistent-dir/x.jsonl") != std::string::npos);
 }
 
+TEST_CASE("parse_json_strict refuses a key given twice, at any depth", "[event][json][issue12]") {
+    using herald::detail::parse_json_strict;
+    struct twice {
+        char const* json;
+        char const* key;
+    };
+    for (auto const& [text, key] : {
+             twice{R"({"name":"a","name":"b"})", "name"},
+             twice{R"({"a":1,"b":2,"c":3,"b":4})", "b"},
+             twice{R"({"after":{"x":1,"y":2,"x":3}})", "x"},
+             twice{R"([1,{"k":[{"z":0,"z":0}]}])", "z"},
+             twice{R"({"\u0061":1,"a":2})", "a"}, // one key, spelled two ways
+             twice{R"({"":1,"":2})", ""},
+         }) {
+        INFO(text);
+        auto const r = parse_json_strict(text);
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().code == herald::error::invalid_field);
+        CHECK(r.error().field == "body");
+        CHECK(r.error().message == std::string("has duplicate key '") + key + "'");
+    }
+    // what the same text means to Boost.JSON alone: the last one, silently
+    CHECK(boost::json::parse(R"({"name":"a","name":"b"})").at("name") == "b");
+
+    // the same keys in different objects, and the same values, are fine
+    auto const ok = parse_json_strict(R"({"a":{"a":1},"b":[{"a":1},{"a":2}],"c":"a","d":"a"})");
+    REQUIRE(ok.has_value());
+    CHECK(*ok == boost::json::parse(R"({"a":{"a":1},"b":[{"a":1},{"a":2}],"c":"a","d":"a"})"));
+    // a wide object: sorted, not compared pairwise
+    std::string wide = "{";
+    for (int i = 0; i < 50000; ++i)
+        wide += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":" + std::to_string(i);
+    CHECK(parse_json_strict(wide + "}").has_value());
+    auto const dup = parse_json_strict(wide + ",\"k123\":0}");
+    REQUIRE_FALSE(dup.has_value());
+    CHECK(dup.error().message == "has duplicate key 'k123'");
+    // a long key is quoted cut short
+    auto const longkey = std::string(100, 'q');
+    auto const cut = parse_json_strict("{\"" + longkey + "\":1,\"" + longkey + "\":2}");
+    REQUIRE_FALSE(cut.has_value());
+    CHECK(cut.error().message == "has duplicate key '" + std::string(64, 'q') + "…'");
+}
+
+TEST_CASE("parse_json_strict keeps Boost.JSON's limits", "[event][json][issue12]") {
+    using herald::detail::parse_json_strict;
+    auto nested = [](int depth) {
+        return std::string(std::size_t(depth), '[') + std::string(std::size_t(depth), ']');
+    };
+    CHECK(parse_json_strict(nested(32)).has_value());
+    auto const deep = parse_json_strict(nested(33));
+    REQUIRE_FALSE(deep.has_value());
+    CHECK(deep.error().message == "is not valid JSON: too deep");
+    for (char const* bad :
+         {"", "{", "{\"a\":1,}", "[1] [2]", "{\"a\":1}x", "\"\xff\"", "// c\n1", "NaN"}) {
+        INFO(bad);
+        auto const r = parse_json_strict(bad);
+        REQUIRE_FALSE(r.has_value());
+        CHECK_THAT(r.error().message, Catch::StartsWith("is not valid JSON: "));
+        boost::system::error_code ec;
+        (void)boost::json::parse(bad, ec);
+        CHECK(ec); // what boost::json::parse refuses too
+        CHECK(r.error().message == "is not valid JSON: " + ec.message());
+    }
+    auto const line = parse_json_strict("{", "");
+    REQUIRE_FALSE(line.has_value());
+    CHECK(line.error().field.empty());
+    CHECK_THAT(line.error().message, Catch::StartsWith("not valid JSON: "));
+    for (char const* good : {"1", "null", "\"s\"", "[]", "{}", " {\"a\" : [1, 2.5, -3, true]} "}) {
+        INFO(good);
+        auto const r = parse_json_strict(good);
+        REQUIRE(r.has_value());
+        CHECK(*r == boost::json::parse(good));
+    }
+}
+
+TEST_CASE("parse_event_json reads an event line and refuses a key given twice",
+          "[event][json][issue12]") {
+    auto const e = herald::parse_event_json(R"({"type":"create","object_id":"7","after":{}})");
+    REQUIRE(e.has_value());
+    CHECK(e->object_id == "7");
+    // the relay would have published a delete of object 2: the last key wins in Boost.JSON
+    auto const twice =
+        herald::parse_event_json(R"({"type":"create","object_id":"1","type":"delete",)"
+                                 R"("object_id":"2","before":{},"after":{}})");
+    REQUIRE_FALSE(twice.has_value());
+    CHECK(twice.error().what() == "duplicate key 'object_id'");
+    auto const inner = herald::parse_event_json(
+        R"({"type":"update","object_id":"1","after":{"ip":"10.0.0.1","ip":"10.0.0.2"}})");
+    REQUIRE_FALSE(inner.has_value());
+    CHECK(inner.error().what() == "duplicate key 'ip'");
+    CHECK(herald::parse_event_json("{").error().what() == "not valid JSON: " + [] {
+        boost::system::error_code ec;
+        (void)boost::json::parse("{", ec);
+        return ec.message();
+    }());
+    CHECK(herald::parse_event_json(R"({"type":"nope","object_id":"1"})").error().field == "type");
+}
+
 } // namespace herald_test_parse_event

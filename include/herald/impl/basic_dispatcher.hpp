@@ -487,7 +487,15 @@ http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& h
     req.body = std::shared_ptr<std::string const>(d.event, &ev.body.body);
     req.headers.reserve(7 + ev.body.headers.size() + hook.headers.size());
     auto const timestamp = to_unix_seconds(clock::now());
-    detail::add_header(req.headers, "User-Agent", user_agent);
+    // One field per name: a webhook's own User-Agent replaces herald's, here and so in the log.
+    auto const hook_has = [&](std::string_view name) {
+        for (auto const& h : hook.headers)
+            if (detail::iequals(h.name, name))
+                return true;
+        return false;
+    };
+    if (!hook_has("User-Agent"))
+        detail::add_header(req.headers, "User-Agent", user_agent);
     detail::add_header(req.headers, "webhook-id", ev.event.id);
     detail::add_header(req.headers, "webhook-timestamp", std::to_string(timestamp));
     if (!hook.secrets.empty())
@@ -497,7 +505,8 @@ http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& h
     detail::add_header(req.headers, "herald-delivery", d.id_string());
     detail::add_header(req.headers, "herald-attempt", std::to_string(d.attempts + 1));
     for (auto const& h : ev.body.headers)
-        req.headers.push_back(h);
+        if (!hook_has(h.name)) // the webhook's header of that name replaces the serializer's
+            req.headers.push_back(h);
     for (auto const& h : hook.headers)
         req.headers.push_back(h);
     req.connect_timeout = hook.connect_timeout.value_or(duration{0});

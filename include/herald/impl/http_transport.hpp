@@ -168,25 +168,35 @@ inline bool is_safe_header_text(std::string_view s) {
 
 /**
  * Writes the request head into `head` (reusing its capacity): request line, Host,
- * Content-Type, the request's headers, User-Agent unless given, Content-Length. Returns the
- * name of an unsafe header, if any, and writes nothing usable then.
+ * Content-Type, the request's headers, User-Agent unless given, Content-Length. One field per
+ * name (case-insensitive): of two headers with one name the later is written, and
+ * a Content-Type among the headers replaces the request's. Returns the name of an unsafe
+ * header, if any, and writes nothing usable then.
  */
 inline std::optional<std::string> format_head(std::string& head, std::string_view target,
                                               std::string_view host_and_port,
                                               http_request const& req, std::size_t body_size) {
     head.clear();
     head.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_and_port);
-    if (!req.content_type.empty()) {
+    auto const& hs = req.headers;
+    auto const later = [&](std::size_t i, std::string_view name) {
+        for (std::size_t j = i; j < hs.size(); ++j)
+            if (iequals(hs[j].name, name))
+                return true;
+        return false;
+    };
+    if (!req.content_type.empty() && !later(0, "Content-Type")) {
         if (!is_safe_header_text(req.content_type))
             return std::string("Content-Type");
         head.append("\r\nContent-Type: ").append(req.content_type);
     }
     bool agent = false;
-    for (auto const& h : req.headers) {
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+        auto const& h = hs[i];
         if (h.name.empty() || !is_safe_header_text(h.name) || !is_safe_header_text(h.value) ||
             h.name.find(':') != std::string::npos)
             return h.name;
-        if (is_framing_header(h.name))
+        if (is_framing_header(h.name) || later(i + 1, h.name))
             continue;
         agent = agent || iequals(h.name, "User-Agent");
         head.append("\r\n").append(h.name).append(": ").append(h.value);

@@ -156,11 +156,17 @@ inline std::string mask_header(std::string const& name, std::string const& value
 }
 
 /**
- * GET shows stored secrets and credential header values masked, so they cannot be sent back
- * as they are. In a PUT or PATCH body, a masked value equal to a stored one's mask stands for
- * the stored value: a form can send back what it was given and add or remove entries.
+ * GET shows stored secrets, credential header values and URL query credentials masked, so
+ * they cannot be sent back as they are. In a PUT or PATCH body, a masked value equal to a stored
+ * one's mask stands for the stored value: a form can send back what it was given and add or remove
+ * entries.
  */
 inline void unmask(json::object& body, webhook const& current) {
+    // GET shows the URL with its query credentials masked (mask_url): sent back as shown, it
+    // stands for the stored URL; a PATCH starts from that shown form too (editable_json).
+    if (auto* url = body.if_contains("url");
+        url && url->is_string() && url->get_string() == mask_url(current.url))
+        *url = current.url;
     if (auto* secrets = body.if_contains("secrets"); secrets && secrets->is_array())
         for (auto& v : secrets->get_array())
             if (v.is_string())
