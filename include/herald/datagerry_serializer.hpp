@@ -3,11 +3,11 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/detail/json_writer.hpp>
 #include <herald/event.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace herald {
 
@@ -27,6 +27,7 @@ namespace herald {
  *   event's top-level changes are written as `{"name": field, "value": old|new}` entries. A
  *   `changes` the application already gave in DATAGERRY's `{old: [...], new: [...]}` shape is
  *   passed through as is.
+ * Numbers are written as `detail::format_json_double` says (`2.4`, `12.0`, `1e+16`).
  * Stateless and thread-safe.
  */
 struct datagerry_serializer {
@@ -41,7 +42,7 @@ struct datagerry_serializer {
                                    ? boost::json::value(nullptr)
                                    : boost::json::value(*e.after);
         body["changes"] = e.type == event_type::update ? changes(e) : boost::json::value(nullptr);
-        return payload{boost::json::serialize(body), "application/json", {}};
+        return payload{detail::serialize_json(body), "application/json", {}};
     }
 
     static char const* operation(event_type t) {
