@@ -439,6 +439,49 @@ TEST_CASE("datagerry_serializer passes DATAGERRY-shaped changes through",
     }
 }
 
+TEST_CASE("datagerry_serializer passes changes that are not {old, new} through unchanged",
+          "[serializer][datagerry]") {
+    // DATAGERRY's state toggle: a CmdbObject.to_json() whose fields did not change, with
+    // {"state": false} as its changes
+    auto const before = obj(R"({"public_id":42,"type_id":3,"active":true,"author_id":1,)"
+                            R"("creation_time":{"$date":1733230000000},"version":"1.0.0",)"
+                            R"("fields":[{"name":"hostname","value":"a"}]})");
+    auto after = before;
+    after["active"] = false;
+    auto toggle = herald::object_event::updated("42", before, after);
+    toggle.changes = obj(R"({"state":false})");
+    toggle = prepared(std::move(toggle));
+    auto const p = herald::datagerry_serializer{}.serialize(toggle);
+    CHECK(p.body == R"({"event_time":{"$date":1795794774123},"operation":"UPDATE",)"
+                    R"("object_before":{"public_id":42,"type_id":3,"active":true,"author_id":1,)"
+                    R"("creation_time":{"$date":1733230000000},"version":"1.0.0",)"
+                    R"("fields":[{"name":"hostname","value":"a"}]},)"
+                    R"("object_after":{"public_id":42,"type_id":3,"active":false,"author_id":1,)"
+                    R"("creation_time":{"$date":1733230000000},"version":"1.0.0",)"
+                    R"("fields":[{"name":"hostname","value":"a"}]},)"
+                    R"("changes":{"state":false}})");
+    // herald's envelope carries it unchanged as well
+    CHECK(json::parse(herald::json_serializer{}.serialize(toggle).body).at("changes") ==
+          json::value(obj(R"({"state":false})")));
+
+    SECTION("without fields arrays") {
+        auto plain = herald::object_event::updated("42", obj(R"({"active":true})"),
+                                                   obj(R"({"active":false})"));
+        plain.changes = obj(R"({"state":false})");
+        plain = prepared(std::move(plain));
+        auto const v = json::parse(herald::datagerry_serializer{}.serialize(plain).body);
+        CHECK(json::serialize(v.at("changes")) == R"({"state":false})");
+    }
+    SECTION("one entry that is not {old, new} is enough") {
+        auto mixed = herald::object_event::updated("42", obj(R"({"a":1})"), obj(R"({"a":2})"));
+        mixed.changes = obj(R"({"a":{"old":1,"new":2},"note":"bulk edit","b":{"old":1}})");
+        mixed = prepared(std::move(mixed));
+        auto const v = json::parse(herald::datagerry_serializer{}.serialize(mixed).body);
+        CHECK(json::serialize(v.at("changes")) ==
+              R"({"a":{"old":1,"new":2},"note":"bulk edit","b":{"old":1}})");
+    }
+}
+
 TEST_CASE("datagerry_serializer golden body for delete", "[serializer][datagerry]") {
     auto const p = herald::datagerry_serializer{}.serialize(sample_delete());
     CHECK(p.body == R"({"event_time":{"$date":1795794774123},"operation":"DELETE",)"
