@@ -4,6 +4,7 @@
 // line per request to stdout:
 //   {"method":..,"target":..,"headers":{..},"body":..,"received_at":"2024-01-01T00:00:00.000Z"}
 
+#include <herald/detail/json_writer.hpp>
 #include <herald/signature.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -277,7 +278,7 @@ std::string describe(http::request<http::string_body> const& req,
         }
         line["signature"] = std::move(sig);
     }
-    return json::serialize(line);
+    return herald::detail::serialize_json(line); // 2.5, not Boost.JSON's 2.5E0
 }
 
 class receiver {

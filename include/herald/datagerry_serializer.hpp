@@ -3,16 +3,16 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/detail/json_writer.hpp>
 #include <herald/event.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace herald {
 
 /**
- * The body DATAGERRY's webhooks send, so receivers written for DATAGERRY work unchanged:
+ * The body DATAGERRY's webhooks send (`build_payload`):
  * ```json
  * {"event_time": {"$date": 1733230000000}, "operation": "UPDATE",
  *  "object_before": {...}, "object_after": {...},
@@ -22,11 +22,15 @@ namespace herald {
  * - `event_time` is the event's time in MongoDB extended JSON; `operation` is CREATE, UPDATE
  *   or DELETE; `object_before` / `object_after` are the event's `before` / `after` or null
  *   (create has no before, delete no after).
- * - `changes` is null except on updates. When both objects carry DATAGERRY's `fields` array
- *   (`[{"name", "value"}]`), it lists the entries that differ, as DATAGERRY does. Otherwise the
- *   event's top-level changes are written as `{"name": field, "value": old|new}` entries. A
- *   `changes` the application already gave in DATAGERRY's `{old: [...], new: [...]}` shape is
- *   passed through as is.
+ * - `changes` is null except on updates. A `changes` the application gave that is not herald's
+ *   `{"field": {"old", "new"}}` shape (DATAGERRY's own `{old: [...], new: [...]}`, its state
+ *   toggle's `{"state": false}`) is passed through as is. Otherwise, when both objects carry
+ *   DATAGERRY's `fields` array (`[{"name", "value"}]`), it lists the entries that differ, as
+ *   DATAGERRY does; else the event's top-level changes are written as
+ *   `{"name": field, "value": old|new}` entries.
+ * - The objects are written as they are: the body is DATAGERRY's document only when they are
+ *   DATAGERRY objects (`CmdbObject.to_json()`, with `fields` and `{"$date": ms}` dates).
+ * Numbers are written as `detail::format_json_double` says (`2.4`, `12.0`, `1e+16`).
  * Stateless and thread-safe.
  */
 struct datagerry_serializer {
@@ -41,7 +45,7 @@ struct datagerry_serializer {
                                    ? boost::json::value(nullptr)
                                    : boost::json::value(*e.after);
         body["changes"] = e.type == event_type::update ? changes(e) : boost::json::value(nullptr);
-        return payload{boost::json::serialize(body), "application/json", {}};
+        return payload{detail::serialize_json(body), "application/json", {}};
     }
 
     static char const* operation(event_type t) {
@@ -73,11 +77,22 @@ private:
         return nullptr;
     }
 
+    // Every entry is `{"old": ..., "new": ...}`, as derive_changes writes them.
+    static bool herald_shaped(boost::json::object const& changes) {
+        for (auto const& kv : changes) {
+            auto const* c = kv.value().if_object();
+            if (!c || !c->contains("old") || !c->contains("new"))
+                return false;
+        }
+        return true;
+    }
+
     static boost::json::value changes(object_event const& e) {
         boost::json::array old_values, new_values;
         auto const* given = e.changes ? &*e.changes : nullptr;
-        if (given && given->size() == 2 && given->contains("old") && given->contains("new") &&
-            given->at("old").is_array() && given->at("new").is_array())
+        // Only herald's own shape can be mapped: anything else is the application's to say
+        // (DATAGERRY's `{old: [...], new: [...]}`, its state toggle's `{"state": false}`).
+        if (given && !herald_shaped(*given))
             return *given;
         auto const* bf = fields_of(e.before);
         auto const* af = fields_of(e.after);

@@ -3,13 +3,12 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/detail/json_writer.hpp>
 #include <herald/event.hpp>
 
 #include <boost/json/serialize.hpp>
-#include <boost/json/serializer.hpp>
 #include <boost/json/string.hpp>
 
-#include <algorithm>
 #include <string>
 
 namespace herald {
@@ -23,25 +22,9 @@ namespace herald {
  * ```
  * `object` is the created object, the updated object, or the object as it was before
  * deletion. `changes` appears on updates only. Absent optional fields are omitted.
+ * Numbers are written as `detail::format_json_double` says (`2.4`, `12.0`, `1e+16`).
  * Stateless and thread-safe.
  */
-namespace detail {
-/// Serializes `v` straight into the end of `out` (no temporary string).
-template <class Json>
-void append_json(std::string& out, Json const& v) {
-    boost::json::serializer sr;
-    sr.reset(&v);
-    while (!sr.done()) {
-        std::size_t const used = out.size();
-        if (out.capacity() - used < 256)
-            out.reserve(std::max(out.capacity() * 2, used + 512));
-        out.resize(out.capacity());
-        auto const written = sr.read(out.data() + used, out.size() - used);
-        out.resize(used + written.size());
-    }
-}
-} // namespace detail
-
 struct json_serializer {
     payload serialize(object_event const& e) const {
         payload p;
@@ -69,11 +52,11 @@ struct json_serializer {
         }
         if (obj) {
             out += ",\"object\":";
-            detail::append_json(out, *obj);
+            detail::serialize_json(*obj, out);
         }
         if (e.type == event_type::update && e.changes) {
             out += ",\"changes\":";
-            detail::append_json(out, *e.changes);
+            detail::serialize_json(*e.changes, out);
         }
         out += '}';
         return p;

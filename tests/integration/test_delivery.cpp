@@ -463,3 +463,99 @@ TEST_CASE("http_transport refuses a header that could split the request",
     CHECK(server.requests().empty());
     transport.close_idle();
 }
+
+TEST_CASE("interim 1xx responses before the final one are read and ignored",
+          "[integration][http][interim]") {
+    loopback_server server;
+    server.on("/continue", [](received_request const&) {
+        return reply{.status = 200, .body = "ok", .interim = "HTTP/1.1 100 Continue\r\n\r\n"};
+    });
+    server.on("/hints", [](received_request const&) {
+        // A Location in an interim response is not the final response's
+        return reply{.status = 201,
+                     .body = "made",
+                     .interim = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                                "Location: /elsewhere\r\n\r\n"
+                                "HTTP/1.1 102 Processing\r\n\r\n"};
+    });
+    server.on("/sixteen", [](received_request const&) {
+        return reply{.status = 204,
+                     .interim = "HTTP/1.1 100 Continue\r\n\r\n",
+                     .interim_times = detail::max_interim_responses};
+    });
+    harness<> h(fast_params({0ms}));
+    h.hook("continue", server.url("/continue"), {event_type::create});
+    h.hook("hints", server.url("/hints"), {event_type::update});
+    h.hook("sixteen", server.url("/sixteen"), {event_type::remove});
+    h.publish(object_event::created("1", server_object()));
+    h.publish(object_event::updated("1", server_object(), {{"hostname", "db-2"}}));
+    h.publish(object_event::deleted("1", server_object()));
+    auto const log = h.wait_log(3);
+    REQUIRE(log.size() == 3);
+    for (auto const& e : log) {
+        INFO(e.webhook_name << ": " << e.error);
+        CHECK(e.result == outcome::delivered);
+        CHECK(e.error.empty());
+        if (e.webhook_name == "continue") {
+            CHECK(e.status == 200);
+            CHECK(e.response_excerpt == "ok");
+        } else if (e.webhook_name == "hints") {
+            CHECK(e.status == 201);
+            CHECK(e.response_excerpt == "made");
+        } else {
+            CHECK(e.status == 204);
+        }
+    }
+    // the connection stays usable after the interim responses
+    h.publish(object_event::created("2", server_object()));
+    auto const again = h.wait_log(4);
+    REQUIRE(again.size() == 4);
+    CHECK(again[3].result == outcome::delivered);
+    h.stop();
+    // the second event went on a connection an interim response had already crossed
+    auto const all = server.requests();
+    REQUIRE(all.size() == 4);
+    std::set<std::size_t> first_three;
+    for (std::size_t i = 0; i < 3; ++i)
+        first_three.insert(all[i].connection_index);
+    CHECK(first_three.count(all[3].connection_index) == 1);
+    CHECK(server.connections_accepted() == first_three.size());
+}
+
+TEST_CASE("endless interim responses and 101 Switching Protocols fail with a clear reason",
+          "[integration][http][interim]") {
+    loopback_server server;
+    server.on("/endless", [](received_request const&) {
+        return reply{.interim = "HTTP/1.1 100 Continue\r\n\r\n", .interim_forever = true};
+    });
+    server.on("/switch", [](received_request const&) {
+        return reply{.status = 200,
+                     .interim = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\n\r\n"};
+    });
+    harness<> h(fast_params({0ms}));
+    h.hook("endless", server.url("/endless"), {event_type::create}, true, 30s);
+    h.hook("switch", server.url("/switch"), {event_type::update}, true, 30s);
+    auto const t0 = std::chrono::steady_clock::now();
+    h.publish(object_event::created("1", server_object()));
+    h.publish(object_event::updated("1", server_object(), {{"hostname", "db-2"}}));
+    auto const log = h.wait_log(2);
+    // well before the 30 s timeout: the bound ends it, not the clock
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    REQUIRE(log.size() == 2);
+    for (auto const& e : log) {
+        INFO(e.webhook_name << ": " << e.error);
+        CHECK(e.result == outcome::failed);
+        if (e.webhook_name == "endless") {
+            CHECK(e.error.rfind("the receiver sent more than 16 interim (1xx) responses before "
+                                "a final one",
+                                0) == 0);
+        } else {
+            CHECK(e.status == 101);
+            CHECK(e.error.rfind("the receiver answered 101 Switching Protocols to a request "
+                                "that asked for no upgrade",
+                                0) == 0);
+        }
+    }
+    h.stop();
+}

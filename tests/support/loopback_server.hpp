@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/string.hpp>
@@ -77,6 +78,12 @@ struct reply {
     bool close_without_response = false;
     // false: answer with Connection: close, then close.
     bool keep_alive = true;
+    // Raw bytes written before the response, `interim_times` times: interim responses such as
+    // "HTTP/1.1 100 Continue\r\n\r\n". With `interim_forever`, written again and again until
+    // the client goes away, and no response follows.
+    std::string interim;
+    std::size_t interim_times = 1;
+    bool interim_forever = false;
 };
 
 class loopback_server {
@@ -489,6 +496,17 @@ private:
                 }
                 auto [wait_ec] = co_await conn.timer.async_wait(use_tuple);
                 if (wait_ec || conn.closed || rep.hang) {
+                    co_return;
+                }
+            }
+
+            if (!rep.interim.empty()) {
+                for (std::size_t i = 0; !ec && (rep.interim_forever || i < rep.interim_times);
+                     ++i) {
+                    std::tie(ec, std::ignore) = co_await boost::asio::async_write(
+                        conn.stream, boost::asio::buffer(rep.interim), use_tuple);
+                }
+                if (ec || rep.interim_forever) {
                     co_return;
                 }
             }

@@ -152,6 +152,9 @@ private:
     bool drain_exceeded_ = false;
 };
 
+/// Interim (1xx) responses read and dropped before a final one; one more fails the attempt.
+inline constexpr std::size_t max_interim_responses = 16;
+
 // The transport frames the message itself: these never come from the request's headers.
 inline bool is_framing_header(std::string_view name) {
     return iequals(name, "Host") || iequals(name, "Content-Length") ||
@@ -336,24 +339,52 @@ http_transport::exchange(Stream& stream, connection& c, bool reused, std::string
     }
 
     std::string raw;
-    detail::response_reader reader(res, raw, p_->max_excerpt, p_->max_drain);
-    reader.header_limit(static_cast<std::uint32_t>(p_->max_header));
-    reader.body_limit(std::numeric_limits<std::uint64_t>::max()); // the reader caps the drain
-    std::size_t const buffered = c.buffer.size();
-    auto [rec, rn] =
-        co_await http::async_read(stream, c.buffer, reader, asio::as_tuple(asio::use_awaitable));
-    if (rec && !reader.is_header_done()) {
-        res.status = 0;
+    // Interim responses (100 Continue, 102, 103) come before the final one and say nothing
+    // about it (RFC 9110 15.2): each is read whole and dropped, with a fresh parser for the
+    // next response, up to a bound so that an endless stream of them cannot hold the request.
+    std::optional<detail::response_reader> reader;
+    boost::system::error_code rec;
+    for (std::size_t interim = 0;; ++interim) {
+        reader.emplace(res, raw, p_->max_excerpt, p_->max_drain);
+        reader->header_limit(static_cast<std::uint32_t>(p_->max_header));
+        reader->body_limit(std::numeric_limits<std::uint64_t>::max()); // the reader caps the drain
+        std::size_t const buffered = c.buffer.size();
+        auto [read_ec, rn] = co_await http::async_read(stream, c.buffer, *reader,
+                                                       asio::as_tuple(asio::use_awaitable));
+        rec = read_ec;
+        if (rec && !reader->is_header_done()) {
+            res.status = 0;
+            res.location.clear();
+            res.retry_after.clear();
+            if (reused && interim == 0 && !c.timed_out && rn == 0 && buffered == 0 &&
+                c.buffer.size() == 0 && detail::is_stale_connection(rec))
+                co_return exchange_end::stale;
+            co_return fail(rec, interim == 0 ? "while waiting for the response"
+                                             : "while waiting for the response after an "
+                                               "interim (1xx) response");
+        }
+        if (rec || res.status < 100 || res.status >= 200)
+            break;
+        if (res.status == 101) {
+            // an upgrade herald never asked for: the connection no longer speaks HTTP/1.1
+            res.ec = make_error_code(error::malformed_response);
+            res.error = "the receiver answered 101 Switching Protocols to a request that "
+                        "asked for no upgrade";
+            co_return exchange_end::failed;
+        }
+        if (interim == detail::max_interim_responses) {
+            res.ec = make_error_code(error::malformed_response);
+            res.error = "the receiver sent more than " +
+                        std::to_string(detail::max_interim_responses) +
+                        " interim (1xx) responses before a final one";
+            co_return exchange_end::failed;
+        }
         res.location.clear();
         res.retry_after.clear();
-        if (reused && !c.timed_out && rn == 0 && buffered == 0 && c.buffer.size() == 0 &&
-            detail::is_stale_connection(rec))
-            co_return exchange_end::stale;
-        co_return fail(rec, "while waiting for the response");
     }
     bool complete = !rec;
     if (rec) {
-        if (reader.drain_exceeded())
+        if (reader->drain_exceeded())
             res.note = "response body longer than " + std::to_string(p_->max_drain) +
                        " bytes: the rest was not read";
         else if (io_error(rec) == boost::beast::error::timeout)
@@ -362,7 +393,7 @@ http_transport::exchange(Stream& stream, connection& c, bool reused, std::string
             res.note = "response body incomplete: " + rec.message();
     }
     detail::append_utf8(res.excerpt, raw);
-    co_return complete&& reader.keep_alive() ? exchange_end::keep : exchange_end::close;
+    co_return complete && reader->keep_alive() ? exchange_end::keep : exchange_end::close;
 }
 
 inline boost::asio::awaitable<send_result> http_transport::async_send(http_request const& req) {

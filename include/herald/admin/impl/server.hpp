@@ -4,6 +4,7 @@
 #include <herald/admin/detail/util.hpp>
 #include <herald/admin/page.hpp>
 #include <herald/delivery.hpp>
+#include <herald/detail/json_writer.hpp>
 #include <herald/metered_log.hpp>
 #include <herald/version.hpp>
 
@@ -53,7 +54,7 @@ inline response make_response(unsigned status, std::string body, char const* con
 }
 
 inline response json_response(unsigned status, json::value const& v) {
-    return make_response(status, json::serialize(v), "application/json");
+    return make_response(status, herald::detail::serialize_json(v), "application/json");
 }
 
 /// RFC 9457 problem details, with `field` naming what was wrong and `code` herald's error name.
