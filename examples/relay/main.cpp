@@ -34,7 +34,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_future.hpp>
-#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <herald/detail/json_strict.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -241,14 +242,14 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path, optio
     }
     std::stringstream text;
     text << in.rdbuf();
-    boost::system::error_code ec;
-    auto const doc = boost::json::parse(text.str(), ec);
     auto fail = [&](std::string const& what) {
         std::cerr << "herald-relay: webhooks file '" << path << "': " << what << "\n";
         std::exit(2);
     };
-    if (ec)
-        fail("not valid JSON: " + ec.message());
+    auto const parsed = herald::detail::parse_json_strict(text.str(), "");
+    if (!parsed)
+        fail(parsed.error().what());
+    auto const& doc = *parsed;
     if (!doc.is_array())
         fail("must be a JSON array of webhooks");
     std::vector<herald::webhook_params> hooks;
@@ -376,13 +377,7 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
             ++number;
             if (line.find_first_not_of(" \t\r") == std::string::npos)
                 continue;
-            boost::system::error_code ec;
-            auto const v = boost::json::parse(line, ec);
-            if (ec) {
-                reject(number, "not valid JSON: " + ec.message());
-                continue;
-            }
-            auto e = herald::parse_event(v);
+            auto e = herald::parse_event_json(line); // a key given twice is refused too
             if (!e) {
                 reject(number, e.error().what());
                 continue;

@@ -278,7 +278,7 @@ public:
             if (auto r = s_->cache.remove(id); !r)
                 return r;
             op o;
-            o.kind = op::remove_hook;
+            o.kind = op::kind_t::remove_hook;
             o.hook.id = id;
             w = s_->push_waited(std::move(o));
         }
@@ -302,7 +302,7 @@ public:
     /// Records new deliveries and returns once they are committed (blocks the caller).
     result<void> enqueue(std::span<delivery const> ds) {
         op o;
-        o.kind = op::enqueue;
+        o.kind = op::kind_t::enqueue;
         o.deliveries.assign(ds.begin(), ds.end());
         return s_->push_waited(std::move(o))->wait();
     }
@@ -323,7 +323,7 @@ public:
                 auto work = std::make_shared<decltype(tracked)>(std::move(tracked));
                 auto held = std::make_shared<handler_type>(std::move(handler));
                 op o;
-                o.kind = op::enqueue;
+                o.kind = op::kind_t::enqueue;
                 o.deliveries = std::move(v);
                 o.done = [held, work](result<void> r) mutable {
                     // On the database thread. The handler goes over whole, and the work is
@@ -348,7 +348,7 @@ public:
     /// The attempt failed and the delivery waits for `d.due` (queued, not waited for).
     void reschedule(delivery const& d) {
         op o;
-        o.kind = op::reschedule;
+        o.kind = op::kind_t::reschedule;
         o.id = d.id;
         o.attempts = d.attempts;
         o.due = d.due;
@@ -358,7 +358,7 @@ public:
     /// The delivery ended: it leaves the queue (queued, not waited for).
     void complete(delivery const& d, outcome) {
         op o;
-        o.kind = op::complete;
+        o.kind = op::kind_t::complete;
         o.id = d.id;
         s_->push(std::move(o));
     }
@@ -395,7 +395,7 @@ public:
      */
     result<void> flush() {
         op o;
-        o.kind = op::flush;
+        o.kind = op::kind_t::flush;
         auto r = s_->push_waited(std::move(o))->wait();
         std::lock_guard lock(s_->mutex);
         if (s_->first_error) {
@@ -415,9 +415,9 @@ public:
 
 private:
     struct op {
+        // A scoped enum: clang's -Wshadow takes plain enumerators for the store's members.
         enum class kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush };
-        using enum kind_t; // op::enqueue, as before the class
-        kind_t kind = flush;
+        kind_t kind = kind_t::flush;
         webhook hook;
         std::vector<delivery> deliveries;
         delivery_id id;
@@ -468,7 +468,7 @@ private:
 
         std::shared_ptr<detail::waiter> push_hook(webhook const& w, bool wait) {
             op o;
-            o.kind = op::put_hook;
+            o.kind = op::kind_t::put_hook;
             o.hook = w;
             if (wait)
                 return push_waited(std::move(o));
@@ -656,7 +656,7 @@ private:
         void apply(op& o) {
             using detail::sqlite::to_column;
             switch (o.kind) {
-            case op::put_hook: {
+            case op::kind_t::put_hook: {
                 auto const& w = o.hook;
                 put_hook_stmt.bind(1, std::int64_t(w.id))
                     .bind(2, w.name)
@@ -670,10 +670,10 @@ private:
                 last_id_stmt.bind(1, std::int64_t(w.id)).run();
                 break;
             }
-            case op::remove_hook:
+            case op::kind_t::remove_hook:
                 remove_hook_stmt.bind(1, std::int64_t(o.hook.id)).run();
                 break;
-            case op::enqueue: {
+            case op::kind_t::enqueue: {
                 // Deliveries of one event share its row (and its body).
                 prepared_event const* last = nullptr;
                 std::int64_t seq = 0;
@@ -707,7 +707,7 @@ private:
                 }
                 break;
             }
-            case op::reschedule: {
+            case op::kind_t::reschedule: {
                 auto const key = detail::id_key(o.id);
                 reschedule_stmt.bind_blob(1, key.data(), key.size())
                     .bind(2, std::int64_t(o.attempts))
@@ -715,7 +715,7 @@ private:
                 reschedule_stmt.run();
                 break;
             }
-            case op::complete: {
+            case op::kind_t::complete: {
                 auto const key = detail::id_key(o.id);
                 complete_stmt.bind_blob(1, key.data(), key.size());
                 std::optional<std::int64_t> seq;
@@ -726,7 +726,7 @@ private:
                     event_done_stmt.bind(1, *seq).run();
                 break;
             }
-            case op::flush:
+            case op::kind_t::flush:
                 break;
             }
         }

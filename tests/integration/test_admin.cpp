@@ -110,7 +110,8 @@ struct admin_fixture {
     boost::asio::io_context io;
     dispatcher_type d;
     admin::server<dispatcher_type> srv;
-    std::vector<std::thread> threads; // two: the server must be right on a multi-threaded io_context
+    std::vector<std::thread>
+        threads; // two: the server must be right on a multi-threaded io_context
 
     static admin::server_params params(admin::server_params p) {
         p.token = token;
@@ -367,6 +368,13 @@ TEST_CASE("admin: bad input is a problem naming the field", "[admin][validation]
     bad(post, "/api/webhooks", R"({"name": "a", "url": )", 400, "body");
     bad(post, "/api/webhooks", "", 400, "body");
     bad(post, "/api/webhooks", "[1, 2]", 400, "body");
+    // a key given twice: refused, not "the last one wins"
+    auto dup = bad(post, "/api/webhooks",
+                   R"({"name": "a", "url": ")" + url + R"(", "events": ["create"], "name": "b"})",
+                   400, "body");
+    CHECK(dup.object()["detail"] == "body: has duplicate key 'name'");
+    CHECK(call(port, http::verb::get, "/api/webhooks").body.find(R"("name":"b")") ==
+          std::string::npos);
     bad(post, "/api/webhooks", R"({"name": "a", "url": ")" + url + R"(", "events": ["create"],
         "colour": "red"})",
         400, "colour");
@@ -649,6 +657,8 @@ TEST_CASE("admin: /metrics in Prometheus text format", "[admin][metrics]") {
     has("herald_requests_total 3");
     has("herald_queue_depth 0");
     has("herald_open_circuits 0");
+    has("herald_deliveries_parked 0");
+    has("herald_deliveries_shed_total 0");
     has(R"(herald_webhooks{state="active"} 2)");
     has("# TYPE herald_attempt_duration_seconds histogram");
     has(R"(herald_attempt_duration_seconds_bucket{le="+Inf"} 3)");

@@ -134,21 +134,29 @@ TEST_CASE("a bad event line is reported with its number and skipped", "[relay][e
     loopback_server server;
     temp_file hooks(R"([{"name": "all", "url": ")" + server.url("/all") +
                     R"(", "events": ["create", "update", "delete"]}])");
-    std::string const input = R"({"type": "create", "object_id": "1", "after": {}})"
-                              "\n"
-                              "this is not json\n"
-                              R"({"type": "explode", "object_id": "2"})"
-                              "\n"
-                              R"({"type": "delete", "object_id": "3"})"
-                              "\n"
-                              R"({"type": "create", "object_id": "4", "after": {"a": 1}})"
-                              "\n";
+    std::string const input =
+        R"({"type": "create", "object_id": "1", "after": {}})"
+        "\n"
+        "this is not json\n"
+        R"({"type": "explode", "object_id": "2"})"
+        "\n"
+        R"({"type": "delete", "object_id": "3"})"
+        "\n"
+        R"({"type": "create", "object_id": "4", "after": {"a": 1}})"
+        "\n"
+        // a key given twice: refused, not "the last one wins"
+        R"({"type": "create", "object_id": "5", "type": "delete", "before": {}})"
+        "\n"
+        R"({"type": "create", "object_id": "6", "after": {"a": 1, "a": 2}})"
+        "\n";
     auto const r = run_process(
         {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path}, input);
     CHECK(r.status == 1);
     CHECK(r.err.find("line 2: not valid JSON") != std::string::npos);
     CHECK(r.err.find("line 3: type: unknown event type 'explode'") != std::string::npos);
     CHECK(r.err.find("line 4: before: is required for a delete event") != std::string::npos);
+    CHECK(r.err.find("line 6: duplicate key 'type'") != std::string::npos);
+    CHECK(r.err.find("line 7: duplicate key 'a'") != std::string::npos);
     CHECK(json_lines(r.out).size() == 2);
     CHECK(server.requests("/all").size() == 2);
 }
@@ -176,6 +184,8 @@ TEST_CASE("a bad webhooks file exits 2 and sends nothing", "[relay][e2e][validat
          "webhooks[1].events: must name at least one event type"},
         {"{}", "must be a JSON array"},
         {"[", "not valid JSON"},
+        {"[" + good.substr(0, good.size() - 1) + R"(, "url": "http://other/"}])",
+         "duplicate key 'url'"},
     };
     for (auto const& c : cases) {
         temp_file hooks(c.file);

@@ -4,6 +4,7 @@
 #include <herald/admin/detail/util.hpp>
 #include <herald/admin/page.hpp>
 #include <herald/delivery.hpp>
+#include <herald/detail/json_strict.hpp>
 #include <herald/detail/json_writer.hpp>
 #include <herald/metered_log.hpp>
 #include <herald/version.hpp>
@@ -126,11 +127,11 @@ inline result<json::value> parse_body(request const& req) {
     auto const& b = req.body();
     if (b.find_first_not_of(" \t\r\n") == std::string::npos)
         return make_problem(error::invalid_field, "body", "is required (a JSON object)");
-    boost::system::error_code ec;
-    auto v = json::parse(b, ec);
-    if (ec)
-        return make_problem(error::invalid_field, "body", "is not valid JSON: " + ec.message());
-    if (!v.is_object())
+    auto v = herald::detail::parse_json_strict(
+        b, "body"); // a key given twice is refused, not "last wins"
+    if (!v)
+        return v.error();
+    if (!v->is_object())
         return make_problem(error::invalid_field, "body", "must be a JSON object");
     return v;
 }
@@ -1078,6 +1079,12 @@ response HERALD_ADMIN::metrics(request const&) {
     append_metric(out, "herald_open_circuits", "gauge",
                   "Webhooks whose circuit breaker is open or half-open.");
     append_sample(out, "herald_open_circuits", "", double(s.open_circuits));
+    append_metric(out, "herald_deliveries_parked", "gauge",
+                  "Deliveries waiting outside the pending budget (failing, stalled or behind).");
+    append_sample(out, "herald_deliveries_parked", "", double(s.parked));
+    append_metric(out, "herald_deliveries_shed_total", "counter",
+                  "Deliveries logged as failed at once because max_parked was full.");
+    append_sample(out, "herald_deliveries_shed_total", "", double(s.shed));
     std::size_t active = 0, inactive = 0;
     for (auto const& w : d_.store().list())
         ++(w.active ? active : inactive);
