@@ -30,6 +30,41 @@ inline boost::json::value as_sent(boost::json::value v) {
     return v;
 }
 
+// Equal, but doubles within a few units in the last place: Boost.JSON 1.81's parser, which reads
+// the body back here, is not exact (`3.3333333333333334E78`, the right shortest spelling, reads
+// back one ulp off); a receiver's parser is.
+inline bool same(boost::json::value const& a, boost::json::value const& b) {
+    if (a.is_double() && b.is_double()) {
+        double lo = a.get_double(), hi = a.get_double();
+        for (int i = 0; i < 4; ++i) {
+            lo = std::nextafter(lo, -HUGE_VAL);
+            hi = std::nextafter(hi, HUGE_VAL);
+        }
+        return b.get_double() >= lo && b.get_double() <= hi;
+    }
+    if (a.is_object() && b.is_object()) {
+        auto const &x = a.get_object(), &y = b.get_object();
+        if (x.size() != y.size())
+            return false;
+        for (auto const& kv : x) {
+            auto const* other = y.if_contains(kv.key());
+            if (!other || !same(kv.value(), *other))
+                return false;
+        }
+        return true;
+    }
+    if (a.is_array() && b.is_array()) {
+        auto const &x = a.get_array(), &y = b.get_array();
+        if (x.size() != y.size())
+            return false;
+        for (std::size_t i = 0; i < x.size(); ++i)
+            if (!same(x[i], y[i]))
+                return false;
+        return true;
+    }
+    return a == b;
+}
+
 inline void check_body(std::string const& body, herald::object_event const& e, bool has_object) {
     boost::system::error_code ec;
     auto const v = boost::json::parse(body, ec);
@@ -39,7 +74,7 @@ inline void check_body(std::string const& body, herald::object_event const& e, b
         return;
     auto const* obj = e.object();
     auto const* sent = v.get_object().if_contains("object");
-    HERALD_FUZZ_CHECK("event", obj && sent && *sent == as_sent(*obj), body);
+    HERALD_FUZZ_CHECK("event", obj && sent && same(as_sent(*obj), *sent), body);
 }
 
 inline void check_line(std::string_view line) {
