@@ -267,7 +267,8 @@ inline result<object_event> parse_event(boost::json::value const& v) {
         } else if (key == "changes") {
             r = optional_object(e.changes);
         } else {
-            return bad(key, "is not a known field");
+            // an empty key would leave the problem naming no field
+            return bad(key.empty() ? "\"\"" : key, "is not a known field");
         }
         if (!r)
             return r.error();

@@ -520,7 +520,8 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                 return d.error();
             (key == "timeout" ? p.timeout : p.connect_timeout) = *d;
         } else {
-            return bad(key, "is not a known field");
+            // an empty key would leave the problem naming no field
+            return bad(key.empty() ? "\"\"" : key, "is not a known field");
         }
     }
     if (!has_events)
