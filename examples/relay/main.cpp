@@ -393,8 +393,10 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         while (!waiting.empty())
             settle_oldest();
         input_done = true;
-        std::cerr << "herald-relay: end of input after " << number << " lines, "
-                  << d.stats().published << " events accepted\n";
+        auto const accepted = d.stats().published;
+        std::cerr << "herald-relay: end of input after " << number
+                  << (number == 1 ? " line, " : " lines, ") << accepted
+                  << (accepted == 1 ? " event accepted\n" : " events accepted\n");
         // With the admin server, events also come from POST /api/events: keep running.
         if (!admin)
             boost::asio::post(io, request_stop);

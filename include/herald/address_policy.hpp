@@ -189,7 +189,10 @@ struct address_policy {
         }();
         for (auto const& [range, what] : ranges) {
             if (range.contains(a))
-                return a.to_string() + " is in " + what + " (" + range.to_string() +
+                // "::1 is the loopback address", "127.0.0.1 is in the loopback range"
+                return a.to_string() +
+                       (std::string_view(what).ends_with(" address") ? " is " : " is in ") +
+                       what + " (" + range.to_string() +
                        "); allow it with allow_private [\"" +
                        cidr(a, a.is_v4() ? 32 : 128).to_string() + "\"]";
         }

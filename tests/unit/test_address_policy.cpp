@@ -78,6 +78,10 @@ TEST_CASE("a refusal names the address, the range and how to allow it", "[ssrf]"
     auto const mapped = p.refusal(ip::make_address("::ffff:127.0.0.1"));
     REQUIRE(mapped);
     CHECK(mapped->find("127.0.0.1 is in the loopback range") == 0);
+    // a range of one address is that address, not something it is "in"
+    auto const one = p.refusal(ip::make_address("::1"));
+    REQUIRE(one);
+    CHECK(one->find("::1 is the loopback address (::1/128)") == 0);
 }
 
 TEST_CASE("allow-lists let chosen ranges through", "[ssrf][allow]") {
