@@ -202,9 +202,16 @@ private:
     /// publish acknowledged must then be taken, to be delivered or logged). What a failing or
     /// stalled lane holds does not count: it is bounded by shedding instead (shed_parked).
     bool has_room() const noexcept {
-        return params_.max_pending == 0 || stopping_ ||
-               (sched_.budgeted() < params_.max_pending &&
-                (params_.max_parked == 0 || sched_.behind() < params_.max_parked));
+        if (params_.max_pending == 0 || stopping_)
+            return true;
+        if (sched_.budgeted() >= params_.max_pending)
+            return false;
+        if (params_.max_parked == 0)
+            return true;
+        // A durable store sheds nothing: what failing lanes hold stops the intake too, so that
+        // memory stays bounded (the store keeps them).
+        auto const bounded = detail::is_durable<Store>() ? sched_.parked() : sched_.behind();
+        return bounded < params_.max_parked;
     }
     /// Logs as failed, and removes, the deliveries of `ds` that impaired lanes would hold while
     /// what they hold fills max_parked (memory stores; a durable store keeps them).

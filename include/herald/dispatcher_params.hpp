@@ -34,10 +34,13 @@ struct dispatcher_params {
      */
     std::size_t max_pending = 8192;
     /**
-     * Parked deliveries held in memory at most (with a store that is not durable). Once this
-     * many are parked, a new delivery that would be parked is logged as failed ("shed") instead
-     * of held, and counted in dispatcher_stats::shed: the backlog of what is slow stays bounded
-     * and falls on it alone. A durable store keeps them all. 0: no bound.
+     * Parked deliveries in memory at most, counted apart for failing or stalled webhooks (what
+     * they *hold*) and for webhooks that answer but are behind their share. Once failing ones
+     * hold this many, a new delivery for one of them is logged as failed ("shed") instead of
+     * held, and counted in dispatcher_stats::shed: the backlog of what is broken stays bounded
+     * and falls on it alone. Once this many wait behind webhooks that answer, the intake stops
+     * instead. A durable store sheds nothing: all that is parked counts, and stops the intake.
+     * 0: no bound.
      */
     std::size_t max_parked = 65536;
 };

@@ -20,11 +20,14 @@ struct scheduler_params {
     std::size_t lane_concurrency = 8;     ///< requests in flight per webhook
     std::size_t global_concurrency = 512; ///< requests in flight in all
     /**
-     * A lane whose attempts fill its `lane_concurrency` while none has finished for this long
-     * counts as stalled (an endpoint that accepts and never answers): its waiting deliveries
-     * leave the pending budget, as those of a lane whose circuit is open do.
+     * A lane whose attempts have filled its `lane_concurrency` for this long without any of
+     * them finishing counts as stalled (an endpoint that accepts and never answers): its
+     * waiting deliveries leave the pending budget, as those of a lane whose circuit is open
+     * do. Keep it at or above the receivers' normal response time (the default is
+     * http_transport's default request timeout): a receiver that pauses this long is treated
+     * as dead until it answers.
      */
-    duration stall_after = std::chrono::seconds(1);
+    duration stall_after = std::chrono::seconds(10);
 };
 
 /** Why a delivery pushed to a lane now would be parked outside the pending budget. */
@@ -32,13 +35,13 @@ enum class park_reason {
     none,       ///< within its lane's share of the budget
     circuit,    ///< held: the lane's circuit breaker is open or half-open
     stalled,    ///< held: its attempts fill its slots and none has finished for `stall_after`
-    draining,   ///< held: the lane works again, but what it held while failing still waits
+    draining,   ///< behind: the lane works again, but what it held while failing still waits
     over_share, ///< behind: the lane works and already holds its share of the budget
 };
 
 /// Whether `r` is one of the reasons a lane's deliveries are held (the lane is impaired).
 constexpr bool is_held(park_reason r) {
-    return r == park_reason::circuit || r == park_reason::stalled || r == park_reason::draining;
+    return r == park_reason::circuit || r == park_reason::stalled;
 }
 
 /**
@@ -59,8 +62,9 @@ constexpr bool is_held(park_reason r) {
  * divided among the lanes that hold work, at least `lane_concurrency`): what a working lane
  * has beyond that waits *behind* (`behind()`, which the dispatcher bounds by stopping the
  * intake). A lane whose circuit is open or that is stalled counts against neither: all it has
- * is *held* (`held()`, which the dispatcher bounds by shedding that lane's new deliveries), and
- * so is what it is given until that backlog has drained. Both are *parked* (docs/delivery.md).
+ * is *held* (`held()`, which the dispatcher bounds by shedding that lane's new deliveries).
+ * Once it works again, what it is given waits behind until what it held has drained. Both are
+ * *parked* (docs/delivery.md).
  *
  * Thread safety: none; the dispatcher calls it from its strand.
  */
@@ -150,9 +154,14 @@ public:
             l.ready.pop_front();
             if (l.in_flight++ == 0)
                 l.progress = now; // a stall is timed from the first attempt of a busy spell
-            if (l.in_flight >= p_.lane_concurrency && !l.at_cap) {
-                l.at_cap = true;
-                at_cap_.push_back(id);
+            if (l.in_flight >= p_.lane_concurrency) {
+                l.progress = now; // and from the moment its slots are all taken
+                if (!l.at_cap) {
+                    l.at_cap = true;
+                    if (at_cap_.size() > 2 * lanes_.size() + 16)
+                        compact_at_cap(); // lanes erased since, or below their cap again
+                    at_cap_.push_back(id);
+                }
             }
             ++in_flight_;
             leave(l);
@@ -185,6 +194,8 @@ public:
         auto& l = it->second;
         --l.in_flight;
         l.progress = now;
+        if (l.in_flight < p_.lane_concurrency)
+            l.at_cap = false; // its entry in at_cap_ goes at the next look
         refresh(id, l, now);
         if (l.waiting == 0 && l.in_flight == 0)
             lanes_.erase(it);
@@ -212,13 +223,9 @@ public:
         std::optional<time_point> next;
         std::erase_if(at_cap_, [&](webhook_id id) {
             auto it = lanes_.find(id);
-            if (it == lanes_.end())
+            if (it == lanes_.end() || !it->second.at_cap)
                 return true;
             auto& l = it->second;
-            if (l.in_flight < p_.lane_concurrency) {
-                l.at_cap = false;
-                return true;
-            }
             if ((l.in_budget | l.behind) != 0 && refresh(id, l, now) != park_reason::stalled) {
                 auto const at = l.progress + p_.stall_after;
                 next = next ? std::min(*next, at) : at;
@@ -346,6 +353,15 @@ private:
             l.in_budget = l.behind = 0;
         }
         return why;
+    }
+
+    // Rebuilt from the lanes: drops those erased since, below their cap again, or listed twice
+    // (a lane that left its cap and reached it again before refresh_stalls looked).
+    void compact_at_cap() {
+        at_cap_.clear();
+        for (auto const& [id, l] : lanes_)
+            if (l.at_cap)
+                at_cap_.push_back(id);
     }
 
     // One of the lane's waiting deliveries was taken: the parked go first, so that the lane's

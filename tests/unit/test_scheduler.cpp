@@ -512,9 +512,10 @@ TEST_CASE("a lane whose circuit opens leaves the budget", "[scheduler][budget][h
     CHECK(probe->target() == 1);
     s.done(1, herald::scheduler::attempt_result::delivered, t1);
     CHECK(s.parks(1, t1) == herald::park_reason::draining);
-    ds.push(s, 1, t1, 1, t1);
+    ds.push(s, 1, t1, 1, t1); // behind what it held: it answers, so it is not shed
     CHECK(s.budgeted() == 3);
-    CHECK(s.held() == 15);
+    CHECK(s.held() == 14); // the probe was one of them
+    CHECK(s.behind() == 1);
     for (int i = 0; i < 15; ++i) {
         auto d = s.pop_ready(t1);
         REQUIRE(d);
@@ -523,6 +524,7 @@ TEST_CASE("a lane whose circuit opens leaves the budget", "[scheduler][budget][h
     }
     // Drained: new deliveries count against the budget again.
     CHECK(s.held() == 0);
+    CHECK(s.behind() == 0);
     CHECK(s.parks(1, t1) == herald::park_reason::none);
     ds.push(s, 1, t1 + 1h, 1, t1);
     CHECK(s.budgeted() == 4);

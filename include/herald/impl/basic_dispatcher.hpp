@@ -48,7 +48,7 @@ inline std::string describe_shed(park_reason why, scheduler const& s, webhook_id
     std::string out = "shed, not queued: the webhook ";
     switch (why) {
     case park_reason::circuit:
-        out += "is failing (its circuit is open)";
+        out += "is failing (its circuit is open or half-open)";
         break;
     case park_reason::stalled:
         out += "is not answering (" + std::to_string(p.scheduling.lane_concurrency) +
@@ -293,6 +293,17 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
             log_.record(std::move(entry));
         }
     };
+    // Once the deliveries are built (and some perhaps shed, already logged): those left.
+    auto fail_batch = [&](std::string const& why) {
+        for (auto const& d : batch_) {
+            auto entry = make_entry(d, *d.hook, now);
+            entry.error = why;
+            n_.failed.fetch_add(1, std::memory_order_relaxed);
+            log_.record(std::move(entry));
+        }
+        batch_.clear();
+    };
+    bool batched = false;
     try {
         hooks = store_.match(e);
         if (!hooks || hooks->empty()) {
@@ -313,6 +324,7 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         batch_.reserve(hooks->size());
         for (auto const& h : *hooks)
             batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+        batched = true;
         if constexpr (detail::is_durable<Store>() && detail::has_async_enqueue<Store>()) {
             // No disk on the strand: the deliveries join the scheduler once committed.
             committing_.fetch_add(1);
@@ -325,14 +337,17 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
             batch_ = {};
             return;
         } else {
-            shed_parked(batch_, now);
+            if constexpr (!detail::is_durable<Store>())
+                shed_parked(batch_, now); // a durable store keeps them all
             if (auto r = store_.enqueue(batch_); !r) {
-                fail_all("could not be queued: " + r.error().what());
+                fail_batch("could not be queued: " + r.error().what());
                 return;
             }
         }
     } catch (std::exception const& ex) {
-        if (hooks)
+        if (batched)
+            fail_batch(std::string("internal error: ") + ex.what());
+        else if (hooks)
             fail_all(std::string("internal error: ") + ex.what());
         else
             n_.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -381,6 +396,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         std::optional<time_point> stall_at;
         if (intake_waiting_)
             stall_at = sched_.refresh_stalls(now);
+        n_.parked.store(sched_.parked(), std::memory_order_relaxed);
         wake_intake();
         if (stopping_ && intake_done_) {
             if (sched_.pending() == 0 && active_flights_ == 0 && !committing())

@@ -472,7 +472,11 @@ boost::asio::awaitable<void> HERALD_ADMIN::session(tcp::socket socket, std::uint
                     break;
             }
             if (early) {
-                // The rest of the request is unread: answer and close.
+                // The rest of the request is unread: answer and close. An answer to HEAD
+                // never has a body (RFC 9110 §9.3.2), not even an error's: the client would
+                // read it as the next response.
+                if (!ec && parser.get().method() == http::verb::head)
+                    early->body().clear();
                 early->keep_alive(false);
                 stream.expires_after(p_.request_timeout);
                 auto [wec, wn] = co_await http::async_write(stream, *early, use_tuple);
