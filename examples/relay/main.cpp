@@ -1,12 +1,6 @@
 // herald-relay: webhooks from a JSON file, events as JSON lines on standard input, one JSON
 // line per delivery attempt on standard output. Lets any language use herald.
-//
-//   herald-relay --webhooks hooks.json [--format herald|datagerry]
-//                [--retry-schedule 0s,1s,5s] [--timeout 10s] [--connect-timeout 5s]
-//                [--drain-timeout 30s] [--queue 65536]
-//                [--allow-private CIDR]... [--https-only]
-//                [--store memory|sqlite:PATH] [--log stdout|sqlite:PATH]
-//                [--admin 127.0.0.1:PORT --admin-token-file FILE]
+// `herald-relay --help` lists the options with their defaults; docs/relay.md tells the rest.
 //
 // With --store sqlite:PATH the webhooks and the pending deliveries live in PATH: an event is
 // acknowledged once committed there, and what was pending when the relay stopped or died is
@@ -16,9 +10,12 @@
 // With --admin it also serves the admin API and web page (herald::admin::server), takes events
 // on POST /api/events, and keeps running after standard input closes, until SIGINT / SIGTERM.
 //
-// Exit status: 0 when every input line was an event, 1 when some line was not (each is
-// reported on standard error with its number), 2 for bad options or a bad webhooks file
-// (nothing is sent then).
+// Every line read ends accepted as an event or reported on standard error with its number.
+// Exit status: 0 when every line read was accepted, 1 when some line was not, 2 for bad
+// options or a bad webhooks file (nothing is sent then).
+#include "input.hpp"
+#include "options.hpp"
+
 #include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
 #include <herald/datagerry_serializer.hpp>
@@ -29,10 +26,14 @@
 #include <herald/sqlite_log.hpp>
 #include <herald/sqlite_store.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/value.hpp>
 #include <herald/detail/json_strict.hpp>
@@ -56,25 +57,7 @@
 namespace {
 
 using namespace std::chrono_literals;
-
-struct options {
-    std::string webhooks_file;
-    std::string format = "herald";
-    herald::retry_params retry;
-    herald::http_transport_params transport;
-    herald::duration drain_timeout = 30s;
-    std::size_t queue = 65'536;
-    std::string store_path; ///< --store sqlite:PATH; empty: in memory
-    std::string log_path;   ///< --log sqlite:PATH; empty: standard output only
-    std::optional<herald::admin::server_params> admin; ///< --admin: serve the API and the page
-    std::string admin_token_file;
-};
-
-constexpr char const* usage_line =
-    "herald-relay [--webhooks FILE] [--format herald|datagerry] [--retry-schedule 0s,1s,5s] "
-    "[--timeout 10s] [--connect-timeout 5s] [--drain-timeout 30s] [--queue N] "
-    "[--allow-private CIDR]... [--https-only] [--store memory|sqlite:PATH] "
-    "[--log stdout|sqlite:PATH] [--admin 127.0.0.1:PORT --admin-token-file FILE]\n";
+using relay::options;
 
 /**
  * Attempts go to standard output as JSON lines and, with --log sqlite:PATH, to the file too.
@@ -107,129 +90,6 @@ private:
     std::optional<herald::sqlite_log> kept_;
 };
 static_assert(herald::log_sink<relay_log>);
-
-[[noreturn]] void usage_error(std::string const& what) {
-    std::cerr << "herald-relay: " << what << "\n"
-              << "usage: " << usage_line;
-    std::exit(2);
-}
-
-herald::duration duration_option(std::string const& name, std::string const& text) {
-    auto d = herald::parse_duration(text, name);
-    if (!d)
-        usage_error(d.error().what());
-    return *d;
-}
-
-options parse_options(int argc, char** argv) {
-    options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string const arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
-            std::cout << usage_line
-                      << "Reads events as JSON lines on stdin, delivers them to the webhooks in "
-                         "FILE (and, with --store sqlite:PATH, those kept in PATH), prints one "
-                         "JSON line per attempt on stdout.\n"
-                         "With --admin, also serves the admin API and web page on that address "
-                         "(events on POST /api/events) and runs until SIGINT or SIGTERM.\n";
-            std::exit(0);
-        }
-        if (arg == "--https-only") {
-            o.transport.https_only = true;
-            continue;
-        }
-        static std::set<std::string> const with_value = {
-            "--webhooks",        "--format",        "--retry-schedule", "--timeout",
-            "--connect-timeout", "--drain-timeout", "--queue",          "--allow-private",
-            "--store",           "--log",           "--admin",          "--admin-token-file"};
-        if (!with_value.contains(arg))
-            usage_error("unknown option " + arg);
-        if (i + 1 >= argc)
-            usage_error(arg + " needs a value");
-        std::string const value = argv[++i];
-        if (arg == "--webhooks")
-            o.webhooks_file = value;
-        else if (arg == "--format") {
-            if (value != "herald" && value != "datagerry")
-                usage_error("--format: '" + value + "' is not herald or datagerry");
-            o.format = value;
-        } else if (arg == "--retry-schedule") {
-            o.retry.schedule.clear();
-            std::stringstream ss(value);
-            std::string item;
-            while (std::getline(ss, item, ','))
-                o.retry.schedule.push_back(duration_option("--retry-schedule", item));
-            if (auto r = herald::validate(o.retry); !r)
-                usage_error("--retry-schedule: " + r.error().message);
-        } else if (arg == "--timeout")
-            o.transport.timeout = duration_option(arg, value);
-        else if (arg == "--connect-timeout")
-            o.transport.connect_timeout = duration_option(arg, value);
-        else if (arg == "--drain-timeout")
-            o.drain_timeout = duration_option(arg, value);
-        else if (arg == "--allow-private") {
-            auto c = herald::cidr::parse(value, "--allow-private");
-            if (!c)
-                usage_error(c.error().what());
-            o.transport.addresses.allow.push_back(*c);
-        } else if (arg == "--store" || arg == "--log") {
-            auto& path = arg == "--store" ? o.store_path : o.log_path;
-            if (value == (arg == "--store" ? "memory" : "stdout"))
-                path.clear();
-            else if (value.starts_with("sqlite:") && value.size() > 7)
-                path = value.substr(7);
-            else
-                usage_error(arg + ": '" + value + "' is not " +
-                            (arg == "--store" ? "memory" : "stdout") + " or sqlite:PATH");
-        } else if (arg == "--admin") {
-            // HOST:PORT, IPv6 in brackets: 127.0.0.1:8080, [::1]:8080; port 0 picks a free one
-            auto const colon = value.rfind(':');
-            std::uint64_t port = 0;
-            if (colon == std::string::npos || colon == 0 ||
-                !herald::detail::parse_uint(value.substr(colon + 1), port) || port > 65535)
-                usage_error("--admin: '" + value + "' is not HOST:PORT (e.g. 127.0.0.1:8080)");
-            auto host = value.substr(0, colon);
-            if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-                host = host.substr(1, host.size() - 2);
-            herald::admin::server_params p;
-            p.address = host;
-            p.port = static_cast<std::uint16_t>(port);
-            o.admin = p;
-        } else if (arg == "--admin-token-file") {
-            o.admin_token_file = value;
-        } else if (arg == "--queue") {
-            std::uint64_t n = 0;
-            if (!herald::detail::parse_uint(value, n) || n == 0)
-                usage_error("--queue: '" + value + "' is not a positive number");
-            o.queue = n;
-        } else
-            usage_error("unknown option " + arg);
-    }
-    if (o.webhooks_file.empty() && o.store_path.empty() && !o.admin)
-        usage_error("--webhooks FILE is required (unless --store sqlite:PATH holds them, or "
-                    "--admin manages them)");
-    if (o.admin && o.admin_token_file.empty())
-        usage_error("--admin needs --admin-token-file FILE (the bearer token for the API)");
-    if (!o.admin && !o.admin_token_file.empty())
-        usage_error("--admin-token-file is only used with --admin");
-    if (o.admin) {
-        std::ifstream in(o.admin_token_file);
-        if (!in)
-            usage_error("--admin-token-file: cannot read '" + o.admin_token_file + "'");
-        std::stringstream text;
-        text << in.rdbuf();
-        auto token = text.str();
-        while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())))
-            token.pop_back();
-        if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos)
-            usage_error("--admin-token-file: the token in '" + o.admin_token_file +
-                        "' must be one line of at least 16 characters without spaces");
-        o.admin->token = token;
-    }
-    if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)
-        usage_error("timeouts must be longer than 0ms");
-    return o;
-}
 
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
 std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
@@ -327,19 +187,25 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
                               << " deliveries undelivered ("
                               << (durable ? "kept in '" + o.store_path + "' for the next start"
                                           : std::string("logged as failed"))
-                              << "): the drain timeout came first, or nothing more could fall "
-                                 "due before it\n";
+                              << "): the drain timeout came first, or they could not be sent "
+                                 "before it\n";
             });
     };
 
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec)
+    char const* stopped_by = nullptr;
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+        if (!ec) {
+            stopped_by = sig == SIGINT ? "SIGINT" : "SIGTERM";
             request_stop();
+        }
     });
 
+    boost::asio::steady_timer finish_timer(io);
     d.async_run([&](std::exception_ptr e) {
         signals.cancel();
+        finish_timer.cancel();
+        stop_requested = true; // the reader stops too
         if (e) {
             try {
                 std::rethrow_exception(e);
@@ -349,37 +215,94 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         }
     });
 
-    // Standard input is read on its own thread: a blocking read must not hold up delivery.
-    std::atomic<std::size_t> bad_lines{0};
-    std::atomic<bool> input_done{false};
+    // A durable relay at the end of input keeps running while deliveries are pending (retries
+    // and circuit cool-downs may be minutes away), until they end or --finish-timeout.
+    auto finish_then_stop = [&]() -> boost::asio::awaitable<void> {
+        auto const started = std::chrono::steady_clock::now();
+        auto const limit = o.finish_timeout ? " or for at most --finish-timeout " +
+                                                  herald::format_duration(*o.finish_timeout)
+                                            : std::string();
+        bool said = false;
+        while (!stop_requested) {
+            auto const s = d.stats();
+            if (s.queued == 0 && s.pending == 0) {
+                if (said)
+                    std::cerr << "herald-relay: every pending delivery has ended\n";
+                break;
+            }
+            if (o.finish_timeout &&
+                std::chrono::steady_clock::now() - started >= *o.finish_timeout) {
+                std::cerr << "herald-relay: --finish-timeout " +
+                                 herald::format_duration(*o.finish_timeout)
+                          << " reached with " << s.pending << " deliveries pending\n";
+                break;
+            }
+            if (!said) {
+                std::cerr << "herald-relay: " << s.pending << " deliveries pending: running until "
+                          << "they end" << limit << " (SIGTERM stops now; they stay in '"
+                          << o.store_path << "')\n";
+                said = true;
+            }
+            finish_timer.expires_after(200ms);
+            auto [ec] =
+                co_await finish_timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+            (void)ec;
+        }
+        request_stop();
+    };
+
+    // Standard input is read on its own thread: a blocking read must not hold up delivery. It
+    // holds work on the io_context until every line it read is accepted or reported.
+    relay::line_problems problems;
+    std::size_t lines_read = 0;
+    std::size_t lines_accepted = 0;
+    bool input_ended = false;
+    auto input_work = boost::asio::make_work_guard(io);
     std::thread reader([&] {
+        relay::line_reader in(STDIN_FILENO, o.max_line_bytes);
         std::string line;
         std::size_t number = 0;
-        auto reject = [&](std::size_t at, std::string const& why) {
-            std::cerr << "herald-relay: line " << at << ": " << why << "\n";
-            ++bad_lines;
-        };
+        bool refused = false; // the dispatcher takes no more events
         // Up to 256 publishes are awaited at once: with a durable store they share commits.
         std::deque<std::pair<std::size_t, std::future<herald::result<std::string>>>> waiting;
-        bool stopped = false;
         auto settle_oldest = [&] {
             auto [at, f] = std::move(waiting.front());
             waiting.pop_front();
             auto published = f.get();
-            if (!published) {
-                if (published.error().code == herald::error::stopped)
-                    stopped = true;
-                else
-                    reject(at, published.error().what());
+            if (published) {
+                ++lines_accepted;
+            } else if (published.error().code == herald::error::stopped) {
+                refused = true;
+                problems.report(at, "not accepted: the relay stopped before there was room for "
+                                    "it (send it again)");
+            } else {
+                problems.report(at, published.error().what());
             }
         };
-        while (!stopped && !stop_requested && std::getline(std::cin, line)) {
+        auto const too_long = "longer than --max-line-bytes (" + std::to_string(o.max_line_bytes) +
+                              " bytes): skipped";
+        while (!refused && !stop_requested) {
+            auto const st = in.next(line, stop_requested);
+            if (st == relay::line_reader::status::end)
+                input_ended = true;
+            if (st == relay::line_reader::status::end || st == relay::line_reader::status::stopped)
+                break;
             ++number;
+            if (st == relay::line_reader::status::too_long) {
+                problems.report(number, too_long);
+                continue;
+            }
             if (line.find_first_not_of(" \t\r") == std::string::npos)
                 continue;
             auto e = herald::parse_event_json(line); // a key given twice is refused too
             if (!e) {
-                reject(number, e.error().what());
+                if (waiting.empty()) {
+                    problems.report(number, e.error().what());
+                } else { // after the lines before it, which publish may still refuse
+                    std::promise<herald::result<std::string>> refused_now;
+                    refused_now.set_value(e.error());
+                    waiting.emplace_back(number, refused_now.get_future());
+                }
                 continue;
             }
             // Waits for room when the queue is full: backpressure on the producer.
@@ -392,36 +315,45 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         }
         while (!waiting.empty())
             settle_oldest();
-        input_done = true;
-        auto const accepted = d.stats().published;
-        std::cerr << "herald-relay: end of input after " << number
-                  << (number == 1 ? " line, " : " lines, ") << accepted
-                  << (accepted == 1 ? " event accepted\n" : " events accepted\n");
-        // With the admin server, events also come from POST /api/events: keep running.
-        if (!admin)
-            boost::asio::post(io, request_stop);
+        problems.flush();
+        lines_read = number;
+        boost::asio::post(io, [&] {
+            auto const refused_lines = problems.total();
+            std::cerr << "herald-relay: "
+                      << (input_ended ? "end of input after " : "stopped reading after ")
+                      << lines_read << (lines_read == 1 ? " line: " : " lines: ") << lines_accepted
+                      << (lines_accepted == 1 ? " event accepted" : " events accepted");
+            if (refused_lines > 0)
+                std::cerr << ", " << refused_lines << " not (reported above)";
+            std::cerr << "\n";
+            // With the admin server, events also come from POST /api/events: keep running.
+            if (!input_ended || admin || stop_requested)
+                return;
+            if constexpr (durable)
+                // On the dispatcher's strand: after the hand-overs of the last commits, so
+                // that what they queued is counted as pending.
+                boost::asio::co_spawn(d.get_executor(), finish_then_stop(), boost::asio::detached);
+            else
+                request_stop();
+        });
+        input_work.reset();
     });
 
     io.run();
+    reader.join();
     d.log().flush();
     auto const s = d.stats();
+    if (stopped_by)
+        std::cerr << "herald-relay: stopped by " << stopped_by << "\n";
     std::cerr << "herald-relay: " << s.published << " events, " << s.delivered << " delivered, "
               << s.failed << " failed, " << s.attempts << " attempts\n";
-    int const status = bad_lines > 0 ? 1 : 0;
-    if (!input_done) {
-        // Stopped by a signal while the reader blocks on stdin: nothing can wake it portably,
-        // and everything that matters is written.
-        std::fflush(stdout);
-        std::_Exit(status);
-    }
-    reader.join();
-    return status;
+    return problems.total() > 0 ? 1 : 0;
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    auto const o = parse_options(argc, argv);
+    auto const o = relay::parse_options(argc, argv);
     auto const hooks = read_webhooks(o.webhooks_file, o);
     std::optional<herald::sqlite_log> kept;
     if (!o.log_path.empty()) {

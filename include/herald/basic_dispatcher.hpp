@@ -195,6 +195,8 @@ private:
     void finish(delivery& d, log_entry entry, outcome o);
     log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
     void abandon_pending(time_point now);
+    void abandon_unstartable(time_point now);
+    void abandon(std::vector<delivery>& rest, time_point now);
     void wake_pump();
     void wake_intake();
     /// Backpressure: no new event while max_pending deliveries wait within their lanes'
@@ -254,6 +256,7 @@ private:
     bool intake_done_ = false;
     bool abandoning_ = false;
     time_point deadline_ = time_point::max();
+    time_point next_cull_{}; // while stopping: when to look again for what cannot go in time
     stop_report report_;
     // One cancellation signal per attempt in flight, from a pool: a signal keeps the memory of
     // the handler it held, so reusing one costs no allocation.

@@ -304,6 +304,55 @@ public:
         return out;
     }
 
+    /**
+     * Removes and returns the waiting deliveries that cannot start before `deadline` (at
+     * shutdown, so that what is abandoned is logged while the drain runs, not all at its end):
+     * those due after it, and all those of a webhook whose circuit stays open past it or that
+     * has stalled. The rest may still go before the deadline.
+     */
+    std::vector<delivery> take_unstartable(time_point now, time_point deadline) {
+        std::vector<delivery> out;
+        std::unordered_map<webhook_id, bool> hopeless;
+        auto lost = [&](webhook_id id, lane const& l) {
+            auto [it, fresh] = hopeless.try_emplace(id, false);
+            if (fresh) {
+                auto b = breakers_.find(id);
+                it->second =
+                    (b != breakers_.end() && b->second.current() == circuit_breaker::state::open &&
+                     b->second.reopen_at() > deadline) ||
+                    (l.in_flight >= p_.lane_concurrency && now - l.progress >= p_.stall_after);
+            }
+            return it->second;
+        };
+        auto keep = timers_.begin();
+        for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+            auto const id = it->d.target();
+            auto& l = lanes_[id];
+            if (it->d.due > deadline || lost(id, l)) {
+                leave(l);
+                out.push_back(std::move(it->d));
+            } else if (keep != it) {
+                *keep++ = std::move(*it);
+            } else {
+                ++keep;
+            }
+        }
+        timers_.erase(keep, timers_.end());
+        std::make_heap(timers_.begin(), timers_.end(), later);
+        for (auto it = lanes_.begin(); it != lanes_.end();) {
+            auto& l = it->second;
+            if (!l.ready.empty() && lost(it->first, l)) {
+                for (auto& d : l.ready) {
+                    leave(l);
+                    out.push_back(std::move(d));
+                }
+                l.ready.clear();
+            }
+            it = l.waiting == 0 && l.in_flight == 0 ? lanes_.erase(it) : std::next(it);
+        }
+        return out;
+    }
+
 private:
     struct timed {
         delivery d;

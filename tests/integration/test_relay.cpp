@@ -1,14 +1,29 @@
 // herald-relay run as a process, the way non-C++ users drive herald.
 #include "loopback_server.hpp"
 #include "process.hpp"
+#include "temp_db.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -40,6 +55,77 @@ std::vector<boost::json::object> json_lines(std::string const& text) {
         if (!line.empty())
             out.push_back(boost::json::parse(line).as_object());
     return out;
+}
+
+/// A loopback port nothing listens on: connections to it are refused.
+std::uint16_t refused_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/// The relay fed `input` on a pipe it keeps open, sent SIGTERM after `after`.
+process_result run_sigterm(std::vector<std::string> const& args, std::string const& input,
+                           std::chrono::milliseconds after) {
+    return run_process(args, input, 60s, after);
+}
+
+/// Numbers of the lines the relay reported, from "line N: what" and "lines A-B, C: the same".
+std::set<std::size_t> reported_lines(std::string const& err, std::string const& what) {
+    std::set<std::size_t> out;
+    std::istringstream in(err);
+    std::string l;
+    bool in_run = false;
+    std::string const one = "herald-relay: line ", many = "herald-relay: lines ";
+    while (std::getline(in, l)) {
+        auto const same = l.find(": the same (");
+        if (same != std::string::npos && in_run && (l.starts_with(one) || l.starts_with(many))) {
+            std::istringstream list(
+                l.substr(l.starts_with(many) ? many.size() : one.size(),
+                         same - (l.starts_with(many) ? many.size() : one.size())));
+            std::string range;
+            while (std::getline(list, range, ',')) {
+                std::size_t a = 0, b = 0;
+                auto const n = std::sscanf(range.c_str(), "%zu-%zu", &a, &b);
+                REQUIRE(n >= 1);
+                for (auto i = a; i <= (n == 2 ? b : a); ++i)
+                    out.insert(i);
+            }
+        } else if (l.starts_with(one)) {
+            auto const colon = l.find(": ", one.size());
+            REQUIRE(colon != std::string::npos);
+            in_run = l.compare(colon + 2, what.size(), what) == 0;
+            if (in_run)
+                out.insert(std::stoul(l.substr(one.size(), colon - one.size())));
+        }
+    }
+    return out;
+}
+
+/// "2026-12-02T16:40:01.123Z" as a time point.
+std::chrono::system_clock::time_point utc_time(std::string const& t) {
+    std::tm tm{};
+    int ms = 0;
+    REQUIRE(std::sscanf(t.c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) == 7);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(ms);
+}
+
+std::string numbered_events(std::size_t n) {
+    std::string input;
+    for (std::size_t i = 1; i <= n; ++i)
+        input += R"({"id": "evt-line-)" + std::to_string(i) +
+                 R"(", "type": "create", "object_id": ")" + std::to_string(i) +
+                 R"(", "after": {"n": )" + std::to_string(i) + "}}\n";
+    return input;
 }
 
 } // namespace
@@ -213,6 +299,200 @@ TEST_CASE("bad relay options exit 2 naming the option", "[relay][e2e][validation
     auto const r3 = run_process({HERALD_RELAY_PATH, "--format", "xml", "--webhooks", "x"}, "");
     CHECK(r3.status == 2);
     CHECK(r3.err.find("--format") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM: every line read is accepted or reported with its number, exit 1",
+          "[relay][e2e][shutdown][issue12]") {
+    // A dead endpoint and a queue of one: lines wait for room when the signal comes.
+    temp_file hooks(R"([{"name": "dead", "url": "http://127.0.0.1:)" +
+                    std::to_string(refused_port()) + R"(/d", "events": ["create"]}])");
+    std::size_t const n = 20'000;
+    auto const s =
+        run_then_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                          hooks.path, "--queue", "1", "--drain-timeout", "1s"},
+                         numbered_events(n), 1500ms);
+    INFO(s.err.substr(0, 2000));
+    REQUIRE_FALSE(s.timed_out);
+    std::size_t read = 0, accepted = 0;
+    auto const at = s.err.find("stopped reading after ");
+    REQUIRE(at != std::string::npos);
+    REQUIRE(std::sscanf(s.err.c_str() + at, "stopped reading after %zu lines: %zu events accepted",
+                        &read, &accepted) == 2);
+    CHECK(read < n); // the signal came before the end of the input
+    // Each accepted line's event is in the log with a final outcome; the others are reported.
+    std::set<std::size_t> logged, ended;
+    for (auto const& l : json_lines(s.out)) {
+        auto const id = std::string(l.at("event_id").as_string());
+        REQUIRE(id.starts_with("evt-line-"));
+        logged.insert(std::stoul(id.substr(9)));
+        if (l.at("outcome").as_string() == "failed")
+            ended.insert(std::stoul(id.substr(9)));
+    }
+    CHECK(ended == logged); // each with its final outcome
+    CHECK(logged.size() == accepted);
+    auto const refused = reported_lines(s.err, "not accepted: the relay stopped");
+    CHECK(refused.size() + accepted == read);
+    for (std::size_t i = 1; i <= read; ++i) {
+        INFO("line " << i);
+        CHECK(logged.contains(i) != refused.contains(i));
+    }
+    if (!refused.empty())
+        CHECK(s.status == 1);
+    else
+        CHECK(s.status == 0);
+}
+
+TEST_CASE("the drain timeout bounds the exit: what cannot go is logged at once, not at the end",
+          "[relay][e2e][shutdown][issue12]") {
+    auto const dead = std::to_string(refused_port());
+    loopback_server hanging;
+    hanging.on("/hang", [](received_request const&) { return reply{.hang = true}; });
+    temp_file hooks(R"([{"name": "dead", "url": "http://127.0.0.1:)" + dead +
+                    R"(/d", "events": ["create"]},
+                        {"name": "hanging", "url": ")" +
+                    hanging.url("/hang") + R"(", "events": ["create"]}])");
+    auto const s =
+        run_then_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                          hooks.path, "--drain-timeout", "4s", "--timeout", "30s"},
+                         numbered_events(5'000), 2500ms);
+    INFO(s.err);
+    REQUIRE_FALSE(s.timed_out);
+    CHECK(s.exit_seconds < 4.0 + 2.0); // the bound, with room for a slow machine
+    // The deadline is 4 s after the signal. What could not go before it, the dead webhook's
+    // deliveries behind its open circuit, is logged at once; the hanging webhook's wait for
+    // the deadline (its requests have hung for less than stall_after, 10 s).
+    std::size_t early_dead = 0, late_dead = 0, hanging_cut = 0;
+    for (auto const& l : json_lines(s.out)) {
+        auto const error = std::string(l.at("error").as_string());
+        if (error.find("abandoned at shutdown") == std::string::npos)
+            continue;
+        if (l.at("webhook_name").as_string() == "hanging") {
+            ++hanging_cut;
+            continue;
+        }
+        auto const when = utc_time(std::string(l.at("started_at").as_string()));
+        ++(when < s.signalled_at + 2s ? early_dead : late_dead);
+    }
+    CHECK(early_dead > 4'900); // all but the few attempts made before its circuit opened
+    CHECK(late_dead == 0);
+    CHECK(hanging_cut == 5'000);
+}
+
+TEST_CASE("a line longer than --max-line-bytes is skipped unread and reported",
+          "[relay][e2e][validation][issue12]") {
+    loopback_server server;
+    temp_file hooks(R"([{"name": "all", "url": ")" + server.url("/all") +
+                    R"(", "events": ["create"]}])");
+    std::string const big = R"({"type": "create", "object_id": "2", "after": {"x": ")" +
+                            std::string(300'000, 'x') + "\"}}\n";
+    std::string const input = R"({"type": "create", "object_id": "1", "after": {}})"
+                              "\n" +
+                              big + R"({"type": "create", "object_id": "3", "after": {}})";
+    auto const r = run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                                hooks.path, "--max-line-bytes=100000"},
+                               input); // the last line has no newline: still a line
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("line 2: longer than --max-line-bytes (100000 bytes): skipped") !=
+          std::string::npos);
+    CHECK(r.err.find("end of input after 3 lines: 2 events accepted, 1 not") != std::string::npos);
+    REQUIRE(server.requests("/all").size() == 2);
+    auto const small = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path},
+        big); // the default cap is 1 MiB: this one passes
+    CHECK(small.status == 0);
+}
+
+TEST_CASE("the same problem on many lines is reported once, with a count",
+          "[relay][e2e][validation][issue12]") {
+    loopback_server server;
+    temp_file hooks(R"([{"name": "all", "url": ")" + server.url("/all") +
+                    R"(", "events": ["create"]}])");
+    std::string input;
+    for (int i = 0; i < 500; ++i)
+        input += "{\"type\": \"create\", \"object_id\": \"1\"}\n"; // no after: refused
+    input += "not json\n";
+    auto const r = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path}, input);
+    INFO(r.err);
+    CHECK(r.status == 1);
+    CHECK(r.err.find("line 1: after: is required for a create event") != std::string::npos);
+    CHECK(r.err.find("lines 2-500: the same (499 lines)") != std::string::npos);
+    CHECK(r.err.find("line 501: not valid JSON: ") != std::string::npos);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') < 8);
+}
+
+TEST_CASE("relay --help gives every option its text and real default; --opt=value is read",
+          "[relay][e2e][issue12]") {
+    auto const h = run_process({HERALD_RELAY_PATH, "--help"}, "");
+    CHECK(h.status == 0);
+    for (auto const* o :
+         {"--webhooks FILE", "--format herald|datagerry", "--retry-schedule", "--timeout D",
+          "--connect-timeout D", "--drain-timeout D", "--finish-timeout D", "--queue N",
+          "--max-line-bytes N", "--allow-private CIDR", "--https-only", "--store", "--log",
+          "--admin HOST:PORT", "--admin-token-file FILE"})
+        CHECK(h.out.find(std::string("  ") + o) != std::string::npos);
+    // The defaults are those of the code, not examples.
+    CHECK(h.out.find("(default 0s,5s,5m,30m,2h,5h,10h,10h)") != std::string::npos);
+    CHECK(h.out.find("(default 10s)") != std::string::npos);
+    CHECK(h.out.find("(default 30s)") != std::string::npos);
+    CHECK(h.out.find("(default 65536)") != std::string::npos);
+    loopback_server server;
+    temp_file hooks(R"([{"name": "all", "url": ")" + server.url("/all") +
+                    R"(", "events": ["create"]}])");
+    auto const r = run_process({HERALD_RELAY_PATH, "--allow-private=127.0.0.1/32",
+                                "--webhooks=" + hooks.path, "--timeout=2s"},
+                               R"({"type": "create", "object_id": "1", "after": {}})"
+                               "\n");
+    INFO(r.err);
+    CHECK(r.status == 0);
+    CHECK(server.requests("/all").size() == 1);
+    auto const bad = run_process({HERALD_RELAY_PATH, "--timeout=", "--webhooks", hooks.path}, "");
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("--timeout") != std::string::npos);
+}
+
+TEST_CASE("a durable relay at the end of input runs until what is pending has ended",
+          "[relay][e2e][shutdown][sqlite][issue12]") {
+    herald::test::temp_dir dir;
+    auto const db = "sqlite:" + dir.file("relay.db");
+    std::atomic<bool> up{false};
+    loopback_server server;
+    server.on("/later",
+              [&](received_request const&) { return up ? reply{} : reply{.status = 503}; });
+    temp_file hooks(R"([{"name": "later", "url": ")" + server.url("/later") +
+                    R"(", "events": ["create"]}])");
+    // First run: every first attempt fails and the retry is 3 s away; the relay gives up
+    // waiting after --finish-timeout and keeps the deliveries.
+    auto const first = run_process(
+        {HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks", hooks.path, "--store",
+         db, "--retry-schedule", "0s,3s", "--finish-timeout", "500ms", "--drain-timeout", "100ms"},
+        numbered_events(20));
+    INFO(first.err);
+    CHECK(first.status == 0);
+    CHECK(first.err.find("20 deliveries pending: running until they end or for at most "
+                         "--finish-timeout 500ms") != std::string::npos);
+    CHECK(first.err.find("--finish-timeout 500ms reached with 20 deliveries pending") !=
+          std::string::npos);
+    CHECK(first.err.find("kept in '" + dir.file("relay.db") + "'") != std::string::npos);
+    // Second run, empty input and a drain timeout shorter than the wait for the retries: it
+    // still delivers everything before it exits.
+    up = true;
+    auto const second =
+        run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--store", db,
+                     "--retry-schedule", "0s,3s", "--drain-timeout", "1s"},
+                    "");
+    INFO(second.err);
+    CHECK(second.status == 0);
+    CHECK(second.err.find("20 deliveries pending in '") != std::string::npos);
+    CHECK(second.err.find("every pending delivery has ended") != std::string::npos);
+    CHECK(second.err.find("0 events, 20 delivered, 0 failed") != std::string::npos);
+    std::set<std::string> ids;
+    std::size_t answered_ok = 0;
+    for (auto const& rq : server.requests("/later"))
+        ids.insert(rq.header("webhook-id"));
+    answered_ok = ids.size();
+    CHECK(answered_ok == 20); // the same webhook-ids as the first run's attempts
 }
 
 #ifdef HERALD_RECEIVER_PATH

@@ -11,7 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,10 +27,17 @@ struct process_result {
     std::string out;
     std::string err;
     bool timed_out = false;
+    std::chrono::system_clock::time_point signalled_at{}; ///< with sigterm_after
+    double exit_seconds = 0;                              ///< from the signal to the exit
 };
 
-inline process_result run_process(std::vector<std::string> const& args, std::string const& input,
-                                  std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+/// A child process with standard input, output and error on pipes (the parent's ends).
+struct piped_child {
+    pid_t pid = 0;
+    int in = -1, out = -1, err = -1;
+};
+
+inline piped_child spawn_piped(std::vector<std::string> const& args) {
     int in[2], out[2], err[2];
     if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
         throw std::runtime_error("pipe failed");
@@ -41,8 +50,8 @@ inline process_result run_process(std::vector<std::string> const& args, std::str
     for (auto const& a : args)
         argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    pid_t pid = 0;
-    int const rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    piped_child c;
+    int const rc = posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);
@@ -53,30 +62,59 @@ inline process_result run_process(std::vector<std::string> const& args, std::str
         close(err[0]);
         throw std::runtime_error("cannot start " + args[0]);
     }
+    c.in = in[1];
+    c.out = out[0];
+    c.err = err[0];
+    return c;
+}
+
+/**
+ * Runs a program with `input` on its standard input and collects its output. With
+ * `sigterm_after`, standard input stays open (the program never sees its end) and SIGTERM is
+ * sent that long after the start; `signalled_at` and `exit_seconds` then say when, and how long
+ * the program took to exit after it.
+ */
+inline process_result run_process(std::vector<std::string> const& args, std::string const& input,
+                                  std::chrono::milliseconds timeout = std::chrono::seconds(60),
+                                  std::optional<std::chrono::milliseconds> sigterm_after = {}) {
+    auto const child = spawn_piped(args);
     signal(SIGPIPE, SIG_IGN);
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    fcntl(child.in, F_SETFL, O_NONBLOCK);
     process_result r;
     std::size_t written = 0;
-    int in_fd = in[1];
-    if (input.empty()) {
-        close(in_fd);
+    int in_fd = child.in;
+    auto const close_input = [&] {
+        if (in_fd >= 0)
+            close(in_fd);
         in_fd = -1;
-    }
-    auto const deadline = std::chrono::steady_clock::now() + timeout;
+    };
+    if (input.empty() && !sigterm_after)
+        close_input();
+    auto const start = std::chrono::steady_clock::now();
+    auto const deadline = start + timeout;
+    std::optional<std::chrono::steady_clock::time_point> signalled;
     bool out_open = true, err_open = true;
     while (out_open || err_open) {
-        auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
+        auto const now = std::chrono::steady_clock::now();
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
         if (left.count() <= 0) {
-            kill(pid, SIGKILL);
+            kill(child.pid, SIGKILL);
             r.timed_out = true;
             break;
         }
-        pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {in_fd, POLLOUT, 0}};
-        if (!out_open)
-            fds[0].fd = -1;
-        if (!err_open)
-            fds[1].fd = -1;
+        if (sigterm_after && !signalled) {
+            if (now - start >= *sigterm_after) {
+                kill(child.pid, SIGTERM);
+                signalled = now;
+                r.signalled_at = std::chrono::system_clock::now();
+            } else {
+                left = std::min(left, std::chrono::milliseconds(20));
+            }
+        }
+        bool const writing = in_fd >= 0 && written < input.size();
+        pollfd fds[3] = {{out_open ? child.out : -1, POLLIN, 0},
+                         {err_open ? child.err : -1, POLLIN, 0},
+                         {writing ? in_fd : -1, POLLOUT, 0}};
         poll(fds, 3, static_cast<int>(left.count()));
         char buf[65536];
         for (int i = 0; i < 2; ++i) {
@@ -88,22 +126,22 @@ inline process_result run_process(std::vector<std::string> const& args, std::str
             else
                 (i == 0 ? out_open : err_open) = false;
         }
-        if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+        if (writing && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
             auto const n = write(in_fd, input.data() + written, input.size() - written);
             if (n > 0)
                 written += static_cast<std::size_t>(n);
-            if (n < 0 || written == input.size()) {
-                close(in_fd);
-                in_fd = -1;
-            }
+            if (n < 0 || (written == input.size() && !sigterm_after))
+                close_input();
         }
     }
-    if (in_fd >= 0)
-        close(in_fd);
-    close(out[0]);
-    close(err[0]);
+    close_input();
+    close(child.out);
+    close(child.err);
     int st = 0;
-    waitpid(pid, &st, 0);
+    waitpid(child.pid, &st, 0);
+    if (signalled)
+        r.exit_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - *signalled).count();
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
 }

@@ -401,6 +401,69 @@ TEST_CASE("scheduler take_all returns everything not in flight", "[scheduler][sh
     }
 }
 
+TEST_CASE("take_unstartable removes what cannot start before a deadline, and keeps the rest",
+          "[scheduler][budget][shutdown]") {
+    herald::health_params h;
+    h.failure_threshold = 1;
+    h.cool_down = 30s;
+    herald::scheduler_params p{2, 512};
+    p.stall_after = 1s;
+    herald::scheduler s(p, h, 100);
+    deliveries ds;
+    auto const t0 = fixed_time();
+    // Lane 2: both slots taken at t0 and nothing finishes: stalled from t0 + 1s.
+    ds.push(s, 2, t0, 2, t0);
+    auto stuck = drain(s, t0);
+    REQUIRE(stuck.size() == 2);
+    // Lane 1: its circuit opens at t0 and may probe only at t0 + 30s.
+    ds.push(s, 1, t0, 1, t0);
+    REQUIRE(s.pop_ready(t0));
+    REQUIRE(s.done(1, herald::scheduler::attempt_result::failed, t0).opened);
+    ds.push(s, 1, t0, 4, t0);
+    ds.push(s, 2, t0, 3, t0);
+    // Lane 3: healthy, one due now, two due in an hour.
+    auto const due_now = ds.push(s, 3, t0, 1, t0);
+    ds.push(s, 3, t0 + 1h, 2, t0);
+    REQUIRE(s.pending() == 10);
+    auto const now = t0 + 2s;
+
+    SECTION("a deadline before the probe and the hour: only lane 3's due one is kept") {
+        auto lost = s.take_unstartable(now, now + 5s);
+        std::map<herald::webhook_id, int> by_lane;
+        for (auto const& d : lost)
+            ++by_lane[d.target()];
+        CHECK(by_lane[1] == 4); // the circuit stays open past the deadline
+        CHECK(by_lane[2] == 3); // stalled: nothing it holds can start
+        CHECK(by_lane[3] == 2); // due after the deadline
+        CHECK(s.pending() == 1);
+        CHECK(s.parked() + s.budgeted() == 1);
+        auto d = s.pop_ready(now);
+        REQUIRE(d);
+        CHECK(d->id == due_now[0]);
+        CHECK_FALSE(s.pop_ready(now + 1h));
+    }
+    SECTION("a deadline after the probe and the hour: only the stalled lane's go") {
+        auto lost = s.take_unstartable(now, t0 + 2h);
+        REQUIRE(lost.size() == 3);
+        for (auto const& d : lost)
+            CHECK(d.target() == 2);
+        CHECK(s.pending() == 7);
+        CHECK(s.held() == 4); // lane 1 keeps its backlog for the probe
+    }
+    SECTION("the counts stay right for work that comes after") {
+        REQUIRE(s.take_unstartable(now, now + 5s).size() == 9);
+        for (auto const& d : stuck)
+            s.done(d.target(), herald::scheduler::attempt_result::delivered, now);
+        ds.push(s, 2, now, 1, now);
+        CHECK(s.pending() == 2);
+        CHECK(s.budgeted() == 2);
+        auto const went = drain(s, now);
+        CHECK(went.size() == 2);
+        CHECK(s.pending() == 0);
+        CHECK(s.in_flight() == 2);
+    }
+}
+
 } // namespace herald_test_scheduler
 
 // ---- The pending budget: shares, parking (issue 12, defect 0) ----

@@ -120,6 +120,64 @@ inline std::string quote_key(std::string_view key) {
     return "'" + std::string(key.substr(0, n)) + "…'";
 }
 
+/// The offset of the first byte that is not valid UTF-8 (RFC 3629), or npos.
+inline std::size_t invalid_utf8_at(std::string_view s) {
+    auto const* p = reinterpret_cast<unsigned char const*>(s.data());
+    std::size_t i = 0;
+    auto const n = s.size();
+    while (i < n) {
+        unsigned const c = p[i];
+        std::size_t len = 0;
+        unsigned lo = 0x80, hi = 0xBF; // the allowed range of the second byte
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            lo = c == 0xE0 ? 0xA0 : 0x80; // no overlong forms
+            hi = c == 0xED ? 0x9F : 0xBF; // no surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF; // nothing above U+10FFFF
+        } else {
+            return i;
+        }
+        if (i + len > n || p[i + 1] < lo || p[i + 1] > hi)
+            return i;
+        for (std::size_t k = 2; k < len; ++k)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
+/// Boost.JSON's error in words a user can act on: the nesting limit by its number, bad
+/// UTF-8 by name (Boost.JSON says only "syntax error"), and where, as a 1-based byte number.
+inline std::string describe_json_error(std::string_view text, std::size_t at,
+                                       boost::system::error_code const& ec,
+                                       boost::json::parse_options const& opt) {
+    if (ec == boost::json::error::too_deep)
+        return "nested deeper than " + std::to_string(opt.max_depth) + " levels";
+    if (ec == boost::json::error::syntax) {
+        auto const bad = invalid_utf8_at(text);
+        // the parser stops at the character it refuses, or a few bytes into it
+        if (bad != std::string_view::npos && bad <= at + 4)
+            return "invalid UTF-8 at byte " + std::to_string(bad + 1);
+    }
+    auto what = ec.message();
+    if (ec != boost::json::error::extra_data && at < text.size())
+        what += " at byte " + std::to_string(at + 1);
+    else if (ec != boost::json::error::extra_data)
+        what += " at the end";
+    else
+        what += " after byte " + std::to_string(at);
+    return what;
+}
+
 /**
  * Parses one JSON document as `boost::json::parse` does with `opt` (by default standard JSON,
  * valid UTF-8, nesting at most 32 deep), and also refuses an object with a key given twice.
@@ -143,7 +201,7 @@ inline result<boost::json::value> parse_json_strict(std::string_view text,
     if (ec)
         return make_problem(error::invalid_field, field,
                             (field.empty() ? "not valid JSON: " : "is not valid JSON: ") +
-                                ec.message());
+                                describe_json_error(text, n, ec, opt));
     return p.handler().st.release();
 }
 

@@ -389,6 +389,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         auto const now = clock::now();
         if (stopping_ && !abandoning_ && now >= deadline_)
             abandon_pending(now);
+        else if (stopping_ && !abandoning_ && now >= next_cull_)
+            abandon_unstartable(now); // logged now, not all at the deadline: it keeps the bound
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
         // A full budget may be held by lanes that stall only as time passes: look at them
@@ -413,7 +415,7 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         if (stall_at && intake_waiting_)
             wake_at = std::min(wake_at, *stall_at);
         if (stopping_ && !abandoning_)
-            wake_at = std::min(wake_at, deadline_);
+            wake_at = std::min({wake_at, deadline_, std::max(next_cull_, now)});
         pump_waiting_ = true;
         if (wake_at == time_point::max()) {
             pump_on_signal_ = true;
@@ -726,7 +728,26 @@ HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::abandon_pending(time_point now) {
     abandoning_ = true;
     auto rest = sched_.take_all();
-    report_.drained = rest.empty() && sched_.in_flight() == 0;
+    if (!rest.empty() || sched_.in_flight() != 0)
+        report_.drained = false;
+    abandon(rest, now);
+    for (auto& f : flights_)
+        if (f->active)
+            f->signal.emit(boost::asio::cancellation_type::terminal);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::abandon_unstartable(time_point now) {
+    next_cull_ = now + std::chrono::milliseconds(250);
+    auto lost = sched_.take_unstartable(now, deadline_);
+    if (lost.empty())
+        return;
+    report_.drained = false;
+    abandon(lost, now);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::abandon(std::vector<delivery>& rest, time_point now) {
     for (auto& d : rest) {
         if (d.attempts > 0)
             n_.retrying.fetch_sub(1, std::memory_order_relaxed);
@@ -744,9 +765,6 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
             finish(d, std::move(entry), outcome::failed);
         }
     }
-    for (auto& f : flights_)
-        if (f->active)
-            f->signal.emit(boost::asio::cancellation_type::terminal);
 }
 
 HERALD_DISPATCHER_TEMPLATE
