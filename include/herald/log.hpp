@@ -5,6 +5,7 @@
 #include <herald/event.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
+#include <herald/version.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/json/array.hpp>
@@ -72,12 +73,54 @@ struct log_entry {
     std::string response_excerpt;
     std::optional<time_point> next_attempt_at;
     std::string warning; ///< something the user should know even when delivered (TLS unverified)
-    /// The request as sent (herald's headers, the serializer's, the webhook's own), empty when
-    /// no request was sent. Shown with credential-looking values masked (`to_json`).
+    /// The request's header fields as sent, in order (`Content-Type`, herald's, the
+    /// serializer's, the webhook's own: `detail::headers_as_sent`), empty when no request was
+    /// sent. Not the transport's framing (`Host`, `Content-Length`), which follows from `url`
+    /// and `request_body`. Shown with credential-looking values masked (`to_json`).
     std::vector<http_header> request_headers;
     /// The body as sent, shared with the event's payload (and every other attempt of it).
     std::shared_ptr<std::string const> request_body;
 };
+
+namespace detail {
+/**
+ * Takes `req`'s header fields as http_transport writes them, for the log: `Content-Type` (the
+ * request's `content_type`, unless a header of that name replaces it) first, then the headers
+ * in order, one field per name (a later one replaces an earlier one), without the fields the
+ * transport frames the message with (`Host`, `Content-Length`, `Transfer-Encoding`,
+ * `Connection`), and herald's `User-Agent` last unless one is given (the dispatcher always
+ * gives one). A redelivery reads the content type back from there. Leaves `req.headers` empty.
+ */
+inline std::vector<http_header> headers_as_sent(http_request& req) {
+    auto& hs = req.headers;
+    auto const named_from = [&](std::size_t i, std::string_view name) {
+        for (; i < hs.size(); ++i)
+            if (iequals(hs[i].name, name))
+                return true;
+        return false;
+    };
+    auto const framing = [](std::string_view name) {
+        return iequals(name, "Host") || iequals(name, "Content-Length") ||
+               iequals(name, "Transfer-Encoding") || iequals(name, "Connection");
+    };
+    bool const typed = named_from(0, "Content-Type");
+    // Compacted in place: what the transport skips is rare, and usually nothing moves.
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+        if (framing(hs[i].name) || named_from(i + 1, hs[i].name))
+            continue;
+        if (kept != i)
+            hs[kept] = std::move(hs[i]);
+        ++kept;
+    }
+    hs.resize(kept);
+    if (!named_from(0, "User-Agent"))
+        hs.push_back(http_header{"User-Agent", user_agent});
+    if (!typed && !req.content_type.empty())
+        hs.insert(hs.begin(), http_header{"Content-Type", req.content_type});
+    return std::move(hs);
+}
+} // namespace detail
 
 /** What a log entry's view includes beyond the summary. */
 enum class log_detail : std::uint8_t {

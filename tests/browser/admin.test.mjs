@@ -3,7 +3,8 @@
 //
 //   node admin.test.mjs --relay PATH --receiver PATH --out DIR [--chromium /usr/bin/chromium]
 //
-// Scenario: sign in, create a webhook through the form (after a validation error the API names),
+// Scenario: sign in (by the form and by a #token= link opened in a tab already showing the page,
+// or in a new one), create a webhook through the form (after a validation error the API names),
 // publish an event through the API, see its row in View Logs, open it, redeliver it, see the
 // second attempt. Screenshots go to DIR. Every wait is on a condition with a generous deadline:
 // the machine may be slow and loaded; nothing asserts on a fixed sleep.
@@ -111,6 +112,26 @@ page.on("console", (m) => {
   if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) consoleErrors.push(m.text());
 });
 page.on("pageerror", (e) => consoleErrors.push(String(e)));
+/**
+ * Opens `${base}#token=${value}` in the tab as a same-document navigation (a marker set on the
+ * window before must survive it: nothing reloaded), then checks the token left the address bar
+ * and the tab keeps `value`.
+ */
+async function signInByLink(value) {
+  await page.evaluate(() => { window.heraldSameDocument = true; });
+  await page.goto(`${base}#token=${encodeURIComponent(value)}`);
+  await until("the token to leave the address bar", async () => !page.url().includes("token="), 10_000);
+  const kept = await page.evaluate(() => ({
+    same: window.heraldSameDocument === true, hash: location.hash, href: location.href,
+    token: sessionStorage.getItem("herald-admin-token"),
+  }));
+  if (!kept.same) throw new Error("the link reloaded the page: the test needs a hashchange");
+  if (kept.href.includes(value) || kept.hash !== "#/webhooks")
+    throw new Error(`the token stayed in the address: ${kept.href}`);
+  // A wrong token is dropped again when the API refuses it.
+  if (kept.token !== value && kept.token !== null)
+    throw new Error(`the tab holds another token than the link's: ${kept.token}`);
+}
 let shot = 0;
 async function screenshot(name) {
   const file = join(args.out, `${String(++shot).padStart(2, "0")}-${name}.png`);
@@ -126,6 +147,15 @@ async function scenario() {
   await page.fill("#token", "not-the-token-at-all");
   await page.click("#signin-form button[type=submit]");
   await page.locator("#signin-error", { hasText: "not accepted" }).waitFor();
+
+  // The link herald-relay prints, opened in this tab that already shows the page: only the
+  // fragment changes, so the page is not loaded again and must take the token on hashchange.
+  await signInByLink(token);
+  await page.locator("#webhooks-body", { hasText: "No webhooks yet" }).waitFor();
+
+  // The form signs in as well.
+  await page.click("#signout");
+  await page.locator("#signin").waitFor({ state: "visible" });
   await page.fill("#token", token);
   await page.click("#signin-form button[type=submit]");
   await page.locator("#webhooks-body", { hasText: "No webhooks yet" }).waitFor();
@@ -227,6 +257,26 @@ async function scenario() {
   await until("the receiver to get the test event", () =>
     received().some((r) => r.body && r.body.object_id === "herald-test"));
   await screenshot("webhooks-table");
+
+  // A link with another token replaces the one the signed-in tab holds (the relay may have been
+  // restarted with a new one): the data is loaded again with it, so a wrong one signs out...
+  await signInByLink("not-the-token-either");
+  await page.locator("#signin-error", { hasText: "not accepted" }).waitFor();
+  // ...and the right one signs in again, on the table, from the View Logs page as well.
+  await signInByLink(token);
+  await row.waitFor();
+  await page.click("#view-logs-button");
+  await page.locator("#view-logs").waitFor({ state: "visible" });
+  await signInByLink(token);
+  await page.locator("#view-webhooks").waitFor({ state: "visible" });
+  await row.waitFor();
+
+  // A fresh load with the link: a new tab, whose session storage starts empty.
+  const fresh = await context.newPage();
+  await fresh.goto(`${base}#token=${encodeURIComponent(token)}`);
+  await fresh.locator("#webhooks-body tr", { hasText: "Notify inventory on create" }).waitFor();
+  if (fresh.url().includes(token)) throw new Error(`the token stayed in the address: ${fresh.url()}`);
+  await fresh.close();
 
   // Edit, deactivate, delete with confirmation.
   await row.locator("button", { hasText: "Edit" }).click();

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <map>
 #include <string>
 
@@ -576,6 +577,82 @@ TEMPLATE_TEST_CASE("admin: events, logs, test and redeliver over real HTTP",
                     .status == 204);
         CHECK(f.d.log().webhooks_kept() == 0);
         CHECK(f.get("/api/logs/" + std::to_string(entry_id)).status == 200);
+    }
+}
+
+namespace {
+/// An attempt sent with a content type of its own (CloudEvents, structured), then redelivered
+/// through the API: the receiver gets that type both times, and each log entry names it.
+template <class Fixture>
+void redelivery_keeps_content_type(Fixture& f) {
+    std::string const type = "application/cloudevents+json; charset=utf-8";
+    auto const hook_id = webhook_id(f.create("events", "/ce").at("id").as_int64());
+    object_event e;
+    e.id = "evt_01M8F3Q9KX000J9W7T0FRJ4EZA";
+    e.type = event_type::create;
+    e.object_id = "42";
+    payload body;
+    body.body = R"({"specversion":"1.0","type":"com.example.object.created","id":"1"})";
+    body.content_type = type;
+    body.headers = {{"ce-specversion", "1.0"}};
+    auto sent = f.d.async_deliver_once(
+        hook_id, std::make_shared<prepared_event const>(prepared_event{std::move(e), body}),
+        boost::asio::use_future);
+    REQUIRE(sent.wait_for(20s) == std::future_status::ready);
+    auto const first = sent.get();
+    REQUIRE(first.has_value());
+    REQUIRE(first->result == outcome::delivered);
+    REQUIRE(f.receiver.wait_for(1, "/ce", 10s));
+    CHECK(f.receiver.requests("/ce")[0].header("Content-Type") == type);
+
+    // The attempt's detail names the type among the headers as sent.
+    REQUIRE(f.wait_logs("delivery=" + first->delivery_id, 1).size() == 1);
+    auto const opened = f.get("/api/logs/" + first->delivery_id);
+    REQUIRE(opened.status == 200);
+    auto const logged = opened.object().at("request").at("headers").as_array();
+    REQUIRE_FALSE(logged.empty());
+    CHECK(logged[0].as_object().at("name") == "Content-Type");
+    CHECK(logged[0].as_object().at("value") == type.c_str());
+
+    auto again = f.post("/api/deliveries/" + first->delivery_id + "/redeliver");
+    REQUIRE(again.status == 200);
+    auto re = again.object();
+    CHECK(re["outcome"] == "delivered");
+    auto const& re_headers = re["request"].as_object().at("headers").as_array();
+    REQUIRE_FALSE(re_headers.empty());
+    CHECK(re_headers[0].as_object().at("name") == "Content-Type");
+    CHECK(re_headers[0].as_object().at("value") == type.c_str());
+    REQUIRE(f.receiver.wait_for(2, "/ce", 10s));
+    auto const got = f.receiver.requests("/ce");
+    std::size_t types = 0;
+    for (auto const& [name, value] : got[1].headers)
+        types += boost::beast::iequals(name, "Content-Type") ? 1 : 0;
+    CHECK(types == 1);
+    CHECK(got[1].header("Content-Type") == type);
+    CHECK(got[1].header("ce-specversion") == "1.0");
+    CHECK(got[1].body == body.body);
+    CHECK(got[1].header("webhook-id") == "evt_01M8F3Q9KX000J9W7T0FRJ4EZA");
+}
+} // namespace
+
+TEST_CASE("admin: a redelivery is sent with the logged attempt's content type (issue 12, "
+          "defect 12)",
+          "[admin][deliveries][headers]") {
+    SECTION("memory log") {
+        fixture f;
+        redelivery_keeps_content_type(f);
+    }
+    SECTION("SQLite log and store") {
+        temp_dir dir;
+        sqlite_store_params sp;
+        sp.path = dir.file("herald.db");
+        sp.addresses = harness<>::loopback_only();
+        auto store = sqlite_store::open(sp);
+        REQUIRE(store.has_value());
+        auto log = sqlite_log::open({.path = sp.path});
+        REQUIRE(log.has_value());
+        admin_fixture<sqlite_log, sqlite_store> f(std::move(*store), std::move(*log));
+        redelivery_keeps_content_type(f);
     }
 }
 

@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <set>
@@ -104,6 +105,21 @@ TEMPLATE_TEST_CASE("one body per event, shared by every subscribed webhook", "[d
         CHECK(sent.header("herald-delivery") == e.delivery_id);
         CHECK(sent.header("herald-attempt") == "1");
         CHECK_FALSE(sent.header("webhook-timestamp").empty());
+        // The serializer's content type first, as http_transport writes it, then the request's
+        // own headers in order (issue 12, defect 12: the log had no Content-Type).
+        REQUIRE_FALSE(e.request_headers.empty());
+        CHECK(e.request_headers.front().name == "Content-Type");
+        CHECK(e.request_headers.front().value == "application/json");
+        auto const it = std::find_if(reqs.begin(), reqs.end(), [&](http_request const& r) {
+            return r.header("herald-delivery") == e.delivery_id;
+        });
+        REQUIRE(it != reqs.end());
+        CHECK(it->content_type == "application/json");
+        REQUIRE(e.request_headers.size() == it->headers.size() + 1);
+        for (std::size_t i = 0; i < it->headers.size(); ++i) {
+            CHECK(e.request_headers[i + 1].name == it->headers[i].name);
+            CHECK(e.request_headers[i + 1].value == it->headers[i].value);
+        }
     }
 }
 
@@ -558,6 +574,42 @@ TEST_CASE("async_deliver_once sends one request to one webhook, even an inactive
     CHECK(s.attempts == 4);
     CHECK(s.in_flight == 0);
     CHECK(s.delivered == 0); // counters of published deliveries; manual ones are in the log
+}
+
+TEST_CASE("an attempt's log entry names the content type it was sent with (issue 12, defect 12)",
+          "[dispatcher][manual][log][headers]") {
+    asio::io_context io;
+    recording_transport transport;
+    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    auto const up = d.store().create(hook("up")).value();
+    object_event e;
+    e.id = "evt_01M8F3Q9KX000J9W7T0FRJ4EZA";
+    e.object_id = "42";
+    payload body;
+    body.body = R"({"specversion":"1.0"})";
+    body.content_type = "application/cloudevents+json; charset=utf-8";
+    body.headers = {{"ce-specversion", "1.0"}};
+    auto const ev =
+        std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
+    std::optional<log_entry> entry;
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        auto r = co_await d.async_deliver_once(up.id, ev, asio::use_awaitable);
+        REQUIRE(r.has_value());
+        entry = std::move(*r);
+        co_await stop(d);
+    });
+    REQUIRE(transport.requests().size() == 1);
+    CHECK(transport.requests()[0].content_type == "application/cloudevents+json; charset=utf-8");
+    REQUIRE(entry);
+    REQUIRE_FALSE(entry->request_headers.empty());
+    CHECK(entry->request_headers.front().name == "Content-Type");
+    CHECK(entry->request_headers.front().value == "application/cloudevents+json; charset=utf-8");
+    CHECK(entry->request_headers.back().name == "ce-specversion");
+    auto const logged = d.log().query({});
+    REQUIRE(logged.entries.size() == 1);
+    CHECK(logged.entries[0].request_headers.front().value ==
+          "application/cloudevents+json; charset=utf-8");
 }
 
 /// A sink whose `record` does not report the seq it assigns.

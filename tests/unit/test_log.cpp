@@ -315,6 +315,53 @@ TEST_CASE("to_json(log_entry, full) adds the request with credentials masked", "
           R"({"name":"Authorization","value":"Bear…"},{"name":"X-Api-Key","value":"…"}])");
 }
 
+namespace {
+std::string fields(std::vector<herald::http_header> const& hs) {
+    std::string s;
+    for (auto const& h : hs)
+        s += h.name + ": " + h.value + "\n";
+    return s;
+}
+} // namespace
+
+TEST_CASE("the logged headers are the fields as sent, Content-Type first (issue 12, defect 12)",
+          "[log][headers]") {
+    herald::http_request req;
+    req.content_type = "application/cloudevents+json; charset=utf-8";
+    req.headers = {{"User-Agent", "herald/0.1.0"},
+                   {"webhook-id", "evt_1"},
+                   {"ce-specversion", "1.0"},
+                   {"X-Tenant", "acme"}};
+    CHECK(fields(herald::detail::headers_as_sent(req)) ==
+          "Content-Type: application/cloudevents+json; charset=utf-8\n"
+          "User-Agent: herald/0.1.0\nwebhook-id: evt_1\nce-specversion: 1.0\nX-Tenant: acme\n");
+    CHECK(req.headers.empty());
+
+    SECTION("a header named Content-Type replaces the request's, where it stands") {
+        req.headers = {{"webhook-id", "evt_1"}, {"content-type", "text/plain"}, {"X-A", "a"}};
+        CHECK(fields(herald::detail::headers_as_sent(req)) ==
+              "webhook-id: evt_1\ncontent-type: text/plain\nX-A: a\nUser-Agent: " +
+                  std::string(herald::user_agent) + "\n");
+    }
+    SECTION("one field per name, the later; never the transport's framing") {
+        req.content_type.clear();
+        req.headers = {{"X-A", "first"},
+                       {"Host", "elsewhere"},
+                       {"x-a", "second"},
+                       {"Content-Length", "1"},
+                       {"Connection", "close"},
+                       {"Transfer-Encoding", "chunked"},
+                       {"X-B", "b"}};
+        CHECK(fields(herald::detail::headers_as_sent(req)) ==
+              "x-a: second\nX-B: b\nUser-Agent: " + std::string(herald::user_agent) + "\n");
+    }
+    SECTION("a User-Agent given replaces herald's, where it stands") {
+        req.content_type.clear();
+        req.headers = {{"user-agent", "mine/1"}, {"X-A", "a"}};
+        CHECK(fields(herald::detail::headers_as_sent(req)) == "user-agent: mine/1\nX-A: a\n");
+    }
+}
+
 TEST_CASE("outcome names round-trip; unknown names are errors", "[log]") {
     for (auto o :
          {herald::outcome::delivered, herald::outcome::retrying, herald::outcome::failed}) {

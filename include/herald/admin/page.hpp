@@ -497,15 +497,41 @@ function showSignIn(message) {
   $("#signin-error").textContent = message || "";
   $("#token").focus();
 }
+function showApp() {
+  document.body.classList.remove("signed-out");
+  $("#signin").hidden = true;
+  $("#signin-error").hidden = true;
+  $("#app").hidden = false;
+}
 async function signIn(ev) {
   ev.preventDefault();
   const token = $("#token").value.trim();
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
   $("#token").value = "";
-  document.body.classList.remove("signed-out");
-  $("#signin").hidden = true;
-  $("#app").hidden = false;
+  showApp();
+  await route();
+}
+// A token handed over in the address (#token=…, as herald-relay prints it) is kept for this
+// tab only and removed from the address bar and history. It replaces the tab's token: a link
+// opened in a tab that already shows the page is the newer word (the relay may have restarted
+// with another token).
+function takeTokenFromAddress() {
+  const m = location.hash.match(/^#token=(.*)$/);
+  if (!m) return;
+  let token = m[1];
+  try { token = decodeURIComponent(token); } catch { /* a stray %: taken as written */ }
+  token = token.trim();
+  // replaceState fires no hashchange, and the entry with the token is gone from history.
+  history.replaceState(null, "", location.pathname + location.search + "#/webhooks");
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $("#token").value = "";
+}
+async function addressChanged() {
+  takeTokenFromAddress();
+  if (!sessionStorage.getItem(TOKEN_KEY)) { showSignIn(""); return; }
+  showApp();
   await route();
 }
 function signOut() {
@@ -920,18 +946,10 @@ function start() {
   $("#filters-reset").addEventListener("click", resetFilters);
   $("#logs-refresh").addEventListener("click", () => loadLogs(false).catch((e) => toast(e.message, "bad")));
   $("#logs-more").addEventListener("click", () => loadLogs(true).catch((e) => toast(e.message, "bad")));
-  window.addEventListener("hashchange", route);
-
-  // A token handed over in the address (#token=…, as herald-relay prints it) is kept for this
-  // tab only and removed from the address bar and history.
-  const m = location.hash.match(/^#token=(.+)$/);
-  if (m) {
-    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + "#/webhooks");
-  }
-  if (!sessionStorage.getItem(TOKEN_KEY)) { showSignIn(""); return; }
-  $("#app").hidden = false;
-  route();
+  // A fresh load and a link opened in a tab already showing the page (only the fragment
+  // changes, so no load) take the same way.
+  window.addEventListener("hashchange", addressChanged);
+  addressChanged();
 }
 document.addEventListener("DOMContentLoaded", start);
 )herald";

@@ -565,7 +565,7 @@ inline std::string describe_failure(send_result const& r) {
 
 /// Moves what was sent and what came back into the attempt's log entry.
 inline void take_exchange(log_entry& entry, http_request& req, send_result& r, time_point now) {
-    entry.request_headers = std::move(req.headers);
+    entry.request_headers = headers_as_sent(req);
     entry.request_body = std::move(req.body);
     entry.elapsed = r.elapsed.count() > 0
                         ? r.elapsed
