@@ -156,6 +156,12 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         if (auto n = store.recovered())
             std::cerr << "herald-relay: " << n << " deliveries pending in '" << o.store_path
                       << "' from an earlier run\n";
+    // A SQLite log's rows commit before the store's completions (docs/durability.md); its
+    // failed writes show in /metrics.
+    auto const log_writes = kept ? kept->observer() : std::function<herald::log_write_stats()>();
+    if constexpr (durable)
+        if (kept)
+            store.wait_for_log(kept->barrier());
     boost::asio::io_context io;
     herald::dispatcher_params params;
     params.retry = o.retry;
@@ -163,6 +169,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     relay_dispatcher d(
         io.get_executor(), params, std::move(store), herald::http_transport(o.transport),
         herald::metered_log<relay_log>(relay_log(herald::jsonl_log(stdout), std::move(kept))));
+    if (log_writes)
+        d.log().watch_writes(log_writes);
 
     std::optional<herald::admin::server<relay_dispatcher>> admin;
     if (o.admin) {

@@ -3,16 +3,19 @@
 
 #include <herald/concepts.hpp>
 #include <herald/log.hpp>
+#include <herald/log_failures.hpp>
 #include <herald/memory_log.hpp>
 
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 namespace herald {
 
@@ -90,6 +93,34 @@ public:
         return s_->totals;
     }
 
+    /**
+     * Writes that failed in the log(s) behind it, summed: the wrapped log's, when it has
+     * `write_stats()` (sqlite_log), and those of every source given to watch_writes. The
+     * admin server's /metrics shows them.
+     */
+    log_write_stats write_stats() const {
+        log_write_stats out;
+        if constexpr (requires(Log const& l) {
+                          { l.write_stats() } -> std::convertible_to<log_write_stats>;
+                      })
+            add(out, inner_.write_stats());
+        std::vector<std::function<log_write_stats()>> sources;
+        {
+            std::lock_guard lock(s_->mutex);
+            sources = s_->write_sources;
+        }
+        for (auto const& f : sources)
+            add(out, f());
+        return out;
+    }
+
+    /// Counts the write failures `source` reports too (e.g. sqlite_log::observer() of a log
+    /// that `Log` holds inside, where write_stats cannot see it).
+    void watch_writes(std::function<log_write_stats()> source) {
+        std::lock_guard lock(s_->mutex);
+        s_->write_sources.push_back(std::move(source));
+    }
+
     /// Drops what it keeps of one webhook (its last attempt and day of counts, about 2 KiB):
     /// the admin server calls it when the webhook is deleted. The totals keep its attempts.
     void forget(webhook_id id) {
@@ -142,7 +173,15 @@ private:
         mutable std::mutex mutex;
         log_metrics totals;
         std::map<webhook_id, per_webhook> hooks;
+        std::vector<std::function<log_write_stats()>> write_sources;
     };
+
+    static void add(log_write_stats& to, log_write_stats const& from) {
+        to.failures += from.failures;
+        to.entries_lost += from.entries_lost;
+        if (!from.last_error.empty())
+            to.last_error = from.last_error;
+    }
 
     void observe(log_entry const& e, time_point now) {
         auto const secs = std::chrono::duration<double>(e.elapsed).count();

@@ -4,12 +4,14 @@
 #include <herald/concepts.hpp>
 #include <herald/detail/sqlite.hpp>
 #include <herald/log.hpp>
+#include <herald/log_failures.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,6 +38,15 @@ struct sqlite_log_params {
     duration busy_timeout{5000};
     sqlite_sync sync = sqlite_sync::normal;
     std::size_t max_batch = 8192; ///< entries in one commit at most
+    /// How long one transaction takes in entries before it commits (the rest go in the next):
+    /// an entry is written about commit_interval after it is recorded, whatever the backlog,
+    /// while the disk keeps up. A store waiting for the log (barrier) waits this long.
+    duration commit_interval{10};
+    /// Where a write that failed is told: the first of its kind at once, the same again as a
+    /// count at most every report_interval. Standard error when empty ("herald: log: ...");
+    /// an empty function body to say nothing (the failures are counted in stats() anyway).
+    std::function<void(std::string const&)> report;
+    duration report_interval{5000};
 };
 
 /**
@@ -66,7 +77,7 @@ public:
         auto reader = detail::sqlite::connection::open(p.path, {p.busy_timeout, p.sync, true});
         if (!reader)
             return reader.error();
-        auto s = std::make_unique<state>(std::move(p), std::move(*writer), std::move(*reader));
+        auto s = std::make_shared<state>(std::move(p), std::move(*writer), std::move(*reader));
         if (auto r = s->start(); !r)
             return r.error();
         return sqlite_log(std::move(s));
@@ -76,6 +87,30 @@ public:
     sqlite_log& operator=(sqlite_log&&) noexcept = default;
     /// Writes everything recorded, then closes the file.
     ~sqlite_log() = default;
+
+    /**
+     * A function that blocks until every entry recorded before it was called is written (or
+     * failed to be): what sqlite_store::wait_for_log takes. It holds the log weakly: once the
+     * log is gone (it wrote everything when it closed) it returns at once.
+     */
+    std::function<void()> barrier() const {
+        return [w = std::weak_ptr<state>(s_)] {
+            if (auto s = w.lock())
+                s->wait_written();
+        };
+    }
+
+    /// What stats() answers, as a function that holds the log weakly (zeros once it is gone):
+    /// for metered_log::watch_writes.
+    std::function<log_write_stats()> observer() const {
+        return [w = std::weak_ptr<state>(s_)] {
+            auto s = w.lock();
+            return s ? s->write_stats() : log_write_stats{};
+        };
+    }
+
+    /// Writes that failed: how many, the entries they lost, the last reason.
+    log_write_stats write_stats() const { return s_->write_stats(); }
 
     /// Queues one attempt and returns the `seq` it assigned (the row has it once written).
     std::uint64_t record(log_entry e) {
@@ -152,18 +187,14 @@ public:
         } catch (detail::sqlite::sqlite_error const& e) {
             // "View Logs" shows nothing rather than failing the caller; the file's problem
             // is what the next write reports too.
-            s_->note_failure(e.what());
+            s_->note_failure(e.what(), false);
             page = {};
         }
         return page;
     }
 
     /// Blocks until every entry recorded so far is written (or failed to be).
-    void flush() {
-        std::unique_lock lock(s_->mutex);
-        auto const target = s_->recorded;
-        s_->cv.wait(lock, [&] { return s_->written >= target; });
-    }
+    void flush() { s_->wait_written(); }
 
     /// Runs the retention rule now, on the writer thread, and waits for it.
     /// @return the entries it deleted.
@@ -245,6 +276,23 @@ private:
             }
             cv.notify_all();
             thread.join();
+            if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
+                tell(*rest);
+        }
+
+        void wait_written() {
+            std::unique_lock lock(mutex);
+            auto const target = recorded;
+            cv.wait(lock, [&] { return written >= target; });
+        }
+
+        log_write_stats write_stats() const {
+            log_write_stats out;
+            out.failures = failures.load();
+            out.entries_lost = entries_lost.load();
+            std::lock_guard lock(mutex);
+            out.last_error = last_error;
+            return out;
         }
 
         result<void> start() {
@@ -289,8 +337,6 @@ private:
                     write(batch);
                     batch.clear();
                     lock.lock();
-                    written += n;
-                    cv.notify_all();
                 }
                 auto const requested = retention_requested;
                 if (requested > retention_done ||
@@ -308,11 +354,34 @@ private:
             }
         }
 
+        /// Writes the batch in transactions of at most commit_interval each, counting each
+        /// as written once it commits (or fails).
         void write(std::vector<log_entry> const& batch) {
+            std::size_t done = 0;
+            while (done < batch.size()) {
+                auto const n = write_some(batch, done);
+                done += n;
+                std::lock_guard lock(mutex);
+                written += n;
+                cv.notify_all();
+            }
+            if (!failing_now && limiter.pending() > 0)
+                if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
+                    tell(*rest); // the failures stopped: their count, once
+        }
+
+        /// One transaction from batch[from]: the entries it applied within commit_interval.
+        std::size_t write_some(std::vector<log_entry> const& batch, std::size_t from) {
             using detail::sqlite::to_column;
+            using steady = std::chrono::steady_clock;
+            std::size_t i = from;
             try {
                 detail::sqlite::transaction t(writer);
-                for (auto const& e : batch) {
+                auto const until = steady::now() + p.commit_interval;
+                for (; i < batch.size(); ++i) {
+                    if (i > from && steady::now() >= until)
+                        break;
+                    auto const& e = batch[i];
                     insert.bind(1, std::int64_t(e.seq))
                         .bind(2, e.delivery_id)
                         .bind(3, e.event_id)
@@ -337,13 +406,19 @@ private:
                     insert.run();
                 }
                 t.commit();
+                failing_now = false;
+                return i - from;
             } catch (detail::sqlite::sqlite_error const& e) {
                 insert.reset();
                 insert_body.reset();
                 bodies.clear(); // ids from the rolled-back transaction are void
+                // The whole transaction is lost: what it applied and the entry that failed.
+                auto const lost = std::min(i + 1, batch.size()) - from;
+                entries_lost.fetch_add(lost, std::memory_order_relaxed);
+                failing_now = true;
                 note_failure(
-                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
-                    " (" + std::to_string(batch.size()) + " entries not written)");
+                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what());
+                return lost;
             }
         }
 
@@ -353,8 +428,13 @@ private:
             auto it = bodies.find(body.get());
             if (it != bodies.end() && it->second.first.lock() == body)
                 return it->second.second;
-            if (bodies.size() >= 4096)
+            // Swept when it has doubled since the last sweep: sweeping at a fixed size scanned
+            // the whole map at every new body once that many were alive (a backlog of pending
+            // events), which made the writer fall seconds behind.
+            if (bodies.size() >= sweep_at) {
                 std::erase_if(bodies, [](auto const& kv) { return kv.second.first.expired(); });
+                sweep_at = std::max<std::size_t>(4096, 2 * bodies.size());
+            }
             insert_body.bind_blob(1, body->data(), body->size()).run();
             auto const id = sqlite3_last_insert_rowid(writer.get());
             bodies.insert_or_assign(body.get(), std::pair{std::weak_ptr(body), id});
@@ -404,10 +484,34 @@ private:
             return deleted;
         }
 
-        void note_failure(std::string what) {
+        /// Counts a failure and tells it (on the writer thread; from query, only counted).
+        void note_failure(std::string what, bool tell_it = true) {
             failures.fetch_add(1, std::memory_order_relaxed);
-            std::lock_guard lock(mutex);
-            last_error = std::move(what);
+            {
+                std::lock_guard lock(mutex);
+                last_error = what;
+            }
+            if (!tell_it)
+                return;
+            if (auto line = limiter.note(what, std::chrono::steady_clock::now()))
+                tell(*line);
+        }
+
+        void tell(std::string const& line) {
+            if (p.report) {
+                try {
+                    p.report(line);
+                } catch (...) {
+                }
+                return;
+            }
+            // One line per message (a count may precede a new one): each with the prefix.
+            std::size_t at = 0;
+            while (at <= line.size()) {
+                auto const end = std::min(line.find('\n', at), line.size());
+                std::fprintf(stderr, "herald: log: %.*s\n", int(end - at), line.data() + at);
+                at = end + 1;
+            }
         }
 
         sqlite_log_params p;
@@ -417,6 +521,7 @@ private:
         std::unordered_map<std::string const*,
                            std::pair<std::weak_ptr<std::string const>, std::int64_t>>
             bodies;
+        std::size_t sweep_at = 4096; // the writer thread's
         mutable std::mutex reader_mutex;
         detail::sqlite::connection reader;
 
@@ -430,15 +535,18 @@ private:
         std::uint64_t retention_done = 0;
         std::size_t retention_last = 0;
         bool stopping = false;
-        std::atomic<std::uint64_t> failures{0};
+        std::atomic<std::uint64_t> failures{0}, entries_lost{0};
         std::string last_error;
-        std::thread thread; // last: started once the rest is built
+        detail::repeat_limiter limiter{p.report_interval}; // the writer thread's
+        bool failing_now = false;                          // the writer thread's
+        std::thread thread;                                // last: started once the rest is built
     };
 
-    explicit sqlite_log(std::unique_ptr<state> s)
+    explicit sqlite_log(std::shared_ptr<state> s)
         : s_(std::move(s)) {}
 
-    std::unique_ptr<state> s_;
+    // Shared only with barrier() and observer(), which hold it weakly.
+    std::shared_ptr<state> s_;
 };
 
 static_assert(log_sink<sqlite_log>);

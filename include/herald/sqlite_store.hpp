@@ -18,7 +18,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -44,6 +46,16 @@ struct sqlite_store_params {
     duration busy_timeout{5000};
     sqlite_sync sync = sqlite_sync::normal; ///< normal survives a kill; full a power cut
     std::size_t max_batch = 8192;           ///< operations in one commit at most
+    /// How long one transaction takes in new writes before it commits. Completions and retries
+    /// go into the next one ahead of every queued enqueue, so the completion of a delivery is
+    /// in the file about 2 × commit_interval after its attempt ended, however much intake is
+    /// waiting (while the disk keeps up): that, with the requests in flight, is what a crash
+    /// can send twice. Enqueues are not held back for it: a transaction commits as soon as the
+    /// queue is empty.
+    duration commit_interval{10};
+    /// Called on the database thread before it begins a transaction that holds completions or
+    /// retries, and waited for (see wait_for_log). Empty: none.
+    std::function<void()> before_commit;
 };
 
 /** Counters of the database thread, for tests and monitoring. */
@@ -53,6 +65,8 @@ struct sqlite_store_stats {
     std::uint64_t operations = 0;
     std::uint64_t failures = 0; ///< writes that failed
     std::uint64_t queued = 0;   ///< writes not committed yet (waiting, or being committed)
+    /// The longest a completion or retry waited from being queued to being committed.
+    duration max_completion_latency{0};
 };
 
 namespace detail {
@@ -352,7 +366,7 @@ public:
         o.id = d.id;
         o.attempts = d.attempts;
         o.due = d.due;
-        s_->push(std::move(o));
+        s_->push_urgent(std::move(o));
     }
 
     /// The delivery ended: it leaves the queue (queued, not waited for).
@@ -360,7 +374,7 @@ public:
         op o;
         o.kind = op::kind_t::complete;
         o.id = d.id;
-        s_->push(std::move(o));
+        s_->push_urgent(std::move(o));
     }
 
     /**
@@ -408,7 +422,21 @@ public:
 
     sqlite_store_stats stats() const {
         return {s_->commits.load(), s_->operations.load(), s_->failures.load(),
-                s_->uncommitted.load()};
+                s_->uncommitted.load(), duration(s_->max_latency_ms.load())};
+    }
+
+    /**
+     * Makes every commit that holds completions or retries wait for `barrier` first (on the
+     * database thread, before the transaction begins, so a log in the same file can write
+     * meanwhile). With a log's barrier (sqlite_log::barrier), the attempt that ended a
+     * delivery is in the log before the delivery leaves the queue, since the dispatcher
+     * records an attempt before it completes or reschedules its delivery: after a crash,
+     * every delivery has its outcome in the log or is still in the queue. Call it before the
+     * dispatcher runs; it replaces `sqlite_store_params::before_commit`.
+     */
+    void wait_for_log(std::function<void()> barrier) {
+        std::lock_guard lock(s_->mutex);
+        s_->p.before_commit = std::move(barrier);
     }
 
     std::string const& path() const noexcept { return s_->p.path; }
@@ -424,6 +452,7 @@ private:
         std::uint32_t attempts = 0;
         time_point due{};
         std::function<void(result<void>)> done;
+        std::chrono::steady_clock::time_point queued_at{}; // completions and retries
     };
 
     struct state {
@@ -453,6 +482,17 @@ private:
             {
                 std::lock_guard lock(mutex);
                 ops.push_back(std::move(o));
+            }
+            cv.notify_one();
+        }
+
+        /// A completion or retry: committed ahead of queued enqueues.
+        void push_urgent(op o) {
+            o.queued_at = std::chrono::steady_clock::now();
+            uncommitted.fetch_add(1);
+            {
+                std::lock_guard lock(mutex);
+                urgent.push_back(std::move(o));
             }
             cv.notify_one();
         }
@@ -587,43 +627,84 @@ private:
             std::vector<op> batch;
             std::unique_lock lock(mutex);
             for (;;) {
-                cv.wait(lock, [&] { return stopping || !ops.empty(); });
-                if (ops.empty())
+                cv.wait(lock, [&] { return stopping || !ops.empty() || !urgent.empty(); });
+                if (ops.empty() && urgent.empty())
                     return; // stopping, and everything is written
-                while (!ops.empty() && batch.size() < std::max<std::size_t>(p.max_batch, 1)) {
+                // Completions and retries first: they must not wait behind a backlog of
+                // enqueues (each holding an event's body), or a crash re-sends what they ended.
+                auto const max = std::max<std::size_t>(p.max_batch, 1);
+                while (!urgent.empty() && batch.size() < max) {
+                    batch.push_back(std::move(urgent.front()));
+                    urgent.pop_front();
+                }
+                std::size_t const urgent_count = batch.size();
+                while (!ops.empty() && batch.size() < max) {
                     batch.push_back(std::move(ops.front()));
                     ops.pop_front();
                 }
+                auto barrier = urgent_count > 0 ? p.before_commit : std::function<void()>();
                 lock.unlock();
-                run(batch);
-                uncommitted.fetch_sub(batch.size());
-                batch.clear();
+                if (barrier)
+                    barrier(); // outside any transaction: a log in this file may be writing
+                auto const applied = run(batch, urgent_count);
+                uncommitted.fetch_sub(applied);
                 lock.lock();
+                // What did not fit in the interval goes back to the front of its queue.
+                for (auto i = batch.size(); i > applied; --i)
+                    ops.push_front(std::move(batch[i - 1]));
+                batch.clear();
             }
         }
 
-        /// One transaction for the whole batch; when it fails, each operation alone, so that
-        /// one bad write fails only itself.
-        void run(std::vector<op>& batch) {
+        /// One transaction for the batch, or for the part of it applied within commit_interval
+        /// (the completions and retries at its head always); when it fails, each operation
+        /// alone, so that one bad write fails only itself.
+        /// @return how many operations of the batch were done (committed or failed).
+        std::size_t run(std::vector<op>& batch, std::size_t urgent_count) {
+            using steady = std::chrono::steady_clock;
+            std::size_t n = batch.size();
             try {
                 detail::sqlite::transaction t(db);
-                for (auto& o : batch)
-                    apply(o);
+                auto const until = steady::now() + p.commit_interval;
+                for (std::size_t i = 0; i < batch.size(); ++i) {
+                    if (i > 0 && i >= urgent_count && steady::now() >= until) {
+                        n = i;
+                        break;
+                    }
+                    apply(batch[i]);
+                }
                 t.commit();
                 commits.fetch_add(1, std::memory_order_relaxed);
-                operations.fetch_add(batch.size(), std::memory_order_relaxed);
-                for (auto& o : batch)
-                    if (o.done)
-                        o.done({});
-                return;
+                operations.fetch_add(n, std::memory_order_relaxed);
+                note_latency(batch, urgent_count);
+                for (std::size_t i = 0; i < n; ++i)
+                    if (batch[i].done)
+                        batch[i].done({});
+                return n;
             } catch (std::exception const&) {
+                n = batch.size();
                 if (batch.size() == 1) {
                     run_one(batch.front());
-                    return;
+                    note_latency(batch, urgent_count);
+                    return 1;
                 }
             }
             for (auto& o : batch)
                 run_one(o);
+            note_latency(batch, urgent_count);
+            return n;
+        }
+
+        void note_latency(std::vector<op> const& batch, std::size_t urgent_count) {
+            if (urgent_count == 0)
+                return;
+            // The head of the urgent queue waited longest.
+            auto const waited = std::chrono::duration_cast<duration>(
+                std::chrono::steady_clock::now() - batch.front().queued_at);
+            auto const ms = static_cast<std::uint64_t>(std::max<std::int64_t>(waited.count(), 0));
+            auto seen = max_latency_ms.load(std::memory_order_relaxed);
+            while (ms > seen && !max_latency_ms.compare_exchange_weak(seen, ms))
+                ;
         }
 
         void run_one(op& o) {
@@ -743,9 +824,11 @@ private:
         std::mutex mutex;
         std::condition_variable cv;
         std::deque<op> ops;
+        std::deque<op> urgent; // completions and retries
         bool stopping = false;
         std::optional<problem> first_error;
-        std::atomic<std::uint64_t> commits{0}, operations{0}, failures{0}, uncommitted{0};
+        std::atomic<std::uint64_t> commits{0}, operations{0}, failures{0}, uncommitted{0},
+            max_latency_ms{0};
 
         detail::sqlite::statement put_hook_stmt, last_id_stmt, remove_hook_stmt, event_stmt,
             delivery_stmt, reschedule_stmt, complete_stmt, event_done_stmt;

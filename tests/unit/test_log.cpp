@@ -1,6 +1,7 @@
 #include "fixtures.hpp"
 
 #include <herald/log.hpp>
+#include <herald/log_failures.hpp>
 #include <herald/memory_log.hpp>
 #include <herald/metered_log.hpp>
 
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -437,6 +439,40 @@ TEST_CASE("metered_log counts attempts by outcome, their durations and each webh
     CHECK(log.activity(2, now).delivered == 1);
     CHECK(log.metrics().count == 4);
     CHECK(log.query({}).entries.size() == 4);
+}
+
+TEST_CASE("repeat_limiter tells a failure once, then its repeats as a count at most every "
+          "interval",
+          "[log][errors]") {
+    // Issue 12, defect 17: a full disk printed 18,633 identical lines.
+    using steady = std::chrono::steady_clock;
+    herald::detail::repeat_limiter limiter(5s);
+    steady::time_point const t{};
+    CHECK(limiter.note("disk full", t) == std::optional<std::string>("disk full"));
+    for (int i = 1; i <= 1000; ++i)
+        CHECK_FALSE(limiter.note("disk full", t + std::chrono::milliseconds(i)).has_value());
+    CHECK(limiter.pending() == 1000);
+    CHECK(limiter.note("disk full", t + 5s) ==
+          std::optional<std::string>("disk full (repeated 1001 times)"));
+    CHECK_FALSE(limiter.note("disk full", t + 6s).has_value());
+    // another message: the count of the first, then it
+    CHECK(limiter.note("read-only", t + 7s) ==
+          std::optional<std::string>("disk full (repeated 1 time)\nread-only"));
+    CHECK_FALSE(limiter.flush(t + 8s).has_value());
+    CHECK_FALSE(limiter.note("read-only", t + 9s).has_value());
+    CHECK(limiter.flush(t + 10s) == std::optional<std::string>("read-only (repeated 1 time)"));
+    CHECK(limiter.pending() == 0);
+}
+
+TEST_CASE("metered_log sums the write failures of the logs it watches", "[log][metrics]") {
+    herald::metered_log<> log;
+    CHECK(log.write_stats().failures == 0);
+    log.watch_writes([] { return herald::log_write_stats{2, 10, "'a.db' cannot grow"}; });
+    log.watch_writes([] { return herald::log_write_stats{1, 3, ""}; });
+    auto const w = log.write_stats();
+    CHECK(w.failures == 3);
+    CHECK(w.entries_lost == 13);
+    CHECK(w.last_error == "'a.db' cannot grow");
 }
 
 } // namespace herald_test_log

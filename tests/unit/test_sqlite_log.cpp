@@ -8,9 +8,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -388,6 +395,93 @@ TEST_CASE("sqlite_log writes off the recording thread, many entries per commit",
     herald::log_query q;
     q.limit = 1;
     CHECK(seqs(log.query(q)) == std::vector<std::uint64_t>{2000});
+}
+
+TEST_CASE("a sqlite_log that cannot write counts and reports it once, with a count of repeats, "
+          "and never holds up record",
+          "[sqlite][log][errors]") {
+    // Issue 12, defect 17: a full disk printed 18,633 identical lines, and a log that could not
+    // write was otherwise silent. The disk is "full" here as for a process over its file size
+    // limit (RLIMIT_FSIZE): every write past the limit fails.
+    temp_dir dir;
+    auto const path = dir.file("full.db");
+    std::mutex mutex;
+    std::vector<std::string> told;
+    auto log = open_log({.path = path,
+                         .report =
+                             [&](std::string const& line) {
+                                 std::lock_guard lock(mutex);
+                                 told.push_back(line);
+                             },
+                         .report_interval = std::chrono::hours(1)});
+    log.record(
+        make_log_entry(1, herald::event_type::create, herald::outcome::delivered, t0(), "a"));
+    log.flush();
+    REQUIRE(log.write_stats().failures == 0);
+
+    auto const wal = std::filesystem::path(path + "-wal");
+    auto const limit = std::max(std::filesystem::file_size(path),
+                                std::filesystem::exists(wal) ? std::filesystem::file_size(wal)
+                                                             : std::uintmax_t(0)) +
+                       4096;
+    auto const old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old_limit{};
+    REQUIRE(getrlimit(RLIMIT_FSIZE, &old_limit) == 0);
+    rlimit full = old_limit;
+    full.rlim_cur = static_cast<rlim_t>(limit);
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &full) == 0);
+    constexpr int lost = 40;
+    auto const started = std::chrono::steady_clock::now();
+    for (int i = 0; i < lost; ++i) {
+        auto e = make_log_entry(1, herald::event_type::create, herald::outcome::delivered, t0(),
+                                "big" + std::to_string(i));
+        e.request_body = std::make_shared<std::string const>(64 * 1024, char('a' + i % 26));
+        log.record(std::move(e));
+        log.flush(); // one failed transaction each
+    }
+    auto const took = std::chrono::steady_clock::now() - started;
+    REQUIRE(setrlimit(RLIMIT_FSIZE, &old_limit) == 0);
+    std::signal(SIGXFSZ, old_handler);
+
+    auto const w = log.write_stats();
+    CHECK(w.failures == std::uint64_t(lost));
+    CHECK(w.entries_lost == std::uint64_t(lost));
+    CHECK(w.last_error.find("'" + path + "'") != std::string::npos);
+    CHECK(took < 30s); // nothing waited for a disk that does not answer
+    {
+        std::lock_guard lock(mutex);
+        REQUIRE(told.size() == 1); // the first occurrence, then only counted
+        CHECK(told[0] == w.last_error);
+    }
+    // The disk has room again: the next write succeeds, and the repeats are told as a count.
+    log.record(
+        make_log_entry(1, herald::event_type::create, herald::outcome::delivered, t0(), "b"));
+    log.flush();
+    CHECK(log.write_stats().failures == std::uint64_t(lost));
+    CHECK(log.size() == 2);
+    std::lock_guard lock(mutex);
+    REQUIRE(told.size() == 2);
+    CHECK(told[1] == w.last_error + " (repeated " + std::to_string(lost - 1) + " times)");
+}
+
+TEST_CASE("sqlite_log's barrier waits for what was recorded, and outlives the log",
+          "[sqlite][log][order]") {
+    temp_dir dir;
+    auto const path = dir.file("barrier.db");
+    std::function<void()> barrier;
+    std::function<herald::log_write_stats()> observer;
+    {
+        auto log = open_log({.path = path});
+        barrier = log.barrier();
+        observer = log.observer();
+        fill(500, log);
+        barrier(); // returns once the 500 are committed
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM log") == 500);
+        CHECK(observer().failures == 0);
+    }
+    barrier(); // the log is gone: nothing to wait for
+    CHECK(observer().failures == 0);
 }
 
 } // namespace herald_test_sqlite_log

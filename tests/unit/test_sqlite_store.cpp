@@ -8,11 +8,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
@@ -629,6 +632,100 @@ TEST_CASE("publishes waiting at the same time share one commit", "[sqlite][dispa
     CHECK(st.failures == 0);
     raw_db raw(path);
     CHECK(raw.value("SELECT count(*) FROM deliveries") == publishers);
+}
+
+TEST_CASE("sqlite_store commits a completion ahead of a backlog of enqueues",
+          "[sqlite][store][queue][latency]") {
+    // Issue 12, defect 14: completions queued behind thousands of enqueues (each with its
+    // event's body) reached the file seconds after their 2xx, and a crash re-sent them.
+    temp_dir dir;
+    auto const path = dir.file("backlog.db");
+    boost::asio::io_context io; // the enqueues' handlers, run once everything is written
+    auto s = herald::sqlite_store::open({.path = path, .max_batch = 100, .commit_interval = 1ms})
+                 .value();
+    auto const done_hook = s.create(hook("done")).value();
+    auto const backlog_hook = s.create(hook("backlog")).value();
+    auto const x = delivery_for(prepared("x", "{}"), done_hook);
+    REQUIRE(s.enqueue(std::vector<herald::delivery>{x}).has_value());
+    constexpr long long backlog = 4000;
+    std::string const body(4096, 'b');
+    std::vector<herald::delivery> waiting;
+    for (long long i = 0; i < backlog; ++i)
+        waiting.push_back(delivery_for(prepared("b" + std::to_string(i), body), backlog_hook));
+    std::atomic<long long> enqueued{0};
+    raw_db raw(path);
+    // Another connection holds the write lock while they are queued, so that they are a
+    // backlog (not written one by one as they come), and the completion is queued last. The
+    // batch the database thread took before the lock let go is at most max_batch (100).
+    raw.exec("BEGIN IMMEDIATE");
+    for (auto& d : waiting)
+        s.async_enqueue(std::vector<herald::delivery>{std::move(d)},
+                        boost::asio::bind_executor(
+                            io, [&](herald::result<void> r) { enqueued += r.has_value(); }));
+    s.complete(x, herald::outcome::delivered); // queued after all of them
+    raw.exec("COMMIT");
+    // Watch the file: when x leaves it, how much of the backlog is in it?
+    auto const hx = std::to_string(done_hook.id);
+    auto const hb = std::to_string(backlog_hook.id);
+    long long backlog_at_completion = -1;
+    auto const until = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < until) {
+        raw.exec("BEGIN"); // both counts from one snapshot
+        auto const left = raw.value("SELECT count(*) FROM deliveries WHERE webhook_id = " + hx);
+        auto const in_file = raw.value("SELECT count(*) FROM deliveries WHERE webhook_id = " + hb);
+        raw.exec("COMMIT");
+        if (left == 0) {
+            backlog_at_completion = in_file;
+            break;
+        }
+    }
+    REQUIRE(s.flush().has_value());
+    io.run();
+    CHECK(enqueued == backlog);
+    INFO("backlog committed before the completion: " << backlog_at_completion);
+    REQUIRE(backlog_at_completion >= 0);
+    // First in line, it went into the next transaction: not after 4,000 writes of 4 KiB.
+    CHECK(backlog_at_completion < backlog / 2);
+    CHECK(s.stats().max_completion_latency < 30s); // set, and sane
+}
+
+TEST_CASE("with a log's barrier, a completion leaves the store only after its attempt is in "
+          "the log",
+          "[sqlite][store][log][order]") {
+    // Issue 12, defect 14: after a crash, every delivery has its outcome in the log or is still
+    // in the queue (and is then sent and logged again).
+    temp_dir dir;
+    auto const store_path = dir.file("store.db");
+    auto const log_path = dir.file("log.db");
+    auto s = open_store(store_path);
+    auto log = herald::sqlite_log::open({.path = log_path}).value();
+    s.wait_for_log(log.barrier());
+    auto const h = s.create(hook("one")).value();
+    auto const x = delivery_for(prepared("x", "{}"), h);
+    REQUIRE(s.enqueue(std::vector<herald::delivery>{x}).has_value());
+    raw_db store_file(store_path);
+    {
+        // Another connection holds the log file's write lock: the log cannot write for now.
+        raw_db lock(log_path);
+        lock.exec("BEGIN IMMEDIATE");
+        herald::log_entry e;
+        e.delivery_id = x.id_string();
+        e.event_id = x.event->event.id;
+        e.webhook = h.id;
+        e.result = herald::outcome::delivered;
+        e.status = 204;
+        log.record(e);                             // as the dispatcher does: first the log,
+        s.complete(x, herald::outcome::delivered); // then the store
+        std::this_thread::sleep_for(300ms);
+        // Without the barrier the completion is committed at once, while the log's row is not.
+        CHECK(store_file.value("SELECT count(*) FROM deliveries") == 1);
+        lock.exec("ROLLBACK");
+    }
+    REQUIRE(s.flush().has_value());
+    CHECK(store_file.value("SELECT count(*) FROM deliveries") == 0);
+    raw_db log_file(log_path);
+    CHECK(log_file.value("SELECT count(*) FROM log WHERE outcome = 0") == 1);
+    CHECK(log.write_stats().failures == 0);
 }
 
 } // namespace herald_test_sqlite_store

@@ -1120,6 +1120,17 @@ response HERALD_ADMIN::metrics(request const&) {
         append_sample(out, "herald_attempt_duration_seconds_sum", "", m.seconds);
         append_sample(out, "herald_attempt_duration_seconds_count", "", double(m.count));
     }
+    if constexpr (requires { log.write_stats(); }) {
+        // A log that cannot write (disk full, read-only file) does not stop deliveries: it
+        // shows here.
+        auto const w = log.write_stats();
+        append_metric(out, "herald_log_write_failures_total", "counter",
+                      "Writes of the log that failed (disk full, read-only file, ...).");
+        append_sample(out, "herald_log_write_failures_total", "", double(w.failures));
+        append_metric(out, "herald_log_entries_lost_total", "counter",
+                      "Logged attempts that could not be written to the log.");
+        append_sample(out, "herald_log_entries_lost_total", "", double(w.entries_lost));
+    }
     return detail::make_response(200, std::move(out), "text/plain; version=0.0.4; charset=utf-8");
 }
 
