@@ -176,6 +176,7 @@ struct receipt {
     mode how = mode::ok;
     unsigned status = 0;   ///< the status answered (0: none)
     bool answered = false; ///< the whole response was written
+    bool late = false;     ///< ... but past half the relay's timeout (a busy machine)
     std::size_t run = 0;   ///< the relay run live when it arrived
     steady::time_point at;
     std::string signature_problem; ///< empty when the signature verified
@@ -220,9 +221,11 @@ public:
     void arm_gone() { gone_armed_ = true; }
     bool gone_armed() const { return gone_armed_; }
 
-    std::vector<receipt> snapshot() const {
+    /// The receipts from the `from`-th on.
+    std::vector<receipt> snapshot(std::size_t from = 0) const {
         std::lock_guard lock(mutex_);
-        return receipts_;
+        return {receipts_.begin() + static_cast<std::ptrdiff_t>(std::min(from, receipts_.size())),
+                receipts_.end()};
     }
 
 private:
@@ -365,6 +368,7 @@ private:
             auto mark_answered = [&] {
                 std::lock_guard lock(mutex_);
                 receipts_[index].answered = true;
+                receipts_[index].late = steady::now() - r.at > timeout_ / 2;
             };
 
             if (r.how == mode::hang) {
@@ -485,8 +489,10 @@ public:
     }
     bool input_open() const { return in_ >= 0; }
     void kill9() {
-        if (!exited_)
+        if (!exited_) {
             kill(pid_, SIGKILL);
+            killed_at_ = steady::now();
+        }
         wait();
     }
     /// True once it has exited (waited for, without blocking).
@@ -507,20 +513,24 @@ public:
         finish(st);
     }
     int status() const { return status_; }
+    /// Seconds since the start, or from the start to the kill or exit once it ended.
     double seconds() const {
-        return std::chrono::duration<double>(steady::now() - started_).count();
+        return std::chrono::duration<double>((exited_ ? ended_ : steady::now()) - started_).count();
     }
+    steady::time_point ended() const { return ended_; }
 
 private:
     void finish(int st) {
         exited_ = true;
+        ended_ = killed_at_ ? *killed_at_ : steady::now();
         status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
     pid_t pid_ = -1;
     int in_ = -1;
     bool exited_ = false;
     int status_ = -1;
-    steady::time_point started_;
+    steady::time_point started_, ended_;
+    std::optional<steady::time_point> killed_at_;
 };
 
 // ---- What the files hold ----
@@ -567,13 +577,14 @@ store_view read_store(std::string const& path) {
     return v;
 }
 
-std::vector<log_row> read_log(std::string const& path) {
+std::vector<log_row> read_log(std::string const& path, std::int64_t after = 0) {
     std::vector<log_row> rows;
     if (!std::filesystem::exists(path))
         return rows;
     auto c = open_file(path);
     auto s = c.prepare("SELECT seq, event_id, delivery_id, webhook_id, attempt, status, outcome, "
-                       "error FROM log ORDER BY seq");
+                       "error FROM log WHERE seq > ?1 ORDER BY seq");
+    s.bind(1, after);
     while (s.step())
         rows.push_back({s.int64(0), s.text(1), s.text(2), s.text(7), s.int64(3), s.int64(4),
                         s.int64(5), s.int64(6)});
@@ -604,6 +615,7 @@ struct boundary {
     bool crash = false;
     double at_s = 0;         ///< seconds into that run
     std::size_t written = 0; ///< event lines fully written in that run
+    steady::time_point end;  ///< the kill, or when it was seen to have exited
 };
 
 class soak {
@@ -774,13 +786,17 @@ private:
     /// Which written, unacknowledged events reached the file (or a receiver).
     void acknowledge(std::vector<std::size_t> const& written) {
         auto const store = read_store(store_);
-        std::set<std::string> seen = store.events;
-        for (auto const& row : read_log(log_))
-            seen.insert(row.event_id);
-        for (auto const& r : recv_->snapshot())
-            seen.insert(r.event_id);
+        // the log and the receipts only grow: read what is new since the last kill
+        for (auto const& row : read_log(log_, log_seen_seq_)) {
+            seen_.insert(row.event_id);
+            log_seen_seq_ = std::max(log_seen_seq_, row.seq);
+        }
+        auto const fresh = recv_->snapshot(receipts_seen_);
+        for (auto const& r : fresh)
+            seen_.insert(r.event_id);
+        receipts_seen_ += fresh.size();
         for (auto i : written)
-            if (seen.contains(events_[i].id))
+            if (store.events.contains(events_[i].id) || seen_.contains(events_[i].id))
                 events_[i].acked = true;
     }
 
@@ -891,7 +907,7 @@ private:
             std::sort(resend.begin(), resend.end());
             resend.erase(std::unique(resend.begin(), resend.end()), resend.end());
             resent_ += unacked;
-            boundaries_.push_back({r, killed, p.seconds(), written.size()});
+            boundaries_.push_back({r, killed, p.seconds(), written.size(), p.ended()});
             std::cout << "  run " << r << (killed ? ": SIGKILL at " : ": exited by itself after ")
                       << p.seconds() << " s (status " << p.status() << "), " << written.size()
                       << " lines written, " << unacked << " not acknowledged (sent again)\n";
@@ -947,7 +963,7 @@ private:
                 std::this_thread::sleep_for(5ms);
             }
             note_stderr(r);
-            boundaries_.push_back({r, killed, p.seconds(), 0});
+            boundaries_.push_back({r, killed, p.seconds(), 0, p.ended()});
             std::cout << "  run " << r << " (drain, " << store.pending.size() << " pending)"
                       << (killed ? ": SIGKILL at " : ": exited by itself after ") << p.seconds()
                       << " s (status " << p.status() << ")\n";
@@ -962,9 +978,13 @@ private:
         }
     }
 
-    void discrepancy(std::string what) {
+    /// Every discrepancy is kept, counted by its kind; the first of each kind is printed.
+    void discrepancy(std::string what, std::string const& kind = "other") {
         if (problems_.empty())
             first_ = what;
+        auto& k = kinds_[kind];
+        if (k.first++ == 0)
+            k.second = what;
         problems_.push_back(std::move(what));
     }
 
@@ -976,7 +996,8 @@ private:
         for (auto const& c : cfg_) {
             auto it = store.webhook_ids.find(c.name);
             if (it == store.webhook_ids.end()) {
-                discrepancy("webhook '" + c.name + "' is not in the store");
+                discrepancy("webhook '" + c.name + "' is not in the store",
+                            "webhook missing from the store");
                 continue;
             }
             receiver_of[it->second] = c.index;
@@ -996,17 +1017,20 @@ private:
             auto it = index_.find(r.event_id);
             if (it == index_.end() || events_[it->second].sends == 0) {
                 discrepancy(name_of(r.receiver) + " received webhook-id '" + r.event_id +
-                            "', which was never published");
+                                "', which was never published",
+                            "received, never published");
                 continue;
             }
             auto const& e = events_[it->second];
             if (std::find(e.subscribers.begin(), e.subscribers.end(), r.receiver) ==
                 e.subscribers.end())
                 discrepancy(name_of(r.receiver) + " received event " + e.id + " of type " + e.type +
-                            ", to which it is not subscribed");
+                                ", to which it is not subscribed",
+                            "received, not subscribed");
             if (!r.signature_problem.empty())
                 discrepancy(name_of(r.receiver) + ": event " + e.id + " attempt " +
-                            std::to_string(r.attempt) + ": signature: " + r.signature_problem);
+                                std::to_string(r.attempt) + ": signature: " + r.signature_problem,
+                            "bad signature");
             by_pair[{r.event_id, r.receiver}].push_back(&r);
             by_attempt[{r.event_id, r.receiver, r.delivery_id, r.attempt}].push_back(&r);
         }
@@ -1020,21 +1044,24 @@ private:
             auto w = receiver_of.find(row.webhook_id);
             if (w == receiver_of.end()) {
                 discrepancy("log seq " + std::to_string(row.seq) + ": webhook id " +
-                            std::to_string(row.webhook_id) + " is none of the soak's");
+                                std::to_string(row.webhook_id) + " is none of the soak's",
+                            "log: unknown webhook");
                 continue;
             }
             auto it = index_.find(row.event_id);
             if (it == index_.end() || events_[it->second].sends == 0) {
                 discrepancy("log seq " + std::to_string(row.seq) + ": event '" + row.event_id +
-                            "' to " + name_of(w->second) + " was never published");
+                                "' to " + name_of(w->second) + " was never published",
+                            "log: never published");
                 continue;
             }
             auto const& e = events_[it->second];
             if (std::find(e.subscribers.begin(), e.subscribers.end(), w->second) ==
                 e.subscribers.end())
                 discrepancy("log seq " + std::to_string(row.seq) + ": event " + e.id + " of type " +
-                            e.type + " logged for " + name_of(w->second) +
-                            ", not subscribed to it");
+                                e.type + " logged for " + name_of(w->second) +
+                                ", not subscribed to it",
+                            "log: not subscribed");
             if (row.outcome == 0) {
                 auto const a = by_attempt.find({row.event_id, w->second, row.delivery_id,
                                                 static_cast<std::uint64_t>(row.attempt)});
@@ -1045,16 +1072,18 @@ private:
                                (r->answered && r->status == row.status && r->status / 100 == 2);
                 if (!seen)
                     discrepancy("log seq " + std::to_string(row.seq) + ": event " + e.id + " (" +
-                                row.delivery_id + ", attempt " + std::to_string(row.attempt) +
-                                ") logged delivered with " + std::to_string(row.status) + " to " +
-                                name_of(w->second) + ", which never answered it so");
+                                    row.delivery_id + ", attempt " + std::to_string(row.attempt) +
+                                    ") logged delivered with " + std::to_string(row.status) +
+                                    " to " + name_of(w->second) + ", which never answered it so",
+                                "log: delivered, not answered so");
             }
             if (row.outcome == 0 || row.outcome == 2)
                 finals[{row.event_id, w->second}].push_back(&row);
             if (row.outcome == 2) {
                 if (row.error.empty())
                     discrepancy("log seq " + std::to_string(row.seq) + ": event " + e.id +
-                                " failed without a reason");
+                                    " failed without a reason",
+                                "log: failed without a reason");
                 std::string reason;
                 for (char ch : row.error)
                     if (!std::isdigit(static_cast<unsigned char>(ch)))
@@ -1110,10 +1139,12 @@ private:
                         ? "never received"
                         : "received " + std::to_string(got_it->second.size()) + " times";
                 discrepancy("event " + e.id + " (webhook-id " + e.id + ") to " + name_of(rcv) +
-                            ": no final outcome in the log" +
-                            (pending.contains({e.id, wid}) ? " and still pending in the store"
-                                                           : " and nothing pending in the store") +
-                            " (" + seen + ")");
+                                ": no final outcome in the log" +
+                                (pending.contains({e.id, wid})
+                                     ? " and still pending in the store"
+                                     : " and nothing pending in the store") +
+                                " (" + seen + ")",
+                            "no final outcome in the log");
             }
         }
 
@@ -1121,7 +1152,8 @@ private:
         std::size_t const bound =
             std::min<std::size_t>(global_concurrency_, lane_concurrency_ * cfg_.size());
         std::vector<std::size_t> dups(runs_, 0);
-        std::size_t duplicates = 0;
+        std::vector<double> oldest(runs_, 0); // how long before the kill the first 2xx came
+        std::size_t duplicates = 0, late_again = 0;
         for (auto const& [key, rs] : by_pair) {
             std::vector<receipt const*> ok;
             for (auto const* r : rs)
@@ -1130,12 +1162,33 @@ private:
             std::sort(ok.begin(), ok.end(), [](auto a, auto b) { return a->at < b->at; });
             for (std::size_t k = 1; k < ok.size(); ++k) {
                 ++duplicates;
-                if (ok[k]->run == ok[k - 1]->run)
+                if (ok[k]->delivery_id != ok[k - 1]->delivery_id)
+                    // the soak sends a line again only when nothing in the files or at the
+                    // receivers shows its event: a second delivery id means an event the
+                    // relay had committed was not in the store after the kill
                     discrepancy("event " + key.first + " (webhook-id " + key.first +
-                                ") answered 2xx twice by " + name_of(key.second) + " within run " +
-                                std::to_string(ok[k]->run) + " (no crash or restart between)");
-                else
-                    dups[ok[k]->run - 1]++;
+                                    ") answered 2xx by " + name_of(key.second) +
+                                    " under two delivery ids, " + ok[k - 1]->delivery_id +
+                                    " (run " + std::to_string(ok[k - 1]->run) + ") and " +
+                                    ok[k]->delivery_id + " (run " + std::to_string(ok[k]->run) +
+                                    "): it was published twice",
+                                "published twice");
+                else if (ok[k]->run == ok[k - 1]->run && ok[k - 1]->late)
+                    ++late_again; // the relay may have timed out before the answer was whole
+                else if (ok[k]->run == ok[k - 1]->run)
+                    discrepancy("event " + key.first + " (webhook-id " + key.first +
+                                    ") answered 2xx twice by " + name_of(key.second) +
+                                    " within run " + std::to_string(ok[k]->run) +
+                                    " (no crash or restart between)",
+                                "2xx twice within a run");
+                else {
+                    auto const b = ok[k]->run - 1;
+                    dups[b]++;
+                    if (b < boundaries_.size())
+                        oldest[b] = std::max(oldest[b], std::chrono::duration<double>(
+                                                            boundaries_[b].end - ok[k - 1]->at)
+                                                            .count());
+                }
             }
         }
         std::size_t crashes = 0;
@@ -1148,14 +1201,18 @@ private:
             if (b.crash || dups[b.run])
                 per_crash << " " << (b.crash ? "kill" : "stop") << "@run" << b.run << "="
                           << dups[b.run];
+            if (dups[b.run])
+                per_crash << " (first 2xx up to " << static_cast<long>(oldest[b.run] * 1000)
+                          << " ms before)";
             if (dups[b.run] > bound)
                 discrepancy(std::string(b.crash ? "SIGKILL of" : "stop of") + " run " +
-                            std::to_string(b.run) + " (at " + std::to_string(b.at_s) +
-                            " s): " + std::to_string(dups[b.run]) +
-                            " webhook-ids answered 2xx again after it, more than the " +
-                            std::to_string(bound) + " deliveries that can be in flight (" +
-                            std::to_string(lane_concurrency_) + " per webhook, " +
-                            std::to_string(global_concurrency_) + " in all)");
+                                std::to_string(b.run) + " (at " + std::to_string(b.at_s) +
+                                " s): " + std::to_string(dups[b.run]) +
+                                " webhook-ids answered 2xx again after it, more than the " +
+                                std::to_string(bound) + " deliveries that can be in flight (" +
+                                std::to_string(lane_concurrency_) + " per webhook, " +
+                                std::to_string(global_concurrency_) + " in all)",
+                            "duplicates over the bound");
         }
 
         std::size_t sent_again = 0;
@@ -1171,7 +1228,10 @@ private:
             if (modes[m])
                 std::cout << " " << mode_names[m] << " " << modes[m];
         std::cout << "\n  runs " << runs_ << ", crashes " << crashes << ", duplicates "
-                  << duplicates << " (bound per crash " << bound << "):" << per_crash.str() << "\n";
+                  << duplicates << " (bound per crash " << bound << "):" << per_crash.str();
+        if (late_again)
+            std::cout << "; " << late_again << " within a run after a late answer";
+        std::cout << "\n";
         std::cout << "  attempts received but not in the log, by run:";
         for (std::size_t r = 0; r < unlogged.size(); ++r)
             if (unlogged[r])
@@ -1185,13 +1245,13 @@ private:
         for (auto const& [reason, n] : reasons)
             std::cout << "    " << n << " x " << reason << "\n";
         for (auto const& c : relay_complaints_)
-            discrepancy("the relay refused a line: " + c);
+            discrepancy("the relay refused a line: " + c, "relay refused a line");
         return problems_.empty();
     }
 
     int finish(bool ok) {
         if (!fail_.empty())
-            discrepancy(fail_);
+            discrepancy(fail_, "run failed");
         if (ok && problems_.empty()) {
             std::cout << "herald_soak: seed " << o_.seed << ": OK, everything reconciles\n";
             if (!o_.keep && o_.dir.empty())
@@ -1212,8 +1272,9 @@ private:
         }
         std::cout << "herald_soak: seed " << o_.seed << ": FAILED, " << problems_.size()
                   << " discrepancies; the first:\n  " << first_ << "\n";
-        for (std::size_t i = 1; i < problems_.size() && i < 20; ++i)
-            std::cout << "  then: " << problems_[i] << "\n";
+        std::cout << "  by kind (count: the first):\n";
+        for (auto const& [kind, k] : kinds_)
+            std::cout << "    " << kind << " " << k.first << ": " << k.second << "\n";
         std::cout << "  files kept in " << dir_ << " (rerun: --seed " << o_.seed << ")\n";
         return 1;
     }
@@ -1231,11 +1292,15 @@ private:
     std::unordered_map<std::string, std::size_t> index_;
     std::vector<boundary> boundaries_;
     std::size_t runs_ = 0, kills_done_ = 0, resent_ = 0;
+    std::int64_t log_seen_seq_ = 0;
+    std::size_t receipts_seen_ = 0;
+    std::set<std::string> seen_; ///< events the log or a receiver has shown
     steady::time_point deadline_;
     steady::time_point start_ = steady::now();
     std::vector<std::string> relay_complaints_;
     std::string fail_, first_;
     std::vector<std::string> problems_;
+    std::map<std::string, std::pair<std::size_t, std::string>> kinds_;
 };
 
 } // namespace soak
