@@ -628,7 +628,13 @@ public:
         setup();
         std::cout << "herald_soak: seed " << o_.seed << ", " << events_.size() << " events at "
                   << o_.rate << "/s to " << cfg_.size() << " receivers, up to " << o_.kills
-                  << " kills, deadline " << o_.deadline_s << " s, files in " << dir_ << "\n";
+                  << " kills, deadline " << o_.deadline_s << " s, files in " << dir_ << "\n"
+                  << "  relay runs: --timeout " << timeout_.count() << "ms, --drain-timeout "
+                  << drain_timeout_.count() << "s"
+                  << (finish_timeout_
+                          ? ", --finish-timeout " + std::to_string(finish_timeout_->count()) + "s"
+                          : std::string(" (no --finish-timeout: exits at the end of input)"))
+                  << "\n";
         for (auto const& c : cfg_) {
             std::cout << "  receiver " << c.index << " (webhook '" << c.name << "', port " << c.port
                       << ", types";
@@ -736,6 +742,16 @@ private:
         }
         deadline_ =
             steady::now() + std::chrono::milliseconds(static_cast<long>(o_.deadline_s * 1000));
+        // Only a relay that has the option gets it (it keeps running until nothing is pending).
+        if (auto* help = popen(("'" + o_.relay + "' --help").c_str(), "r")) {
+            std::string text;
+            char buf[4096];
+            while (auto n = std::fread(buf, 1, sizeof buf, help))
+                text.append(buf, n);
+            pclose(help);
+            if (text.find("--finish-timeout") != std::string::npos)
+                finish_timeout_ = std::chrono::seconds(15);
+        }
     }
 
     std::vector<std::string> relay_args(bool with_webhooks) const {
@@ -754,6 +770,10 @@ private:
                                       "0s,100ms,300ms,1s,2s",
                                       "--drain-timeout",
                                       std::to_string(drain_timeout_.count()) + "s"};
+        if (finish_timeout_) {
+            a.push_back("--finish-timeout");
+            a.push_back(std::to_string(finish_timeout_->count()) + "s");
+        }
         if (with_webhooks) {
             a.push_back("--webhooks");
             a.push_back(dir_ + "/webhooks.json");
@@ -945,7 +965,9 @@ private:
             double const kill_at = kill_this ? kill_delay() / 2 : 0;
             relay_process p(relay_args(false), false, run_files(r, "out"), run_files(r, "err"));
             bool killed = false;
-            auto const limit = std::chrono::duration<double>(drain_timeout_).count() + 30;
+            auto const limit =
+                std::chrono::duration<double>(drain_timeout_).count() +
+                (finish_timeout_ ? static_cast<double>(finish_timeout_->count()) : 0) + 30;
             while (!p.poll()) {
                 if (kill_this && p.seconds() >= kill_at) {
                     p.kill9();
@@ -1284,6 +1306,9 @@ private:
     std::string dir_, store_, log_;
     std::chrono::milliseconds timeout_{500};
     std::chrono::seconds drain_timeout_{3};
+    /// A relay that keeps running after the end of input while deliveries are pending
+    /// (--finish-timeout) is bounded, so that restarts and kills still come while draining.
+    std::optional<std::chrono::seconds> finish_timeout_;
     // herald's defaults (scheduler_params), as docs/durability.md states them
     std::size_t lane_concurrency_ = 8, global_concurrency_ = 512;
     std::vector<receiver_config> cfg_;
