@@ -361,13 +361,14 @@ private:
             while (done < batch.size()) {
                 auto const n = write_some(batch, done);
                 done += n;
+                // Told before the entries count as written, so a flush() sees it done.
+                if (!failing_now && limiter.pending() > 0)
+                    if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
+                        tell(*rest); // the failures stopped: their count, once
                 std::lock_guard lock(mutex);
                 written += n;
                 cv.notify_all();
             }
-            if (!failing_now && limiter.pending() > 0)
-                if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
-                    tell(*rest); // the failures stopped: their count, once
         }
 
         /// One transaction from batch[from]: the entries it applied within commit_interval.

@@ -307,10 +307,9 @@ TEST_CASE("SIGTERM: every line read is accepted or reported with its number, exi
     temp_file hooks(R"([{"name": "dead", "url": "http://127.0.0.1:)" +
                     std::to_string(refused_port()) + R"(/d", "events": ["create"]}])");
     std::size_t const n = 20'000;
-    auto const s =
-        run_then_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
-                          hooks.path, "--queue", "1", "--drain-timeout", "1s"},
-                         numbered_events(n), 1500ms);
+    auto const s = run_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                                hooks.path, "--queue", "1", "--drain-timeout", "1s"},
+                               numbered_events(n), 1500ms);
     INFO(s.err.substr(0, 2000));
     REQUIRE_FALSE(s.timed_out);
     std::size_t read = 0, accepted = 0;
@@ -351,10 +350,9 @@ TEST_CASE("the drain timeout bounds the exit: what cannot go is logged at once, 
                     R"(/d", "events": ["create"]},
                         {"name": "hanging", "url": ")" +
                     hanging.url("/hang") + R"(", "events": ["create"]}])");
-    auto const s =
-        run_then_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
-                          hooks.path, "--drain-timeout", "4s", "--timeout", "30s"},
-                         numbered_events(5'000), 2500ms);
+    auto const s = run_sigterm({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                                hooks.path, "--drain-timeout", "4s", "--timeout", "30s"},
+                               numbered_events(5'000), 2500ms);
     INFO(s.err);
     REQUIRE_FALSE(s.timed_out);
     CHECK(s.exit_seconds < 4.0 + 2.0); // the bound, with room for a slow machine
