@@ -191,7 +191,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         if (!stop_requested.exchange(true))
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
-                    std::cerr << "herald-relay: stopped with " << report.abandoned.size()
+                    std::cerr << "herald-relay: stopped with "
+                              << report.abandoned.size() + report.left_in_store
                               << " deliveries undelivered ("
                               << (durable ? "kept in '" + o.store_path + "' for the next start"
                                           : std::string("logged as failed"))

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -208,8 +209,8 @@ private:
             return true;
         if (sched_.budgeted() >= params_.max_pending)
             return false;
-        if (params_.max_parked == 0)
-            return true;
+        if (params_.max_parked == 0 || keeps_backlog)
+            return true; // a backlog_store keeps what lanes have beyond their share
         // A durable store sheds nothing: what failing lanes hold stops the intake too, so that
         // memory stays bounded (the store keeps them).
         auto const bounded = detail::is_durable<Store>() ? sched_.parked() : sched_.behind();
@@ -218,6 +219,37 @@ private:
     /// Logs as failed, and removes, the deliveries of `ds` that impaired lanes would hold while
     /// what they hold fills max_parked (memory stores; a durable store keeps them).
     void shed_parked(std::vector<delivery>& ds, time_point now);
+
+    // A backlog_store's backlog beyond memory (docs/durability.md): what a lane would hold
+    // beyond its share of the budget while it is parked waits in the store only, and is loaded
+    // back, in journal order, as the lane makes room. Every event enqueued gets the next seq
+    // (next_seq_, any thread); the strand notes each seq as its commit comes back (arrived_:
+    // all seqs up to it have come back), and loads only what has come back, so a delivery is
+    // in memory once: pushed when it came back, or loaded, never both.
+    static constexpr bool keeps_backlog = backlog_store<Store>;
+    void place(delivery d, time_point now);
+    void push_pending(delivery d, time_point now);
+    bool keep_in_store(delivery const& d, time_point now);
+    void note_arrived(std::uint64_t seq);
+    std::optional<time_point> load_stored(time_point now);
+    void take_loaded(webhook_id id, std::size_t asked, std::uint64_t upto,
+                     result<std::vector<delivery>> r);
+    void leave_stored();
+    struct stored_lane {
+        std::uint64_t from = 0;   // its deliveries with seq >= from go to the store only
+        std::uint64_t cursor = 0; // loaded back up to this seq
+        std::size_t stored = 0;   // in the store only now
+        std::uint64_t tried_upto = 0; // arrived_ when a load last came back short
+        time_point retry_at{};        // after a load failed
+        bool loading = false;
+    };
+    std::unordered_map<webhook_id, stored_lane> stored_;
+    std::unordered_map<webhook_id, std::uint64_t> top_seq_; // highest seq put in memory
+    std::atomic<std::uint64_t> next_seq_{1};
+    std::uint64_t arrived_ = 0;
+    std::vector<std::uint64_t> early_; // a min-heap of seqs come back above arrived_ + 1
+    std::size_t loads_ = 0;            // async_load calls not completed
+    std::size_t stored_total_ = 0;
 
     // The durable publish path (docs/durability.md): the caller stages and commits the
     // deliveries, then hands them to the strand. committing_ counts the publishes between
@@ -274,7 +306,7 @@ private:
     struct counters {
         std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},
             in_flight{0}, retrying{0}, delivered{0}, failed{0}, attempts{0}, open_circuits{0},
-            parked{0}, shed{0};
+            parked{0}, shed{0}, stored{0};
     };
     counters n_;
     std::atomic<std::uint64_t> serializations_{0};

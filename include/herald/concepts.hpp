@@ -9,6 +9,7 @@
 #include <herald/webhook.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -74,6 +75,25 @@ constexpr bool is_durable() {
         return false;
 }
 } // namespace detail
+
+/**
+ * A durable store that can give a webhook's deliveries back from its journal, so that the
+ * dispatcher keeps in memory only what a lane has room for and leaves the rest of a backlog in
+ * the store (docs/durability.md, "A backlog larger than memory"):
+ * - `s.journal_seq()` -> `std::uint64_t`: the highest delivery::seq the journal held when it
+ *   was opened; the dispatcher numbers the events it enqueues from the next one, and the store
+ *   keeps that number (every delivery of one event has the same).
+ * - `s.async_load(webhook, after, upto, max, token)`, completing with
+ *   `void(result<std::vector<delivery>>)`: the webhook's queued deliveries with
+ *   after < seq <= upto, at most `max`, in seq order, each with its seq.
+ * sqlite_store models it.
+ */
+template <class S>
+concept backlog_store =
+    detail::is_durable<S>() && requires(S& s, webhook_id id, std::uint64_t n, std::size_t max) {
+        { s.journal_seq() } -> std::same_as<std::uint64_t>;
+        s.async_load(id, n, n, max, boost::asio::use_awaitable);
+    };
 
 /**
  * Where events come from.

@@ -39,7 +39,8 @@ struct dispatcher_params {
      * hold this many, a new delivery for one of them is logged as failed ("shed") instead of
      * held, and counted in dispatcher_stats::shed: the backlog of what is broken stays bounded
      * and falls on it alone. Once this many wait behind webhooks that answer, the intake stops
-     * instead. A durable store sheds nothing: all that is parked counts, and stops the intake.
+     * instead. A durable store sheds nothing and stops no intake for it: what a parked webhook
+     * has beyond its share stays in the store only (dispatcher_stats::stored).
      * 0: no bound.
      */
     std::size_t max_parked = 65536;
@@ -60,12 +61,18 @@ struct dispatcher_stats {
     std::uint64_t open_circuits = 0; ///< webhooks whose circuit breaker is open or half-open
     std::uint64_t parked = 0;        ///< deliveries waiting outside the pending budget
     std::uint64_t shed = 0;          ///< deliveries failed at once because max_parked was full
+    /// Pending deliveries kept only in a durable store (backlog_store): a lane's backlog
+    /// beyond its share of max_pending, loaded back as the lane makes room. Part of `pending`.
+    std::uint64_t stored = 0;
 };
 
 /** What async_stop reports. */
 struct stop_report {
     bool drained = true;                ///< everything finished before the deadline
     std::vector<std::string> abandoned; ///< delivery ids logged as failed at shutdown
+    /// Deliveries a durable store keeps for the next start that were never loaded from it
+    /// (a lane's backlog beyond memory): not in `abandoned`, which lists what was in memory.
+    std::size_t left_in_store = 0;
 };
 
 } // namespace herald

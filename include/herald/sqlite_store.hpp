@@ -329,31 +329,10 @@ public:
     auto async_enqueue(std::vector<delivery> ds, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, void(result<void>)>(
             [s = s_.get()](auto handler, std::vector<delivery> v) {
-                using handler_type = decltype(handler);
-                // The handler's executor has work until the handler is posted back to it.
-                auto tracked =
-                    boost::asio::prefer(boost::asio::get_associated_executor(handler),
-                                        boost::asio::execution::outstanding_work.tracked);
-                auto work = std::make_shared<decltype(tracked)>(std::move(tracked));
-                auto held = std::make_shared<handler_type>(std::move(handler));
                 op o;
                 o.kind = op::kind_t::enqueue;
                 o.deliveries = std::move(v);
-                o.done = [held, work](result<void> r) mutable {
-                    // On the database thread. The handler goes over whole, and the work is
-                    // released last, once nothing here touches the executor any more: until
-                    // then its io_context keeps running (and alive).
-                    {
-                        auto target = boost::asio::prefer(
-                            *work, boost::asio::execution::outstanding_work.untracked);
-                        boost::asio::post(target,
-                                          [h = std::move(held), r = std::move(r)]() mutable {
-                                              auto run = std::move(*h);
-                                              run(std::move(r));
-                                          });
-                    }
-                    work.reset();
-                };
+                o.done = post_back(std::move(handler), [](result<void> r) { return r; });
                 s->push(std::move(o));
             },
             token, std::move(ds));
@@ -378,28 +357,71 @@ public:
     }
 
     /**
-     * The deliveries that were in the file when it was opened, `max` at a time, each handed
-     * out once (whatever `now`: the dispatcher waits for their due times itself).
+     * The deliveries that were in the file when it was opened, `max` at a time in journal
+     * order, each handed out once (whatever `now`: the dispatcher waits for their due times
+     * itself). Read from the file page by page, so that a large backlog is never in memory
+     * whole.
      */
     std::vector<delivery> claim(time_point, std::size_t max) {
         std::lock_guard lock(s_->claim_mutex);
-        auto& r = s_->recovered;
-        auto const n = std::min(max, r.size() - s_->claimed);
-        std::vector<delivery> out(std::make_move_iterator(r.begin() + long(s_->claimed)),
-                                  std::make_move_iterator(r.begin() + long(s_->claimed + n)));
-        s_->claimed += n;
-        if (s_->claimed == r.size()) {
-            r.clear();
-            r.shrink_to_fit();
-            s_->claimed = 0;
+        if (s_->claimed >= s_->recovered_total || max == 0)
+            return {};
+        auto out = std::make_shared<std::vector<delivery>>();
+        op o;
+        o.kind = op::kind_t::read;
+        o.read = [out, max, seq = s_->claim_seq, key = s_->claim_key](state& st) {
+            *out = st.read_recovered(seq, key, max);
+        };
+        if (auto r = s_->push_waited(std::move(o))->wait(); !r)
+            return {}; // the file cannot be read: recorded, and the rest waits for a restart
+        if (out->empty()) {
+            s_->claimed = s_->recovered_total;
+        } else {
+            s_->claimed += out->size();
+            s_->claim_seq = out->back().seq;
+            auto const key = detail::id_key(out->back().id);
+            s_->claim_key.assign(key.begin(), key.end());
         }
-        return out;
+        return std::move(*out);
     }
 
-    /// Deliveries loaded from the file and not yet claimed.
+    /// Deliveries that were in the file when it was opened and are not claimed yet.
     std::size_t recovered() const {
         std::lock_guard lock(s_->claim_mutex);
-        return s_->recovered.size() - s_->claimed;
+        return s_->recovered_total - std::min(s_->claimed, s_->recovered_total);
+    }
+
+    /// The highest journal seq in the file when it was opened: a dispatcher numbers the events
+    /// it enqueues from the next one (delivery::seq).
+    std::uint64_t journal_seq() const noexcept { return s_->open_seq; }
+
+    /**
+     * Reads back deliveries of webhook `id` whose seq is in (after, upto], at most `max`, in
+     * seq order, with their event, attempt count and due time: a backlog the dispatcher keeps
+     * in the file only while the webhook's lane is full. Completes with
+     * `void(result<std::vector<delivery>>)` on the handler's associated executor.
+     */
+    template <class CompletionToken>
+    auto async_load(webhook_id id, std::uint64_t after, std::uint64_t upto, std::size_t max,
+                    CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken,
+                                           void(result<std::vector<delivery>>)>(
+            [s = s_.get(), id, after, upto, max](auto handler) {
+                auto out = std::make_shared<std::vector<delivery>>();
+                op o;
+                o.kind = op::kind_t::read;
+                o.read = [out, id, after, upto, max](state& st) {
+                    *out = st.read_lane(id, after, upto, max);
+                };
+                o.done = post_back(std::move(handler),
+                                   [out](result<void> r) -> result<std::vector<delivery>> {
+                                       if (!r)
+                                           return r.error();
+                                       return std::move(*out);
+                                   });
+                s->push(std::move(o));
+            },
+            token);
     }
 
     /**
@@ -442,9 +464,36 @@ public:
     std::string const& path() const noexcept { return s_->p.path; }
 
 private:
+    struct state;
+
+    /**
+     * What the database thread calls when an operation is done: posts `handler` to its
+     * associated executor with make(the result). The handler's executor has work until then,
+     * released last, once nothing here touches the executor any more: until then its
+     * io_context keeps running (and alive).
+     */
+    template <class Handler, class Make>
+    static std::function<void(result<void>)> post_back(Handler handler, Make make) {
+        auto tracked = boost::asio::prefer(boost::asio::get_associated_executor(handler),
+                                           boost::asio::execution::outstanding_work.tracked);
+        auto work = std::make_shared<decltype(tracked)>(std::move(tracked));
+        auto held = std::make_shared<Handler>(std::move(handler));
+        return [held, work, make = std::move(make)](result<void> r) mutable {
+            {
+                auto target =
+                    boost::asio::prefer(*work, boost::asio::execution::outstanding_work.untracked);
+                boost::asio::post(target, [h = std::move(held), v = make(std::move(r))]() mutable {
+                    auto run = std::move(*h);
+                    run(std::move(v));
+                });
+            }
+            work.reset();
+        };
+    }
+
     struct op {
         // A scoped enum: clang's -Wshadow takes plain enumerators for the store's members.
-        enum class kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush };
+        enum class kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush, read };
         kind_t kind = kind_t::flush;
         webhook hook;
         std::vector<delivery> deliveries;
@@ -452,6 +501,7 @@ private:
         std::uint32_t attempts = 0;
         time_point due{};
         std::function<void(result<void>)> done;
+        std::function<void(state&)> read; // a query, on the database thread
         std::chrono::steady_clock::time_point queued_at{}; // completions and retries
     };
 
@@ -549,55 +599,94 @@ private:
                 // hand might.
                 db.exec("DELETE FROM deliveries WHERE event_seq NOT IN (SELECT seq FROM events);"
                         "DELETE FROM events WHERE seq NOT IN (SELECT event_seq FROM deliveries)");
-                auto rows = db.prepare(
-                    "SELECT d.id, d.event_seq, d.webhook_id, d.webhook_name, d.url, d.attempts, "
-                    "d.due, e.id, e.type, e.object_id, e.object_type, e.actor, e.occurred_at, "
-                    "e.body, e.content_type, e.headers FROM deliveries d JOIN events e ON "
-                    "e.seq = d.event_seq ORDER BY d.event_seq, d.id");
-                std::unordered_map<std::int64_t, std::shared_ptr<prepared_event const>> events;
-                while (rows.step()) {
-                    auto const seq = rows.int64(1);
-                    auto& ev = events[seq];
-                    if (!ev) {
-                        prepared_event pe;
-                        pe.event.id = rows.text(7);
-                        pe.event.type = static_cast<event_type>(rows.int64(8) % 3);
-                        pe.event.object_id = rows.text(9);
-                        if (!rows.is_null(10))
-                            pe.event.object_type = rows.text(10);
-                        if (!rows.is_null(11))
-                            pe.event.actor = rows.text(11);
-                        pe.event.occurred_at = detail::sqlite::from_column(rows.int64(12));
-                        pe.body.body = rows.blob(13);
-                        pe.body.content_type = rows.text(14);
-                        pe.body.headers = detail::sqlite::load_header_list(rows.text(15));
-                        ev = std::make_shared<prepared_event const>(std::move(pe));
-                    }
-                    delivery d;
-                    d.id = detail::id_from_key(rows.blob(0));
-                    d.event = ev;
-                    auto const hook_id = static_cast<webhook_id>(rows.int64(2));
-                    d.hook = cache.get(hook_id);
-                    if (!d.hook) {
-                        // Deleted since: what the log needs to name it.
-                        auto gone = std::make_shared<webhook>();
-                        gone->id = hook_id;
-                        gone->name = rows.text(3);
-                        gone->url = rows.text(4);
-                        d.hook = std::move(gone);
-                    }
-                    d.attempts = static_cast<std::uint32_t>(rows.int64(5));
-                    d.due = detail::sqlite::from_column(rows.int64(6));
-                    recovered.push_back(std::move(d));
-                }
-                rows.reset();
+                // The deliveries stay in the file: claim reads them page by page.
+                open_seq = static_cast<std::uint64_t>(
+                    db.pragma_int("SELECT coalesce(max(seq), 0) FROM events"));
+                recovered_total = static_cast<std::size_t>(
+                    db.pragma_int("SELECT count(*) FROM deliveries"));
             } catch (detail::sqlite::sqlite_error const& e) {
                 return detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout);
             }
             return {};
         }
 
+        // ---- on the database thread (and claim's pages) ----
+
+        /// The deliveries `rows` yields (columns as in delivery_columns), with their events.
+        std::vector<delivery> read_deliveries(detail::sqlite::statement& rows) {
+            std::vector<delivery> out;
+            std::unordered_map<std::int64_t, std::shared_ptr<prepared_event const>> events;
+            while (rows.step()) {
+                auto const seq = rows.int64(1);
+                auto& ev = events[seq];
+                if (!ev) {
+                    prepared_event pe;
+                    pe.event.id = rows.text(7);
+                    pe.event.type = static_cast<event_type>(rows.int64(8) % 3);
+                    pe.event.object_id = rows.text(9);
+                    if (!rows.is_null(10))
+                        pe.event.object_type = rows.text(10);
+                    if (!rows.is_null(11))
+                        pe.event.actor = rows.text(11);
+                    pe.event.occurred_at = detail::sqlite::from_column(rows.int64(12));
+                    pe.body.body = rows.blob(13);
+                    pe.body.content_type = rows.text(14);
+                    pe.body.headers = detail::sqlite::load_header_list(rows.text(15));
+                    ev = std::make_shared<prepared_event const>(std::move(pe));
+                }
+                delivery d;
+                d.id = detail::id_from_key(rows.blob(0));
+                d.seq = static_cast<std::uint64_t>(seq);
+                d.event = ev;
+                auto const hook_id = static_cast<webhook_id>(rows.int64(2));
+                d.hook = cache.get(hook_id);
+                if (!d.hook) {
+                    // Deleted since: what the log needs to name it.
+                    auto gone = std::make_shared<webhook>();
+                    gone->id = hook_id;
+                    gone->name = rows.text(3);
+                    gone->url = rows.text(4);
+                    d.hook = std::move(gone);
+                }
+                d.attempts = static_cast<std::uint32_t>(rows.int64(5));
+                d.due = detail::sqlite::from_column(rows.int64(6));
+                out.push_back(std::move(d));
+            }
+            rows.reset();
+            return out;
+        }
+
+        /// The next page of what was in the file when it was opened, after (seq, key).
+        std::vector<delivery> read_recovered(std::uint64_t seq, std::string const& key,
+                                             std::size_t max) {
+            claim_stmt.bind(1, std::int64_t(open_seq))
+                .bind(2, std::int64_t(seq))
+                .bind_blob(3, key.data(), key.size())
+                .bind(4, std::int64_t(max));
+            return read_deliveries(claim_stmt);
+        }
+
+        std::vector<delivery> read_lane(webhook_id id, std::uint64_t after, std::uint64_t upto,
+                                        std::size_t max) {
+            lane_stmt.bind(1, std::int64_t(id))
+                .bind(2, std::int64_t(after))
+                .bind(3, std::int64_t(upto))
+                .bind(4, std::int64_t(max));
+            return read_deliveries(lane_stmt);
+        }
+
         void prepare() {
+            static constexpr char const* delivery_columns =
+                "SELECT d.id, d.event_seq, d.webhook_id, d.webhook_name, d.url, d.attempts, "
+                "d.due, e.id, e.type, e.object_id, e.object_type, e.actor, e.occurred_at, "
+                "e.body, e.content_type, e.headers FROM deliveries d JOIN events e ON "
+                "e.seq = d.event_seq ";
+            claim_stmt = db.prepare(std::string(delivery_columns) +
+                                    "WHERE d.event_seq <= ?1 AND (d.event_seq, d.id) > (?2, ?3) "
+                                    "ORDER BY d.event_seq, d.id LIMIT ?4");
+            lane_stmt = db.prepare(std::string(delivery_columns) +
+                                   "WHERE d.webhook_id = ?1 AND d.event_seq > ?2 AND "
+                                   "d.event_seq <= ?3 ORDER BY d.event_seq LIMIT ?4");
             put_hook_stmt = db.prepare(
                 "INSERT INTO webhooks(id, name_key, params, created_at, updated_at, "
                 "disabled_reason, disabled_at) VALUES(?1, lower(?2), ?3, ?4, ?5, ?6, ?7) "
@@ -610,7 +699,7 @@ private:
             remove_hook_stmt = db.prepare("DELETE FROM webhooks WHERE id = ?1");
             event_stmt = db.prepare(
                 "INSERT INTO events(id, type, object_id, object_type, actor, occurred_at, body, "
-                "content_type, headers) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                "content_type, headers, seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
             delivery_stmt = db.prepare(
                 "INSERT OR REPLACE INTO deliveries(id, event_seq, webhook_id, webhook_name, url, "
                 "attempts, due) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -772,6 +861,8 @@ private:
                             .bind_blob(7, ev.body.body.data(), ev.body.body.size())
                             .bind(8, ev.body.content_type)
                             .bind(9, detail::sqlite::header_list(ev.body.headers));
+                        if (d.seq != 0) // numbered by the dispatcher; else the next rowid
+                            event_stmt.bind(10, static_cast<std::int64_t>(d.seq));
                         event_stmt.run();
                         seq = sqlite3_last_insert_rowid(db.get());
                         last = d.event.get();
@@ -807,6 +898,9 @@ private:
                     event_done_stmt.bind(1, *seq).run();
                 break;
             }
+            case op::kind_t::read:
+                o.read(*this); // again from the start if the transaction is tried again
+                break;
             case op::kind_t::flush:
                 break;
             }
@@ -818,8 +912,11 @@ private:
         std::mutex table_mutex; // a table change and its write are queued in the same order
 
         mutable std::mutex claim_mutex;
-        std::vector<delivery> recovered;
+        std::uint64_t open_seq = 0;      // the highest event seq when the file was opened
+        std::size_t recovered_total = 0; // deliveries in the file when it was opened
         std::size_t claimed = 0;
+        std::uint64_t claim_seq = 0; // where the next page of claim starts
+        std::string claim_key;
 
         std::mutex mutex;
         std::condition_variable cv;
@@ -831,7 +928,7 @@ private:
             max_latency_ms{0};
 
         detail::sqlite::statement put_hook_stmt, last_id_stmt, remove_hook_stmt, event_stmt,
-            delivery_stmt, reschedule_stmt, complete_stmt, event_done_stmt;
+            delivery_stmt, reschedule_stmt, complete_stmt, event_done_stmt, claim_stmt, lane_stmt;
         std::thread thread; // last: started by start() once the rest is built
     };
 

@@ -736,6 +736,7 @@ TEST_CASE("admin: /metrics in Prometheus text format", "[admin][metrics]") {
     has("herald_open_circuits 0");
     has("herald_deliveries_parked 0");
     has("herald_deliveries_shed_total 0");
+    has("herald_deliveries_stored 0");
     has(R"(herald_webhooks{state="active"} 2)");
     has("# TYPE herald_attempt_duration_seconds histogram");
     has(R"(herald_attempt_duration_seconds_bucket{le="+Inf"} 3)");

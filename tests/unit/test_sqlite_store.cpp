@@ -17,6 +17,8 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -287,7 +289,7 @@ TEST_CASE("sqlite_store and sqlite_log refuse files they cannot use, naming the 
         CHECK(s.error().field == "path");
         CHECK(s.error().what() == "path: '" + path +
                                       "' has schema version 7, newer than this herald "
-                                      "understands (3); use a newer herald or another file");
+                                      "understands (4); use a newer herald or another file");
         auto l = herald::sqlite_log::open({.path = path});
         REQUIRE_FALSE(l.has_value());
         CHECK_THAT(l.error().message, Catch::Contains("schema version 7"));
@@ -410,7 +412,8 @@ PRAGMA user_version = 1;
         CHECK(s.create(hook("next")).value().id == 5);
     }
     raw_db raw(path);
-    CHECK(raw.value("PRAGMA user_version") == 3);
+    CHECK(raw.value("PRAGMA user_version") == herald::detail::sqlite::schema_version);
+    CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'deliveries_webhook'") == 1);
     CHECK(raw.value("SELECT count(*) FROM pragma_table_info('log') WHERE name IN "
                     "('request_headers', 'request_body_id')") == 2);
     CHECK(raw.value("SELECT count(*) FROM sqlite_master WHERE name = 'log_bodies'") == 1);
@@ -726,6 +729,153 @@ TEST_CASE("with a log's barrier, a completion leaves the store only after its at
     raw_db log_file(log_path);
     CHECK(log_file.value("SELECT count(*) FROM log WHERE outcome = 0") == 1);
     CHECK(log.write_stats().failures == 0);
+}
+
+
+TEST_CASE("a dead webhook's backlog beyond its share waits in the file, not in memory, and is "
+          "all delivered, in order, once it answers",
+          "[sqlite][dispatcher][backlog]") {
+    // Issue 12, defect 15: with --store sqlite, intake against a dead endpoint took memory
+    // without bound (353 MiB at 300,000 events).
+    temp_dir dir;
+    auto const path = dir.file("backlog.db");
+    auto store = open_store(path);
+    REQUIRE(store.create(hook("dead", "https://dead.example.com/x")).has_value());
+    REQUIRE(store.create(hook("healthy", "https://ok.example.com/x")).has_value());
+    std::atomic<bool> answers{false};
+    std::mutex m;
+    std::vector<std::string> late; // first attempts to the dead one once it answers, in order
+    herald::recording_transport t;
+    t.respond([&](herald::http_request const& r) {
+        herald::send_result s;
+        bool const dead = r.url.find("dead") != std::string::npos;
+        s.status = !dead || answers ? 204 : 503;
+        if (dead && answers && r.header("herald-attempt") == "1") {
+            std::lock_guard lock(m);
+            late.emplace_back(r.header("webhook-id"));
+        }
+        return s;
+    });
+    auto p = params({0ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms,
+                     20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms, 20ms});
+    p.max_pending = 64;
+    p.scheduling.lane_concurrency = 2;
+    p.health.failure_threshold = 3;
+    p.health.cool_down = 50ms;
+    boost::asio::io_context io;
+    sqlite_dispatcher d(io.get_executor(), p, std::move(store), t);
+    d.async_run(boost::asio::detached);
+    std::thread th([&] { io.run(); });
+    constexpr int events = 3000;
+    std::uint64_t most_in_memory = 0, most_stored = 0;
+    std::vector<std::string> ids;
+    for (int i = 0; i < events; ++i) {
+        auto id = d.publish(herald::object_event::created(std::to_string(i), {{"i", i}}));
+        REQUIRE(id.has_value());
+        ids.push_back(*id);
+        auto const s = d.stats();
+        most_in_memory = std::max(most_in_memory, s.pending - s.stored);
+        most_stored = std::max(most_stored, s.stored);
+    }
+    // The healthy webhook had every event meanwhile.
+    auto const until = std::chrono::steady_clock::now() + 30s;
+    while (d.stats().delivered < events && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+    auto before = d.stats();
+    INFO("most in memory " << most_in_memory << ", most stored " << most_stored);
+    CHECK(before.delivered == events); // the healthy ones; none of the dead one's
+    // Memory holds about max_pending (each lane its share, 32, and what is in flight); the
+    // rest of the dead webhook's backlog is in the file only.
+    CHECK(most_in_memory <= 2 * p.max_pending);
+    CHECK(before.stored >= events - 2 * p.max_pending);
+    CHECK(before.pending == events); // the stored ones count as pending
+    REQUIRE(d.store().flush().has_value());
+    {
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM deliveries WHERE webhook_id = 1") == events);
+    }
+    // It answers again: everything is loaded back as its lane makes room, and delivered.
+    answers = true;
+    auto const until2 = std::chrono::steady_clock::now() + 60s;
+    while (d.stats().delivered < 2 * events && std::chrono::steady_clock::now() < until2)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, boost::asio::use_future).get();
+    th.join();
+    CHECK(report.drained);
+    CHECK(report.left_in_store == 0);
+    auto const s = d.stats();
+    CHECK(s.delivered == 2 * events);
+    CHECK(s.failed == 0);
+    CHECK(s.pending == 0);
+    CHECK(s.stored == 0);
+    // Each event reached the dead webhook; those that waited in the file went on their first
+    // attempt once it answered, in publish order (loaded in journal order), bar neighbours
+    // that swap places in a lane of two.
+    std::set<std::string> want(ids.begin(), ids.end());
+    std::set<std::string> got;
+    for (auto const& r : t.requests())
+        if (r.url.find("dead") != std::string::npos)
+            got.insert(std::string(r.header("webhook-id")));
+    CHECK(got == want);
+    std::map<std::string, std::size_t> position;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        position[ids[i]] = i;
+    std::lock_guard lock(m);
+    INFO("first attempts once it answered: " << late.size());
+    CHECK(late.size() >= events - 2 * p.max_pending);
+    std::size_t far_back = 0;
+    for (std::size_t i = 1; i < late.size(); ++i)
+        far_back += position[late[i]] + 4 < position[late[i - 1]];
+    CHECK(far_back == 0);
+    REQUIRE(d.store().flush().has_value());
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
+    CHECK(raw.value("SELECT count(*) FROM events") == 0);
+}
+
+TEST_CASE("after a restart, a backlog larger than a lane's share stays in the file until it "
+          "is loaded",
+          "[sqlite][dispatcher][backlog][recovery]") {
+    temp_dir dir;
+    auto const path = dir.file("restart.db");
+    constexpr int events = 2000;
+    {
+        auto s = open_store(path);
+        auto h = s.create(hook("one")).value();
+        std::vector<herald::delivery> ds;
+        for (int i = 0; i < events; ++i) {
+            ds.push_back(delivery_for(prepared(std::to_string(i), "{}"), h));
+            ds.back().due = herald::clock::now();
+        }
+        REQUIRE(s.enqueue(ds).has_value());
+    }
+    auto store = open_store(path);
+    CHECK(store.recovered() == events);
+    herald::recording_transport ok;
+    auto p = params({0ms});
+    p.max_pending = 100;
+    p.scheduling.lane_concurrency = 4;
+    boost::asio::io_context io;
+    sqlite_dispatcher d(io.get_executor(), p, std::move(store), ok);
+    auto const at_start = d.stats();
+    CHECK(at_start.pending == events);
+    CHECK(at_start.stored >= events - p.max_pending - 1); // the lane's share is in memory
+    d.async_run(boost::asio::detached);
+    std::thread t([&] { io.run(); });
+    auto const until = std::chrono::steady_clock::now() + 30s;
+    while (d.stats().delivered < events && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, boost::asio::use_future).get();
+    t.join();
+    CHECK(report.drained);
+    CHECK(d.stats().delivered == events);
+    CHECK(d.stats().pending == 0);
+    auto const sent = ok.requests();
+    REQUIRE(sent.size() == std::size_t(events));
+    std::set<std::string> seen;
+    for (auto const& r : sent)
+        seen.insert(std::string(r.header("webhook-id")));
+    CHECK(seen.size() == std::size_t(events));
 }
 
 } // namespace herald_test_sqlite_store

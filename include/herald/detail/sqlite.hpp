@@ -40,7 +40,7 @@ enum class sqlite_sync {
 namespace detail::sqlite {
 
 /// The first version this library wrote, and the one it writes now. See migrate().
-inline constexpr int schema_version = 3;
+inline constexpr int schema_version = 4;
 
 class sqlite_error : public std::runtime_error {
 public:
@@ -226,6 +226,8 @@ inline problem describe(std::string const& path, int rc, std::string const& what
  *   log_bodies (every attempt of an event, to every webhook, sent the same bytes); and it is
  *   searchable by webhook name (the name stays when the webhook is deleted).
  * - 3: the log is indexed by delivery id (Redeliver and the admin's links name a delivery).
+ * - 4: the queue is indexed by webhook and event seq (a lane's backlog is read back from the
+ *   file in order, sqlite_store::async_load).
  */
 inline void migrate(connection& c, int from) {
     if (from < 1)
@@ -292,6 +294,8 @@ CREATE INDEX log_webhook_name ON log(webhook_name COLLATE NOCASE, seq);
 )sql");
     if (from < 3)
         c.exec("CREATE INDEX log_delivery ON log(delivery_id, seq);");
+    if (from < 4)
+        c.exec("CREATE INDEX deliveries_webhook ON deliveries(webhook_id, event_seq);");
 }
 
 inline result<connection> connection::open(std::string const& path, open_options const& o) {

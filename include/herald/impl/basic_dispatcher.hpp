@@ -13,7 +13,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <exception>
+#include <functional>
 #include <type_traits>
 
 namespace herald {
@@ -90,7 +92,27 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , pump_timer_(strand_)
     , pump_signal_(strand_, 1)
     , intake_signal_(strand_, 1)
-    , stopped_timer_(strand_, time_point::max()) {}
+    , stopped_timer_(strand_, time_point::max()) {
+    if constexpr (keeps_backlog) {
+        arrived_ = store_.journal_seq();
+        next_seq_.store(arrived_ + 1);
+    }
+    // Deliveries a durable store holds from an earlier run, taken before any publish can
+    // reach the strand (a lane's backlog beyond its share stays in the store).
+    auto const now = clock::now();
+    for (;;) {
+        auto recovered = store_.claim(now, 1024);
+        n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
+        for (auto& d : recovered) {
+            if (d.attempts > 0)
+                n_.retrying.fetch_add(1, std::memory_order_relaxed);
+            place(std::move(d), now);
+        }
+        if (recovered.size() < 1024)
+            break;
+    }
+    n_.parked.store(sched_.parked(), std::memory_order_relaxed);
+}
 
 HERALD_DISPATCHER_TEMPLATE
 Source HERALD_DISPATCHER::make_source(executor_type const& ex, channel_params const& p) {
@@ -173,7 +195,7 @@ dispatcher_stats HERALD_DISPATCHER::stats() const {
     return dispatcher_stats{r(n_.published), r(n_.unmatched), r(n_.rejected),      r(n_.queued),
                             r(n_.pending),   r(n_.in_flight), r(n_.retrying),      r(n_.delivered),
                             r(n_.failed),    r(n_.attempts),  r(n_.open_circuits), r(n_.parked),
-                            r(n_.shed)};
+                            r(n_.shed),      r(n_.stored)};
 }
 
 HERALD_DISPATCHER_TEMPLATE
@@ -182,19 +204,6 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::run() {
         throw boost::system::system_error(make_error_code(error::stopped),
                                           "async_run: the dispatcher is already running or done");
     running_ = true;
-    // Deliveries a durable store holds from an earlier run (or another process's dead lease).
-    for (;;) {
-        auto const now = clock::now();
-        auto recovered = store_.claim(now, 1024);
-        n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
-        for (auto& d : recovered) {
-            if (d.attempts > 0)
-                n_.retrying.fetch_add(1, std::memory_order_relaxed);
-            sched_.push(std::move(d), now);
-        }
-        if (recovered.size() < 1024)
-            break;
-    }
     using namespace boost::asio::experimental::awaitable_operators;
     co_await (intake_loop() && pump_loop());
     // Pooled connections keep timers armed; closing them lets the io_context's run() return.
@@ -304,6 +313,7 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         batch_.clear();
     };
     bool batched = false;
+    std::uint64_t seq = 0; // given to this event's deliveries, and not yet noted as come back
     try {
         hooks = store_.match(e);
         if (!hooks || hooks->empty()) {
@@ -325,10 +335,16 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         for (auto const& h : *hooks)
             batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
         batched = true;
+        if constexpr (keeps_backlog) {
+            seq = next_seq_.fetch_add(1);
+            for (auto& d : batch_)
+                d.seq = seq;
+        }
         if constexpr (detail::is_durable<Store>() && detail::has_async_enqueue<Store>()) {
             // No disk on the strand: the deliveries join the scheduler once committed.
-            committing_.fetch_add(1);
             std::vector<delivery> ds(batch_.begin(), batch_.end());
+            committing_.fetch_add(1);
+            seq = 0; // take_committed notes it
             store_.async_enqueue(
                 std::move(ds), boost::asio::bind_executor(strand_, [this, mine = std::move(batch_)](
                                                                        result<void> r) mutable {
@@ -339,12 +355,19 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
         } else {
             if constexpr (!detail::is_durable<Store>())
                 shed_parked(batch_, now); // a durable store keeps them all
-            if (auto r = store_.enqueue(batch_); !r) {
+            auto r = store_.enqueue(batch_);
+            if constexpr (keeps_backlog) {
+                note_arrived(seq);
+                seq = 0;
+            }
+            if (!r) {
                 fail_batch("could not be queued: " + r.error().what());
                 return;
             }
         }
     } catch (std::exception const& ex) {
+        if (seq != 0)
+            note_arrived(seq); // never reached the store
         if (batched)
             fail_batch(std::string("internal error: ") + ex.what());
         else if (hooks)
@@ -355,7 +378,7 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
     }
     n_.pending.fetch_add(batch_.size(), std::memory_order_relaxed);
     for (auto& d : batch_)
-        sched_.push(std::move(d), now);
+        place(std::move(d), now);
     n_.parked.store(sched_.parked(), std::memory_order_relaxed);
 }
 
@@ -393,6 +416,9 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
             abandon_unstartable(now); // logged now, not all at the deadline: it keeps the bound
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
+        std::optional<time_point> load_at;
+        if constexpr (keeps_backlog)
+            load_at = load_stored(now);
         // A full budget may be held by lanes that stall only as time passes: look at them
         // while the intake waits, and wake when the next would stall.
         std::optional<time_point> stall_at;
@@ -401,12 +427,14 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         n_.parked.store(sched_.parked(), std::memory_order_relaxed);
         wake_intake();
         if (stopping_ && intake_done_) {
-            if (sched_.pending() == 0 && active_flights_ == 0 && !committing())
+            if (sched_.pending() == 0 && active_flights_ == 0 && !committing() && loads_ == 0 &&
+                stored_total_ == 0)
                 co_return;
-            // Nothing in flight and nothing due before the deadline: waiting is pointless.
+            // Nothing in flight, nothing due before the deadline and nothing to load from the
+            // store: waiting is pointless.
             auto const next = sched_.next_due();
             if (!abandoning_ && sched_.in_flight() == 0 && !sched_.has_ready() &&
-                (!next || *next > deadline_) && !committing()) {
+                (!next || *next > deadline_) && !committing() && loads_ == 0) {
                 abandon_pending(now);
                 continue;
             }
@@ -414,6 +442,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         auto wake_at = sched_.next_due().value_or(time_point::max());
         if (stall_at && intake_waiting_)
             wake_at = std::min(wake_at, *stall_at);
+        if (load_at)
+            wake_at = std::min(wake_at, *load_at);
         if (stopping_ && !abandoning_)
             wake_at = std::min({wake_at, deadline_, std::max(next_cull_, now)});
         pump_waiting_ = true;
@@ -727,6 +757,7 @@ void HERALD_DISPATCHER::finish(delivery& d, log_entry entry, outcome o) {
 HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::abandon_pending(time_point now) {
     abandoning_ = true;
+    leave_stored();
     auto rest = sched_.take_all();
     if (!rest.empty() || sched_.in_flight() != 0)
         report_.drained = false;
@@ -768,6 +799,159 @@ void HERALD_DISPATCHER::abandon(std::vector<delivery>& rest, time_point now) {
 }
 
 HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::place(delivery d, time_point now) {
+    if (!keep_in_store(d, now))
+        push_pending(std::move(d), now);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::push_pending(delivery d, time_point now) {
+    if constexpr (keeps_backlog) {
+        auto& top = top_seq_[d.target()];
+        top = std::max(top, d.seq);
+    }
+    sched_.push(std::move(d), now);
+}
+
+HERALD_DISPATCHER_TEMPLATE
+bool HERALD_DISPATCHER::keep_in_store(delivery const& d, time_point now) {
+    if constexpr (!keeps_backlog) {
+        (void)d;
+        (void)now;
+        return false;
+    } else {
+        auto const id = d.target();
+        auto it = stored_.find(id);
+        if (it == stored_.end()) {
+            // A lane starts keeping its backlog in the store once it is parked and already
+            // holds its share of the budget in memory.
+            if (d.seq == 0 || sched_.parks(id, now) == park_reason::none ||
+                sched_.waiting(id).first < sched_.share())
+                return false;
+            stored_lane s;
+            // Past every seq of the lane in memory, so that what the store gives back from
+            // `from` on was never pushed. One that comes back late, below it, is pushed.
+            auto const top = top_seq_[id];
+            s.from = std::max(top + 1, d.seq);
+            s.cursor = s.from - 1;
+            it = stored_.emplace(id, s).first;
+        }
+        auto& s = it->second;
+        if (d.seq < s.from)
+            return false;
+        ++s.stored;
+        ++stored_total_;
+        n_.stored.store(stored_total_, std::memory_order_relaxed);
+        return true;
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::note_arrived(std::uint64_t seq) {
+    if (seq <= arrived_)
+        return;
+    if (seq != arrived_ + 1) {
+        early_.push_back(seq);
+        std::push_heap(early_.begin(), early_.end(), std::greater<>());
+        return;
+    }
+    arrived_ = seq;
+    while (!early_.empty() && early_.front() <= arrived_ + 1) {
+        arrived_ = std::max(arrived_, early_.front());
+        std::pop_heap(early_.begin(), early_.end(), std::greater<>());
+        early_.pop_back();
+    }
+}
+
+HERALD_DISPATCHER_TEMPLATE
+std::optional<time_point> HERALD_DISPATCHER::load_stored(time_point now) {
+    std::optional<time_point> retry;
+    if constexpr (keeps_backlog) {
+        if (abandoning_ || finished_)
+            return retry;
+        auto const share = sched_.share();
+        for (auto it = stored_.begin(); it != stored_.end();) {
+            auto& [id, s] = *it;
+            if (s.stored == 0 && !s.loading) {
+                it = stored_.erase(it); // all in memory again: the lane is as any other
+                continue;
+            }
+            auto const lane = id;
+            auto& st = s;
+            ++it;
+            if (st.loading || st.stored == 0 || st.tried_upto == arrived_)
+                continue;
+            if (now < st.retry_at) {
+                retry = retry ? std::min(*retry, st.retry_at) : st.retry_at;
+                continue;
+            }
+            auto const waiting = sched_.waiting(lane).first;
+            if (waiting * 2 > share)
+                continue; // loaded when half of its share has gone
+            if (stopping_ && is_held(sched_.parks(lane, now)))
+                continue; // it cannot go before the deadline anyway
+            auto const asked = std::min<std::size_t>(share - waiting, 1024);
+            auto const upto = arrived_;
+            st.loading = true;
+            ++loads_;
+            store_.async_load(lane, st.cursor, upto, asked,
+                              boost::asio::bind_executor(
+                                  strand_, [this, lane, asked, upto](
+                                               result<std::vector<delivery>> r) mutable {
+                                      take_loaded(lane, asked, upto, std::move(r));
+                                  }));
+        }
+    } else {
+        (void)now;
+    }
+    return retry;
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::take_loaded(webhook_id id, std::size_t asked, std::uint64_t upto,
+                                    result<std::vector<delivery>> r) {
+    --loads_;
+    auto const now = clock::now();
+    auto it = stored_.find(id);
+    if (abandoning_ || finished_ || it == stored_.end()) {
+        wake_pump(); // past the drain deadline: they stay in the store (left_in_store)
+        return;
+    }
+    auto& s = it->second;
+    s.loading = false;
+    if (!r) {
+        s.retry_at = now + std::chrono::seconds(1);
+        wake_pump();
+        return;
+    }
+    auto const n = std::min(r->size(), s.stored);
+    s.stored -= n;
+    stored_total_ -= n;
+    for (auto& d : *r) {
+        s.cursor = std::max(s.cursor, d.seq);
+        push_pending(std::move(d), now);
+    }
+    if (r->size() < asked)
+        s.tried_upto = upto; // the rest has not come back yet: look again once more has
+    n_.stored.store(stored_total_, std::memory_order_relaxed);
+    n_.parked.store(sched_.parked(), std::memory_order_relaxed);
+    wake_pump();
+}
+
+HERALD_DISPATCHER_TEMPLATE
+void HERALD_DISPATCHER::leave_stored() {
+    // At the drain deadline: what only the store holds stays there for the next start.
+    if (stored_total_ == 0)
+        return;
+    report_.drained = false;
+    report_.left_in_store += stored_total_;
+    n_.pending.fetch_sub(stored_total_, std::memory_order_relaxed);
+    stored_total_ = 0;
+    stored_.clear();
+    n_.stored.store(0, std::memory_order_relaxed);
+}
+
+HERALD_DISPATCHER_TEMPLATE
 result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
     // Counted before the check, so that a stop that sees no commit in progress also makes
     // every later publish see the intake closed.
@@ -797,6 +981,13 @@ result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
         ds.reserve(hooks->size());
         for (auto const& h : *hooks)
             ds.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+        if constexpr (keeps_backlog) {
+            // Last: from here every seq given reaches take_committed (hand_over posts even a
+            // failed commit), or arrived_ would wait for it for ever.
+            auto const seq = next_seq_.fetch_add(1);
+            for (auto& d : ds)
+                d.seq = seq;
+        }
     } catch (std::exception const& ex) {
         n_.rejected.fetch_add(1, std::memory_order_relaxed);
         release_commit();
@@ -810,7 +1001,7 @@ result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
 HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::hand_over(std::vector<delivery> ds, result<void> committed,
                                   bool log_failures) {
-    if (!committed && !log_failures) {
+    if (!committed && !log_failures && !keeps_backlog) {
         release_commit(); // the caller has the problem; nothing was queued
         return;
     }
@@ -822,6 +1013,9 @@ void HERALD_DISPATCHER::hand_over(std::vector<delivery> ds, result<void> committ
 HERALD_DISPATCHER_TEMPLATE
 void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> const& committed,
                                        bool log_failures) {
+    if constexpr (keeps_backlog)
+        if (!ds.empty())
+            note_arrived(ds.front().seq); // one event: one seq
     if (committed) {
         if (abandoning_ || finished_) {
             // Past the drain: they wait in the store for the next start.
@@ -832,7 +1026,8 @@ void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> c
             auto const now = clock::now();
             n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
             for (auto& d : ds)
-                sched_.push(std::move(d), now);
+                place(std::move(d), now);
+            n_.parked.store(sched_.parked(), std::memory_order_relaxed);
         }
     } else if (log_failures) {
         auto const now = clock::now();

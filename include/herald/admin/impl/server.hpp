@@ -1089,6 +1089,9 @@ response HERALD_ADMIN::metrics(request const&) {
     append_metric(out, "herald_deliveries_shed_total", "counter",
                   "Deliveries logged as failed at once because max_parked was full.");
     append_sample(out, "herald_deliveries_shed_total", "", double(s.shed));
+    append_metric(out, "herald_deliveries_stored", "gauge",
+                  "Pending deliveries kept only in the durable store (a backlog beyond memory).");
+    append_sample(out, "herald_deliveries_stored", "", double(s.stored));
     std::size_t active = 0, inactive = 0;
     for (auto const& w : d_.store().list())
         ++(w.active ? active : inactive);
