@@ -871,13 +871,12 @@ std::optional<time_point> HERALD_DISPATCHER::load_stored(time_point now) {
             return retry;
         auto const share = sched_.share();
         for (auto it = stored_.begin(); it != stored_.end();) {
-            auto& [id, s] = *it;
-            if (s.stored == 0 && !s.loading) {
+            auto const lane = it->first;
+            auto& st = it->second;
+            if (st.stored == 0 && !st.loading) {
                 it = stored_.erase(it); // all in memory again: the lane is as any other
                 continue;
             }
-            auto const lane = id;
-            auto& st = s;
             ++it;
             if (st.loading || st.stored == 0 || st.tried_upto == arrived_)
                 continue;
