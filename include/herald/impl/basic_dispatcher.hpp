@@ -1,6 +1,7 @@
 #ifndef HERALD_IMPL_BASIC_DISPATCHER_HPP
 #define HERALD_IMPL_BASIC_DISPATCHER_HPP
 
+#include <herald/engine/attempt_decision.hpp>
 #include <herald/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <exception>
 #include <functional>
+#include <tuple>
 #include <type_traits>
 
 namespace herald {
@@ -583,16 +585,6 @@ log_entry HERALD_DISPATCHER::make_entry(delivery const& d, webhook const& hook,
 }
 
 namespace detail {
-inline std::string describe_failure(send_result const& r) {
-    if (r.ec || r.status == 0)
-        return r.error.empty() ? r.ec.message() : r.error;
-    if (r.status >= 300 && r.status < 400)
-        return "redirect " + std::to_string(r.status) + " to " +
-               (r.location.empty() ? std::string("(no Location)") : r.location) +
-               " not followed (herald never follows redirects)";
-    return "receiver answered HTTP " + std::to_string(r.status);
-}
-
 /// Moves what was sent and what came back into the attempt's log entry.
 inline void take_exchange(log_entry& entry, http_request& req, send_result& r, time_point now) {
     entry.request_headers = headers_as_sent(req);
@@ -646,85 +638,60 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
         // Every attempt goes to the webhook as it is now: edits apply; deletion,
         // deactivation and herald's own disabling stop it.
         std::shared_ptr<webhook const> hook = store_.get(lane);
-        if (!hook || !hook->active) {
+        if (auto why = why_not_sent(hook.get(), d.attempts > 0)) {
             auto entry = make_entry(d, hook ? *hook : *d.hook, started);
-            entry.error = d.attempts > 0 ? "not retried: " : "not sent: ";
-            if (!hook)
-                entry.error += "the webhook was deleted";
-            else if (!hook->disabled_reason.empty())
-                entry.error += "the webhook was disabled (" + hook->disabled_reason + ")";
-            else
-                entry.error += "the webhook was deactivated";
+            entry.error = std::move(*why);
             finish(d, std::move(entry), outcome::failed);
         } else {
             d.hook = hook;
             auto entry = make_entry(d, *hook, started);
-            if (!hook->verify_tls)
-                entry.warning = "TLS certificate verification is disabled for this webhook";
+            entry.warning = attempt_warning(*hook, false);
             n_.attempts.fetch_add(1, std::memory_order_relaxed);
             http_request req = make_request(d, *hook);
             send_result r = co_await transport_.async_send(req);
             auto const now = clock::now();
             detail::take_exchange(entry, req, r, now);
             ++d.attempts;
-            auto decision = retry_.decide(r, d.attempts, now, detail::unit_random());
-            bool const delivered = decision.kind == verdict::delivered;
+            auto const retry = retry_.decide(r, d.attempts, now, detail::unit_random());
+            bool const delivered = retry.kind == verdict::delivered;
             auto const health = sched_.done(
                 lane, delivered ? attempt_result::delivered : attempt_result::failed, now);
             lane_released = true;
-            if (delivered) {
-                finish(d, std::move(entry), outcome::delivered);
-                replan = false;
-            } else {
-                entry.error = detail::describe_failure(r);
-                std::string disable_reason;
-                if (r.status == 410 && params_.health.disable_on_gone)
-                    disable_reason = "the receiver answered 410 Gone";
-                else if (health.disable)
-                    disable_reason = "no successful delivery for " +
-                                     format_duration(params_.health.disable_after);
-                if (!disable_reason.empty()) {
-                    if (auto off = store_.disable(lane, disable_reason); off) {
-                        sched_.reset_health(lane, now); // re-activated later, it starts afresh
-                        entry.error += "; webhook disabled: " + disable_reason;
-                    } else {
-                        entry.error += "; could not disable the webhook (" + disable_reason +
-                                       "): " + off.error().what();
-                    }
-                } else if (health.opened) {
-                    entry.error += "; circuit opened: deliveries wait " +
-                                   format_duration(params_.health.cool_down) + " for a probe";
-                }
-                if (abandoning_) {
-                    entry.error += "; abandoned at shutdown";
-                    report_.drained = false;
-                    report_.abandoned.push_back(entry.delivery_id);
-                    if constexpr (detail::is_durable<Store>()) {
-                        // Still in the store: sent again after the next start.
-                        entry.error += " (sent again after the next start)";
-                        entry.result = outcome::retrying;
-                        log_.record(std::move(entry));
-                        store_.reschedule(d);
-                        n_.pending.fetch_sub(1, std::memory_order_relaxed);
-                    } else {
-                        finish(d, std::move(entry), outcome::failed);
-                    }
-                } else if (decision.kind == verdict::retryable && disable_reason.empty()) {
-                    if (decision.used_retry_after)
-                        entry.error += "; Retry-After " + r.retry_after + " honoured";
-                    entry.next_attempt_at = decision.next;
-                    entry.result = outcome::retrying;
-                    d.due = *decision.next;
-                    log_.record(std::move(entry));
-                    store_.reschedule(d);
-                    n_.retrying.fetch_add(1, std::memory_order_relaxed);
-                    sched_.push(std::move(d), now);
-                } else {
-                    if (classify(r) == verdict::retryable && disable_reason.empty())
-                        entry.error += " (gave up after " + std::to_string(d.attempts) +
-                                       (d.attempts == 1 ? " attempt)" : " attempts)");
-                    finish(d, std::move(entry), outcome::failed);
-                }
+            attempt_decision decision({r, d.attempts, retry, health, abandoning_,
+                                       detail::is_durable<Store>()},
+                                      params_.health);
+            auto action = decision.resume();
+            if (action == attempt_action::disable) {
+                auto off = store_.disable(lane, decision.disable_reason());
+                if (off)
+                    sched_.reset_health(lane, now); // re-activated later, it starts afresh
+                action = decision.resume(off ? result<void>() : result<void>(off.error()));
+            }
+            entry.error = decision.take_error();
+            if (decision.abandoned()) {
+                report_.drained = false;
+                report_.abandoned.push_back(entry.delivery_id);
+            }
+            switch (action) {
+            case attempt_action::retry:
+                entry.next_attempt_at = decision.next();
+                entry.result = outcome::retrying;
+                d.due = *decision.next();
+                log_.record(std::move(entry));
+                store_.reschedule(d);
+                n_.retrying.fetch_add(1, std::memory_order_relaxed);
+                sched_.push(std::move(d), now);
+                break;
+            case attempt_action::keep: // still in the store: sent again after the next start
+                entry.result = outcome::retrying;
+                log_.record(std::move(entry));
+                store_.reschedule(d);
+                n_.pending.fetch_sub(1, std::memory_order_relaxed);
+                break;
+            default:
+                replan = decision.result() != outcome::delivered;
+                finish(d, std::move(entry), decision.result());
+                break;
             }
         }
     } catch (std::exception const& ex) {
@@ -1118,26 +1085,14 @@ HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
     }
     delivery d{make_delivery_id(started), std::move(ev), hook, 0, started};
     auto entry = make_entry(d, *hook, started);
-    if (!hook->active)
-        entry.warning =
-            hook->disabled_reason.empty()
-                ? "sent by hand while the webhook is inactive"
-                : "sent by hand while the webhook is disabled (" + hook->disabled_reason + ")";
-    if (!hook->verify_tls)
-        entry.warning += std::string(entry.warning.empty() ? "" : "; ") +
-                         "TLS certificate verification is disabled for this webhook";
+    entry.warning = attempt_warning(*hook, true);
     n_.attempts.fetch_add(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
     http_request request = make_request(d, *hook);
     send_result r = co_await transport_.async_send(request);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     detail::take_exchange(entry, request, r, clock::now());
-    if (classify(r) == verdict::delivered) {
-        entry.result = outcome::delivered;
-    } else {
-        entry.result = outcome::failed;
-        entry.error = detail::describe_failure(r) + " (sent by hand: not retried)";
-    }
+    std::tie(entry.result, entry.error) = decide_by_hand(r);
     // The caller links to the entry by its seq, which the sink assigns.
     if (auto const seq = detail::record_seq(log_, entry)) {
         entry.seq = seq;
