@@ -4,6 +4,8 @@
 #include <herald/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/engine/lifecycle.hpp>
+#include <herald/engine/wakeup.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/json_serializer.hpp>
 #include <herald/log.hpp>
@@ -18,12 +20,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/system_timer.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -48,13 +51,15 @@ class http_transport; // herald/http_transport.hpp; include herald/dispatcher.hp
  */
 template <class Store = memory_store, class Source = channel_source,
           class Serializer = json_serializer, class Transport = http_transport,
-          class Log = memory_log>
+          class Log = memory_log, class Clock = herald::clock>
 class basic_dispatcher {
     static_assert(webhook_store<Store>, "Store must model herald::webhook_store");
     static_assert(event_source<Source>, "Source must model herald::event_source");
     static_assert(serializer<Serializer>, "Serializer must model herald::serializer");
     static_assert(transport<Transport>, "Transport must model herald::transport");
     static_assert(log_sink<Log>, "Log must model herald::log_sink");
+    static_assert(std::is_same_v<typename Clock::time_point, time_point>,
+                  "Clock must tell herald::time_point (herald::clock, or manual_clock in tests)");
 
 public:
     /// A strand over the executor given to the constructor (held concretely when that is an
@@ -65,6 +70,8 @@ public:
     using serializer_type = Serializer;
     using transport_type = Transport;
     using log_type = Log;
+    /// Retries, circuit cool-downs and the drain deadline are timed on it (manual_clock in tests).
+    using clock_type = Clock;
 
     /**
      * Builds a dispatcher on `ex`. Policies not given are default-constructed; the source is
@@ -205,7 +212,7 @@ private:
     /// publish acknowledged must then be taken, to be delivered or logged). What a failing or
     /// stalled lane holds does not count: it is bounded by shedding instead (shed_parked).
     bool has_room() const noexcept {
-        if (params_.max_pending == 0 || stopping_)
+        if (params_.max_pending == 0 || is_stopping(state_))
             return true;
         if (sched_.budgeted() >= params_.max_pending)
             return false;
@@ -271,22 +278,12 @@ private:
     Source source_;
     scheduler sched_;
 
-    // The pump sleeps on the timer only when an attempt is due at a known time (a retry);
-    // otherwise on the signal. Re-arming a timer per wake-up costs a timerfd_settime call
-    // whenever it is the only timer of its clock, which made one system call per delivery.
-    boost::asio::system_timer pump_timer_;
-    boost::asio::experimental::channel<void(boost::system::error_code)> pump_signal_;
-    bool pump_on_signal_ = false;
-    // The intake sleeps here while max_pending deliveries are pending.
-    boost::asio::experimental::channel<void(boost::system::error_code)> intake_signal_;
-    bool intake_waiting_ = false;
-    boost::asio::system_timer stopped_timer_;
-    bool pump_waiting_ = false;
-    bool running_ = false;
-    bool finished_ = false;
-    bool stopping_ = false;
-    bool intake_done_ = false;
-    bool abandoning_ = false;
+    // Where the pump waits for work (or a retry's time), and the intake for room.
+    detail::wakeup<Clock> pump_;
+    detail::wakeup<Clock> intake_wait_;
+    boost::asio::basic_waitable_timer<Clock> stopped_timer_; // cancelled once, when done
+    lifecycle state_ = lifecycle::idle;
+    bool intake_done_ = false; // the source has nothing left (stopping)
     time_point deadline_ = time_point::max();
     time_point next_cull_{}; // while stopping: when to look again for what cannot go in time
     stop_report report_;

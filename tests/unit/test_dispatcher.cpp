@@ -5,6 +5,7 @@
 
 #include <herald/basic_dispatcher.hpp>
 #include <herald/datagerry_serializer.hpp>
+#include <herald/manual_clock.hpp>
 #include <herald/recording_transport.hpp>
 #include <herald/sqlite_log.hpp>
 
@@ -29,9 +30,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-template <class Serializer = json_serializer, class Store = memory_store>
+template <class Serializer = json_serializer, class Store = memory_store,
+          class Clock = herald::clock>
 using test_dispatcher =
-    basic_dispatcher<Store, channel_source, Serializer, recording_transport, memory_log>;
+    basic_dispatcher<Store, channel_source, Serializer, recording_transport, memory_log, Clock>;
+// Retries timed on a clock the test moves: a five-minute retry costs no time.
+using manual_dispatcher = test_dispatcher<json_serializer, memory_store, manual_clock>;
 
 webhook_params hook(std::string name, event_type_set events = event_type_set::all(),
                     bool active = true) {
@@ -251,7 +255,7 @@ TEST_CASE("a retry goes to the webhook as it is now", "[dispatcher][retry]") {
         s.status = r.url.find("/new") != std::string::npos ? 200 : 500;
         return s;
     });
-    test_dispatcher<> d(io.get_executor(), quick({0ms, 30ms, 30ms}), memory_store(), transport);
+    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 5min}), memory_store(), transport);
     auto const moved = d.store().create(hook("moved")).value();
     auto const paused = d.store().create(hook("paused")).value();
     auto const removed = d.store().create(hook("removed")).value();
@@ -268,6 +272,8 @@ TEST_CASE("a retry goes to the webhook as it is now", "[dispatcher][retry]") {
         off.active = false;
         REQUIRE(d.store().update(paused.id, off).has_value());
         REQUIRE(d.store().remove(removed.id).has_value());
+        CHECK(transport.requests().size() == 3); // nothing retried before its time
+        manual_clock::advance(5min);
         co_await until([&] { return d.stats().pending == 0; });
         co_await stop(d);
     });
@@ -302,11 +308,18 @@ TEST_CASE("retries follow the schedule and then fail", "[dispatcher][retry]") {
         s.status = 503;
         return s;
     });
-    test_dispatcher<> d(io.get_executor(), quick({0ms, 40ms, 80ms}), memory_store(), transport);
+    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 30min}), memory_store(), transport);
     REQUIRE(d.store().create(hook("down")).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
         REQUIRE(d.publish(object_event::created("1", {})).has_value());
+        co_await until([&] { return d.stats().retrying == 1; });
+        manual_clock::advance(5min - 1ms);
+        co_await test::settle(io);
+        CHECK(d.stats().attempts == 1); // not a millisecond early
+        manual_clock::advance(1ms);
+        co_await until([&] { return d.stats().attempts == 2 && d.stats().retrying == 1; });
+        manual_clock::advance(30min);
         co_await until([&] { return d.stats().failed == 1; });
         co_await stop(d);
     });
@@ -317,11 +330,12 @@ TEST_CASE("retries follow the schedule and then fail", "[dispatcher][retry]") {
     CHECK(log[1].result == outcome::retrying);
     CHECK(log[2].result == outcome::failed);
     CHECK(log[2].error == "receiver answered HTTP 503 (gave up after 3 attempts)");
-    // jitter is 0 here: each next attempt is exactly the scheduled delay after the failure
-    CHECK(*log[0].next_attempt_at - log[0].started_at >= 40ms);
-    CHECK(log[1].started_at >= *log[0].next_attempt_at);
-    CHECK(*log[1].next_attempt_at - log[1].started_at >= 80ms);
-    CHECK(log[2].started_at >= *log[1].next_attempt_at);
+    // jitter is 0 and the clock moves only when told: each next attempt is exactly the
+    // scheduled delay after the failure, and starts exactly then
+    CHECK(*log[0].next_attempt_at - log[0].started_at == 5min);
+    CHECK(log[1].started_at == *log[0].next_attempt_at);
+    CHECK(*log[1].next_attempt_at - log[1].started_at == 30min);
+    CHECK(log[2].started_at == *log[1].next_attempt_at);
     auto const reqs = transport.requests();
     REQUIRE(reqs.size() == 3);
     for (std::size_t i = 0; i < 3; ++i)

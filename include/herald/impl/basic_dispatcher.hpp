@@ -74,12 +74,8 @@ inline void add_header(std::vector<http_header>& h, char const* name, std::strin
 }
 } // namespace detail
 
-#define HERALD_DISPATCHER_TEMPLATE                                                                 \
-    template <class Store, class Source, class Serializer, class Transport, class Log>
-#define HERALD_DISPATCHER basic_dispatcher<Store, Source, Serializer, Transport, Log>
-
-HERALD_DISPATCHER_TEMPLATE
-HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params,
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params,
                                     Store store, Transport transport, Log log,
                                     Serializer serializer)
     : strand_(detail::make_dispatcher_strand(ex))
@@ -91,9 +87,8 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     , log_(std::move(log))
     , source_(make_source(strand_, params_.intake))
     , sched_(params_.scheduling, params_.health, params_.max_pending)
-    , pump_timer_(strand_)
-    , pump_signal_(strand_, 1)
-    , intake_signal_(strand_, 1)
+    , pump_(strand_)
+    , intake_wait_(strand_)
     , stopped_timer_(strand_, time_point::max()) {
     if constexpr (keeps_backlog) {
         arrived_ = store_.journal_seq();
@@ -101,7 +96,7 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     }
     // Deliveries a durable store holds from an earlier run, taken before any publish can
     // reach the strand (a lane's backlog beyond its share stays in the store).
-    auto const now = clock::now();
+    auto const now = Clock::now();
     for (;;) {
         auto recovered = store_.claim(now, 1024);
         n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
@@ -116,8 +111,8 @@ HERALD_DISPATCHER::basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_
     n_.parked.store(sched_.parked(), std::memory_order_relaxed);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-Source HERALD_DISPATCHER::make_source(executor_type const& ex, channel_params const& p) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+Source basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::make_source(executor_type const& ex, channel_params const& p) {
     if constexpr (std::is_constructible_v<Source, boost::asio::any_io_executor, channel_params>)
         return Source(boost::asio::any_io_executor(ex), p);
     else if constexpr (std::is_constructible_v<Source, boost::asio::any_io_executor>)
@@ -126,8 +121,8 @@ Source HERALD_DISPATCHER::make_source(executor_type const& ex, channel_params co
         return Source();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-result<std::string> HERALD_DISPATCHER::publish(object_event e) requires publishable_source<Source> {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+result<std::string> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::publish(object_event e) requires publishable_source<Source> {
     if (auto r = prepare_event(e); !r)
         return r.error();
     std::string id = e.id;
@@ -151,9 +146,9 @@ result<std::string> HERALD_DISPATCHER::publish(object_event e) requires publisha
     return id;
 }
 
-HERALD_DISPATCHER_TEMPLATE
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 boost::asio::awaitable<result<std::string>>
-HERALD_DISPATCHER::async_publish(object_event e) requires publishable_source<Source> {
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::async_publish(object_event e) requires publishable_source<Source> {
     if (auto r = prepare_event(e); !r)
         co_return r.error();
     std::string id = e.id;
@@ -189,8 +184,8 @@ HERALD_DISPATCHER::async_publish(object_event e) requires publishable_source<Sou
     co_return id;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-dispatcher_stats HERALD_DISPATCHER::stats() const {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+dispatcher_stats basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::stats() const {
     auto r = [](std::atomic<std::uint64_t> const& a) {
         return a.load(std::memory_order_relaxed);
     };
@@ -200,38 +195,37 @@ dispatcher_stats HERALD_DISPATCHER::stats() const {
                             r(n_.shed),      r(n_.stored)};
 }
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::run() {
-    if (running_ || finished_)
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::run() {
+    if (state_ != lifecycle::idle)
         throw boost::system::system_error(make_error_code(error::stopped),
                                           "async_run: the dispatcher is already running or done");
-    running_ = true;
+    state_ = lifecycle::running;
     using namespace boost::asio::experimental::awaitable_operators;
     co_await (intake_loop() && pump_loop());
     // Pooled connections keep timers armed; closing them lets the io_context's run() return.
     if constexpr (requires { transport_.close_idle(); })
         transport_.close_idle();
-    running_ = false;
-    finished_ = true;
+    state_ = lifecycle::done;
     stopped_timer_.cancel();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
-    if (!stopping_) {
-        stopping_ = true;
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<stop_report> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::stop(duration drain) {
+    bool const never_ran = state_ == lifecycle::idle;
+    if (state_ == lifecycle::idle || state_ == lifecycle::running) {
+        state_ = never_ran ? lifecycle::done : lifecycle::draining;
         intake_closed_.store(true);
-        deadline_ = clock::now() + drain;
+        deadline_ = Clock::now() + drain;
         source_.close();
         wake_pump();
         wake_intake();
     }
-    if (!running_ && !finished_) {
+    if (never_ran) {
         // Never ran: events accepted by publish were promised delivery. Match them, so each
         // delivery they owe ends in the log (as abandoned) and in the report.
-        finished_ = true;
         std::vector<object_event> events;
-        auto const now = clock::now();
+        auto const now = Clock::now();
         while (co_await source_.async_receive(events)) {
             for (auto& e : events)
                 accept(e, now);
@@ -241,7 +235,7 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
         co_return report_;
     }
     // The timer is never re-armed: run() cancels it once, waking every waiting stop.
-    while (!finished_) {
+    while (state_ != lifecycle::done) {
         auto [ec] =
             co_await stopped_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
         (void)ec;
@@ -249,8 +243,8 @@ boost::asio::awaitable<stop_report> HERALD_DISPATCHER::stop(duration drain) {
     co_return report_;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::intake_loop() {
     std::vector<object_event> events;
     std::size_t next = 0; // events before it are accepted
     bool more = true;
@@ -264,15 +258,12 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
             continue;
         }
         if (!has_room())
-            sched_.refresh_stalls(clock::now()); // a stalled lane gives its room back
+            sched_.refresh_stalls(Clock::now()); // a stalled lane gives its room back
         while (!has_room()) {
-            intake_waiting_ = true;
             wake_pump(); // it times the next stall, which may make room
-            auto [ec] = co_await intake_signal_.async_receive(
-                boost::asio::as_tuple(boost::asio::use_awaitable));
-            (void)ec;
+            co_await intake_wait_.sleep_until(time_point::max());
         }
-        auto const now = clock::now();
+        auto const now = Clock::now();
         while (next < events.size() && has_room())
             accept(events[next++], now);
         wake_pump();
@@ -281,8 +272,8 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::intake_loop() {
     wake_pump();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(object_event& e, time_point now) {
     if constexpr (publishable_source<Source>)
         n_.queued.fetch_sub(1, std::memory_order_relaxed);
     // Events from publish are already prepared; a custom source's are checked here.
@@ -384,8 +375,8 @@ void HERALD_DISPATCHER::accept(object_event& e, time_point now) {
     n_.parked.store(sched_.parked(), std::memory_order_relaxed);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::shed_parked(std::vector<delivery>& ds, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::shed_parked(std::vector<delivery>& ds, time_point now) {
     if (params_.max_parked == 0 || sched_.held() < params_.max_parked)
         return;
     // The deliveries parked for failing or stalled lanes fill their bound: new ones for such
@@ -408,13 +399,14 @@ void HERALD_DISPATCHER::shed_parked(std::vector<delivery>& ds, time_point now) {
     ds.erase(keep, ds.end());
 }
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::pump_loop() {
     for (;;) {
-        auto const now = clock::now();
-        if (stopping_ && !abandoning_ && now >= deadline_)
+        auto const now = Clock::now();
+        bool const draining = state_ == lifecycle::draining;
+        if (draining && now >= deadline_)
             abandon_pending(now);
-        else if (stopping_ && !abandoning_ && now >= next_cull_)
+        else if (draining && now >= next_cull_)
             abandon_unstartable(now); // logged now, not all at the deadline: it keeps the bound
         while (auto d = sched_.pop_ready(now))
             start_attempt(std::move(*d));
@@ -424,75 +416,54 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::pump_loop() {
         // A full budget may be held by lanes that stall only as time passes: look at them
         // while the intake waits, and wake when the next would stall.
         std::optional<time_point> stall_at;
-        if (intake_waiting_)
+        if (intake_wait_.waiting())
             stall_at = sched_.refresh_stalls(now);
         n_.parked.store(sched_.parked(), std::memory_order_relaxed);
         wake_intake();
-        if (stopping_ && intake_done_) {
+        if (is_stopping(state_) && intake_done_) {
             if (sched_.pending() == 0 && active_flights_ == 0 && !committing() && loads_ == 0 &&
                 stored_total_ == 0)
                 co_return;
             // Nothing in flight, nothing due before the deadline and nothing to load from the
             // store: waiting is pointless.
             auto const next = sched_.next_due();
-            if (!abandoning_ && sched_.in_flight() == 0 && !sched_.has_ready() &&
+            if (state_ == lifecycle::draining && sched_.in_flight() == 0 && !sched_.has_ready() &&
                 (!next || *next > deadline_) && !committing() && loads_ == 0) {
                 abandon_pending(now);
                 continue;
             }
         }
         auto wake_at = sched_.next_due().value_or(time_point::max());
-        if (stall_at && intake_waiting_)
+        if (stall_at && intake_wait_.waiting())
             wake_at = std::min(wake_at, *stall_at);
         if (load_at)
             wake_at = std::min(wake_at, *load_at);
-        if (stopping_ && !abandoning_)
+        if (state_ == lifecycle::draining)
             wake_at = std::min({wake_at, deadline_, std::max(next_cull_, now)});
-        pump_waiting_ = true;
-        if (wake_at == time_point::max()) {
-            pump_on_signal_ = true;
-            auto [ec] = co_await pump_signal_.async_receive(
-                boost::asio::as_tuple(boost::asio::use_awaitable));
-            (void)ec;
-        } else {
-            pump_on_signal_ = false;
-            pump_timer_.expires_at(wake_at);
-            auto [ec] =
-                co_await pump_timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-            (void)ec;
-        }
-        pump_waiting_ = false;
+        co_await pump_.sleep_until(wake_at);
     }
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::wake_intake() {
-    if (intake_waiting_ && has_room()) {
-        intake_waiting_ = false;
-        intake_signal_.try_send(boost::system::error_code{});
-    }
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::wake_intake() {
+    if (intake_wait_.waiting() && has_room())
+        intake_wait_.wake();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::wake_pump() {
-    if (pump_waiting_) {
-        pump_waiting_ = false;
-        if (pump_on_signal_)
-            pump_signal_.try_send(boost::system::error_code{});
-        else
-            pump_timer_.cancel();
-    }
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::wake_pump() {
+    pump_.wake();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::count_start(delivery const& d) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::count_start(delivery const& d) {
     if (d.attempts > 0)
         n_.retrying.fetch_sub(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::start_attempt(delivery d) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::start_attempt(delivery d) {
     count_start(d);
     auto const slot = acquire_flight();
     boost::asio::co_spawn(strand_, attempt(std::move(d)),
@@ -501,8 +472,8 @@ void HERALD_DISPATCHER::start_attempt(delivery d) {
                               [this, slot](std::exception_ptr) { release_flight(slot); }));
 }
 
-HERALD_DISPATCHER_TEMPLATE
-std::size_t HERALD_DISPATCHER::acquire_flight() {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+std::size_t basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::acquire_flight() {
     std::size_t slot;
     if (free_flights_.empty()) {
         slot = flights_.size();
@@ -516,8 +487,8 @@ std::size_t HERALD_DISPATCHER::acquire_flight() {
     return slot;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::release_flight(std::size_t slot) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::release_flight(std::size_t slot) {
     // Asio may still touch the slot until the completion handler returns: free it afterwards.
     // The pump waits for every flight to end, so `this` outlives the posted release.
     boost::asio::post(strand_, [this, slot] {
@@ -528,15 +499,15 @@ void HERALD_DISPATCHER::release_flight(std::size_t slot) {
     });
 }
 
-HERALD_DISPATCHER_TEMPLATE
-http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& hook) const {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+http_request basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::make_request(delivery const& d, webhook const& hook) const {
     auto const& ev = *d.event;
     http_request req;
     req.url = hook.url;
     req.content_type = ev.body.content_type;
     req.body = std::shared_ptr<std::string const>(d.event, &ev.body.body);
     req.headers.reserve(7 + ev.body.headers.size() + hook.headers.size());
-    auto const timestamp = to_unix_seconds(clock::now());
+    auto const timestamp = to_unix_seconds(Clock::now());
     // One field per name: a webhook's own User-Agent replaces herald's, here and so in the log.
     auto const hook_has = [&](std::string_view name) {
         for (auto const& h : hook.headers)
@@ -567,8 +538,8 @@ http_request HERALD_DISPATCHER::make_request(delivery const& d, webhook const& h
     return req;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-log_entry HERALD_DISPATCHER::make_entry(delivery const& d, webhook const& hook,
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+log_entry basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::make_entry(delivery const& d, webhook const& hook,
                                         time_point started) const {
     log_entry e;
     e.delivery_id = d.id_string();
@@ -599,8 +570,8 @@ inline void take_exchange(log_entry& entry, http_request& req, send_result& r, t
 }
 } // namespace detail
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt(delivery d) {
     // One flight runs attempts one after another: when one ends, its slot goes straight to
     // the next ready delivery (the pump would pick the same one), which saves waking the pump
     // and spawning a coroutine per request. Stopping is left to the pump, and so is anything
@@ -610,9 +581,9 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
         bool const replan = co_await attempt_once(std::move(d));
         if (replan)
             wake_pump();
-        if (stopping_)
+        if (is_stopping(state_))
             break;
-        auto next = sched_.pop_ready(clock::now());
+        auto next = sched_.pop_ready(Clock::now());
         if (!next)
             break;
         count_start(*next);
@@ -627,14 +598,14 @@ boost::asio::awaitable<void> HERALD_DISPATCHER::attempt(delivery d) {
     wake_pump();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+boost::asio::awaitable<bool> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once(delivery d) {
     using attempt_result = scheduler::attempt_result;
     auto const lane = d.target();
     bool lane_released = false;
     bool replan = true; // false only for a plain delivery
     try {
-        auto const started = clock::now();
+        auto const started = Clock::now();
         // Every attempt goes to the webhook as it is now: edits apply; deletion,
         // deactivation and herald's own disabling stop it.
         std::shared_ptr<webhook const> hook = store_.get(lane);
@@ -649,7 +620,7 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
             n_.attempts.fetch_add(1, std::memory_order_relaxed);
             http_request req = make_request(d, *hook);
             send_result r = co_await transport_.async_send(req);
-            auto const now = clock::now();
+            auto const now = Clock::now();
             detail::take_exchange(entry, req, r, now);
             ++d.attempts;
             auto const retry = retry_.decide(r, d.attempts, now, detail::unit_random());
@@ -657,7 +628,7 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
             auto const health = sched_.done(
                 lane, delivered ? attempt_result::delivered : attempt_result::failed, now);
             lane_released = true;
-            attempt_decision decision({r, d.attempts, retry, health, abandoning_,
+            attempt_decision decision({r, d.attempts, retry, health, is_abandoning(state_),
                                        detail::is_durable<Store>()},
                                       params_.health);
             auto action = decision.resume();
@@ -697,22 +668,22 @@ boost::asio::awaitable<bool> HERALD_DISPATCHER::attempt_once(delivery d) {
     } catch (std::exception const& ex) {
         // A policy threw: the delivery still ends in the log, if the log itself can take it.
         try {
-            auto entry = make_entry(d, *d.hook, clock::now());
+            auto entry = make_entry(d, *d.hook, Clock::now());
             entry.error = std::string("internal error: ") + ex.what();
             finish(d, std::move(entry), outcome::failed);
         } catch (...) {
         }
     }
     if (!lane_released)
-        sched_.done(lane, attempt_result::not_sent, clock::now());
+        sched_.done(lane, attempt_result::not_sent, Clock::now());
     n_.open_circuits.store(sched_.open_circuits(), std::memory_order_relaxed);
     n_.parked.store(sched_.parked(), std::memory_order_relaxed);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     co_return replan;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::finish(delivery& d, log_entry entry, outcome o) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::finish(delivery& d, log_entry entry, outcome o) {
     entry.result = o;
     entry.next_attempt_at.reset();
     log_.record(std::move(entry));
@@ -721,9 +692,10 @@ void HERALD_DISPATCHER::finish(delivery& d, log_entry entry, outcome o) {
     (o == outcome::delivered ? n_.delivered : n_.failed).fetch_add(1, std::memory_order_relaxed);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::abandon_pending(time_point now) {
-    abandoning_ = true;
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon_pending(time_point now) {
+    if (!is_abandoning(state_))
+        state_ = lifecycle::abandoning;
     leave_stored();
     auto rest = sched_.take_all();
     if (!rest.empty() || sched_.in_flight() != 0)
@@ -734,8 +706,8 @@ void HERALD_DISPATCHER::abandon_pending(time_point now) {
             f->signal.emit(boost::asio::cancellation_type::terminal);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::abandon_unstartable(time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon_unstartable(time_point now) {
     next_cull_ = now + std::chrono::milliseconds(250);
     auto lost = sched_.take_unstartable(now, deadline_);
     if (lost.empty())
@@ -744,8 +716,8 @@ void HERALD_DISPATCHER::abandon_unstartable(time_point now) {
     abandon(lost, now);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::abandon(std::vector<delivery>& rest, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon(std::vector<delivery>& rest, time_point now) {
     for (auto& d : rest) {
         if (d.attempts > 0)
             n_.retrying.fetch_sub(1, std::memory_order_relaxed);
@@ -765,14 +737,14 @@ void HERALD_DISPATCHER::abandon(std::vector<delivery>& rest, time_point now) {
     }
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::place(delivery d, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::place(delivery d, time_point now) {
     if (!keep_in_store(d, now))
         push_pending(std::move(d), now);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::push_pending(delivery d, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::push_pending(delivery d, time_point now) {
     if constexpr (keeps_backlog) {
         auto& top = top_seq_[d.target()];
         top = std::max(top, d.seq);
@@ -780,8 +752,8 @@ void HERALD_DISPATCHER::push_pending(delivery d, time_point now) {
     sched_.push(std::move(d), now);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-bool HERALD_DISPATCHER::keep_in_store(delivery const& d, time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+bool basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::keep_in_store(delivery const& d, time_point now) {
     if constexpr (!keeps_backlog) {
         (void)d;
         (void)now;
@@ -813,8 +785,8 @@ bool HERALD_DISPATCHER::keep_in_store(delivery const& d, time_point now) {
     }
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::note_arrived(std::uint64_t seq) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::note_arrived(std::uint64_t seq) {
     if (seq <= arrived_)
         return;
     if (seq != arrived_ + 1) {
@@ -830,11 +802,11 @@ void HERALD_DISPATCHER::note_arrived(std::uint64_t seq) {
     }
 }
 
-HERALD_DISPATCHER_TEMPLATE
-std::optional<time_point> HERALD_DISPATCHER::load_stored(time_point now) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+std::optional<time_point> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::load_stored(time_point now) {
     std::optional<time_point> retry;
     if constexpr (keeps_backlog) {
-        if (abandoning_ || finished_)
+        if (is_abandoning(state_))
             return retry;
         auto const share = sched_.share();
         for (auto it = stored_.begin(); it != stored_.end();) {
@@ -854,7 +826,7 @@ std::optional<time_point> HERALD_DISPATCHER::load_stored(time_point now) {
             auto const waiting = sched_.waiting(lane).first;
             if (waiting * 2 > share)
                 continue; // loaded when half of its share has gone
-            if (stopping_ && is_held(sched_.parks(lane, now)))
+            if (is_stopping(state_) && is_held(sched_.parks(lane, now)))
                 continue; // it cannot go before the deadline anyway
             auto const asked = std::min<std::size_t>(share - waiting, 1024);
             auto const upto = arrived_;
@@ -873,13 +845,13 @@ std::optional<time_point> HERALD_DISPATCHER::load_stored(time_point now) {
     return retry;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::take_loaded(webhook_id id, std::size_t asked, std::uint64_t upto,
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_loaded(webhook_id id, std::size_t asked, std::uint64_t upto,
                                     result<std::vector<delivery>> r) {
     --loads_;
-    auto const now = clock::now();
+    auto const now = Clock::now();
     auto it = stored_.find(id);
-    if (abandoning_ || finished_ || it == stored_.end()) {
+    if (is_abandoning(state_) || it == stored_.end()) {
         wake_pump(); // past the drain deadline: they stay in the store (left_in_store)
         return;
     }
@@ -904,8 +876,8 @@ void HERALD_DISPATCHER::take_loaded(webhook_id id, std::size_t asked, std::uint6
     wake_pump();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::leave_stored() {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::leave_stored() {
     // At the drain deadline: what only the store holds stays there for the next start.
     if (stored_total_ == 0)
         return;
@@ -917,8 +889,8 @@ void HERALD_DISPATCHER::leave_stored() {
     n_.stored.store(0, std::memory_order_relaxed);
 }
 
-HERALD_DISPATCHER_TEMPLATE
-result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+result<std::vector<delivery>> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::stage(object_event& e) {
     // Counted before the check, so that a stop that sees no commit in progress also makes
     // every later publish see the intake closed.
     committing_.fetch_add(1);
@@ -940,7 +912,7 @@ result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
         e.before.reset();
         e.after.reset();
         e.changes.reset();
-        auto const now = clock::now();
+        auto const now = Clock::now();
         auto ev =
             std::make_shared<prepared_event const>(prepared_event{std::move(e), std::move(body)});
         auto const due = now + retry_.initial_delay();
@@ -964,8 +936,8 @@ result<std::vector<delivery>> HERALD_DISPATCHER::stage(object_event& e) {
     return ds;
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::hand_over(std::vector<delivery> ds, result<void> committed,
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::hand_over(std::vector<delivery> ds, result<void> committed,
                                   bool log_failures) {
     if (!committed && !log_failures && !keeps_backlog) {
         release_commit(); // the caller has the problem; nothing was queued
@@ -976,27 +948,27 @@ void HERALD_DISPATCHER::hand_over(std::vector<delivery> ds, result<void> committ
                        log_failures]() mutable { take_committed(ds, committed, log_failures); });
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> const& committed,
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_committed(std::vector<delivery>& ds, result<void> const& committed,
                                        bool log_failures) {
     if constexpr (keeps_backlog)
         if (!ds.empty())
             note_arrived(ds.front().seq); // one event: one seq
     if (committed) {
-        if (abandoning_ || finished_) {
+        if (is_abandoning(state_)) {
             // Past the drain: they wait in the store for the next start.
             report_.drained = false;
             for (auto const& d : ds)
                 report_.abandoned.push_back(d.id_string());
         } else {
-            auto const now = clock::now();
+            auto const now = Clock::now();
             n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
             for (auto& d : ds)
                 place(std::move(d), now);
             n_.parked.store(sched_.parked(), std::memory_order_relaxed);
         }
     } else if (log_failures) {
-        auto const now = clock::now();
+        auto const now = Clock::now();
         for (auto const& d : ds) {
             auto entry = make_entry(d, *d.hook, now);
             entry.attempt = 0;
@@ -1009,24 +981,24 @@ void HERALD_DISPATCHER::take_committed(std::vector<delivery>& ds, result<void> c
     wake_pump();
 }
 
-HERALD_DISPATCHER_TEMPLATE
-void HERALD_DISPATCHER::release_commit() {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::release_commit() {
     // The last commit in progress of a stopping dispatcher: its pump may be waiting for it.
     if (committing_.fetch_sub(1) == 1 && intake_closed_.load())
         boost::asio::post(strand_, [this] { wake_pump(); });
 }
 
-HERALD_DISPATCHER_TEMPLATE
-bool HERALD_DISPATCHER::committing() const noexcept {
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+bool basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::committing() const noexcept {
     if constexpr (detail::is_durable<Store>())
         return committing_.load() != 0;
     else
         return false;
 }
 
-HERALD_DISPATCHER_TEMPLATE
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 template <class CompletionToken>
-auto HERALD_DISPATCHER::initiate_once(webhook_id id, object_event e,
+auto basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::initiate_once(webhook_id id, object_event e,
                                       std::shared_ptr<prepared_event const> ev,
                                       CompletionToken&& token) {
     using signature = void(std::exception_ptr, result<log_entry>);
@@ -1045,7 +1017,7 @@ auto HERALD_DISPATCHER::initiate_once(webhook_id id, object_event e,
                 });
                 guard.reset();
             };
-            if (!running_ || stopping_) {
+            if (state_ != lifecycle::running) {
                 complete(h, work, nullptr,
                          make_problem(error::stopped, "",
                                       "the dispatcher is not running (or is stopping)"));
@@ -1068,14 +1040,14 @@ auto HERALD_DISPATCHER::initiate_once(webhook_id id, object_event e,
                                                                    std::move(e), std::move(ev));
 }
 
-HERALD_DISPATCHER_TEMPLATE
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 boost::asio::awaitable<result<log_entry>>
-HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::deliver_once(webhook_id id, object_event e,
                                 std::shared_ptr<prepared_event const> ev) {
     std::shared_ptr<webhook const> hook = store_.get(id);
     if (!hook)
         co_return make_problem(error::not_found, "id", "no webhook with id " + std::to_string(id));
-    auto const started = clock::now();
+    auto const started = Clock::now();
     if (!ev) {
         if (auto r = prepare_event(e, started); !r)
             co_return r.error();
@@ -1091,7 +1063,7 @@ HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
     http_request request = make_request(d, *hook);
     send_result r = co_await transport_.async_send(request);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    detail::take_exchange(entry, request, r, clock::now());
+    detail::take_exchange(entry, request, r, Clock::now());
     std::tie(entry.result, entry.error) = decide_by_hand(r);
     // The caller links to the entry by its seq, which the sink assigns.
     if (auto const seq = detail::record_seq(log_, entry)) {
@@ -1107,9 +1079,6 @@ HERALD_DISPATCHER::deliver_once(webhook_id id, object_event e,
             co_return std::move(logged);
     co_return entry;
 }
-
-#undef HERALD_DISPATCHER
-#undef HERALD_DISPATCHER_TEMPLATE
 
 } // namespace herald
 
