@@ -17,7 +17,7 @@ namespace herald {
  * calls `advance(5min)` instead of sleeping. Its time points are herald::time_point, so
  * everything it stamps (log entries, `next_attempt_at`) reads as wall-clock time.
  *
- * One clock per process (it is static, as a clock is): a test sets it first.
+ * One clock per process (it is static, as a clock is): a test may set it first.
  * Asio's timers on it check the time at least every millisecond (see the wait_traits below),
  * so a timer it made due fires at once, in real time.
  * Thread safety: any thread.
@@ -41,8 +41,11 @@ public:
 
 private:
     static std::atomic<rep>& ticks() noexcept {
-        // Starts at the real time, so that times it stamps look like times.
-        static std::atomic<rep> t{herald::clock::now().time_since_epoch().count()};
+        // Starts at a fixed time, 2025-01-01T00:00:00Z: runs are reproducible, and what it
+        // stamps stays behind the real time, so that ids made from its times (which never go
+        // back within a process) do not run ahead of the ids of the rest of the program.
+        static std::atomic<rep> t{
+            std::chrono::duration_cast<duration>(std::chrono::seconds(1'735'689'600)).count()};
         return t;
     }
 };
