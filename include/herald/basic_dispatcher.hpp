@@ -4,6 +4,8 @@
 #include <herald/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/engine/backlog.hpp>
+#include <herald/engine/flights.hpp>
 #include <herald/engine/lifecycle.hpp>
 #include <herald/engine/wakeup.hpp>
 #include <herald/dispatcher_params.hpp>
@@ -16,9 +18,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
 
@@ -27,7 +27,6 @@
 #include <map>
 #include <optional>
 #include <type_traits>
-#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -171,7 +170,8 @@ public:
     Log& log() noexcept { return log_; }
     Log const& log() const noexcept { return log_; }
     Transport& transport() noexcept { return transport_; }
-    Source& source() noexcept { return source_; }
+    /// The source, to look at (events go in through publish, which prepares them).
+    Source const& source() const noexcept { return source_; }
     retry_policy const& retries() const noexcept { return retry_; }
 
     /// How many times the serializer ran: once per matched event, whatever the fan-out.
@@ -180,33 +180,55 @@ public:
 private:
     static Source make_source(executor_type const& ex, channel_params const& p);
 
+    // ---- The event pipeline (impl/basic_dispatcher.hpp): once per event, wherever it
+    // enters. publish prepares it (or the intake, for a source of its own), admit matches it,
+    // serializes it once and makes one delivery per webhook; the intake (accept), or for a
+    // durable store the publishing thread (stage), queues them.
+    std::shared_ptr<prepared_event const> prepare_body(object_event& e);
+    bool admit(object_event& e, time_point now, webhook_list& hooks, std::vector<delivery>& out);
+    void accept(object_event& e, time_point now);
+    void fail_unqueued(std::vector<delivery> const& ds, std::string const& why, time_point now,
+                       bool no_attempt);
+    /// Logs as failed, and removes, the deliveries of `ds` that impaired lanes would hold while
+    /// what they hold fills max_parked (memory stores; a durable store keeps them).
+    void shed_parked(std::vector<delivery>& ds, time_point now);
+
+    // The durable publish path (docs/durability.md): the caller stages and commits the
+    // deliveries, then hands them to the strand. committing_ counts the publishes between
+    // staging and hand-over, so that a stopping dispatcher waits for them.
+    result<std::vector<delivery>> stage(object_event& e);
+    void hand_over(std::vector<delivery> ds, result<void> committed, bool log_failures);
+    void take_committed(std::vector<delivery>& ds, result<void> const& committed,
+                        bool log_failures);
+    void release_commit();
+    bool committing() const noexcept;
+
     template <class CompletionToken>
     auto initiate_once(webhook_id id, object_event e, std::shared_ptr<prepared_event const> ev,
                        CompletionToken&& token);
     boost::asio::awaitable<result<log_entry>>
     deliver_once(webhook_id id, object_event e, std::shared_ptr<prepared_event const> ev);
 
+    // ---- The loops (impl/dispatcher_loops.hpp): intake, pump, flights, stop.
     boost::asio::awaitable<void> run();
     boost::asio::awaitable<stop_report> stop(duration drain);
     boost::asio::awaitable<void> intake_loop();
     boost::asio::awaitable<void> pump_loop();
-    boost::asio::awaitable<void> attempt(delivery d);
+    boost::asio::awaitable<void> flight(delivery d);
     /// One attempt of `d`; true when it did more than deliver (the pump must look again).
     boost::asio::awaitable<bool> attempt_once(delivery d);
-
-    void accept(object_event& e, time_point now);
-    void start_attempt(delivery d);
-    void count_start(delivery const& d);
-    std::size_t acquire_flight();
+    void start_flight(delivery d);
     void release_flight(std::size_t slot);
-    http_request make_request(delivery const& d, webhook const& hook) const;
+    void count_start(delivery const& d);
     void finish(delivery& d, log_entry entry, outcome o);
-    log_entry make_entry(delivery const& d, webhook const& hook, time_point started) const;
     void abandon_pending(time_point now);
     void abandon_unstartable(time_point now);
     void abandon(std::vector<delivery>& rest, time_point now);
-    void wake_pump();
-    void wake_intake();
+    void wake_pump() { pump_.wake(); }
+    void wake_intake() {
+        if (intake_wait_.waiting() && has_room())
+            intake_wait_.wake();
+    }
     /// Backpressure: no new event while max_pending deliveries wait within their lanes'
     /// shares, or max_parked behind them in lanes that work (unless stopping: every event
     /// publish acknowledged must then be taken, to be delivered or logged). What a failing or
@@ -223,50 +245,16 @@ private:
         auto const bounded = detail::is_durable<Store>() ? sched_.parked() : sched_.behind();
         return bounded < params_.max_parked;
     }
-    /// Logs as failed, and removes, the deliveries of `ds` that impaired lanes would hold while
-    /// what they hold fills max_parked (memory stores; a durable store keeps them).
-    void shed_parked(std::vector<delivery>& ds, time_point now);
 
-    // A backlog_store's backlog beyond memory (docs/durability.md): what a lane would hold
-    // beyond its share of the budget while it is parked waits in the store only, and is loaded
-    // back, in journal order, as the lane makes room. Every event enqueued gets the next seq
-    // (next_seq_, any thread); the strand notes each seq as its commit comes back (arrived_:
-    // all seqs up to it have come back), and loads only what has come back, so a delivery is
-    // in memory once: pushed when it came back, or loaded, never both.
+    // A backlog_store's backlog beyond memory (engine/backlog.hpp): the dispatcher places each
+    // delivery in memory or leaves it in the store, and starts the loads the backlog plans.
     static constexpr bool keeps_backlog = backlog_store<Store>;
     void place(delivery d, time_point now);
     void push_pending(delivery d, time_point now);
-    bool keep_in_store(delivery const& d, time_point now);
-    void note_arrived(std::uint64_t seq);
     std::optional<time_point> load_stored(time_point now);
-    void take_loaded(webhook_id id, std::size_t asked, std::uint64_t upto,
-                     result<std::vector<delivery>> r);
+    void take_loaded(detail::journal_backlog::load const& l, result<std::vector<delivery>> r);
     void leave_stored();
-    struct stored_lane {
-        std::uint64_t from = 0;   // its deliveries with seq >= from go to the store only
-        std::uint64_t cursor = 0; // loaded back up to this seq
-        std::size_t stored = 0;   // in the store only now
-        std::uint64_t tried_upto = 0; // arrived_ when a load last came back short
-        time_point retry_at{};        // after a load failed
-        bool loading = false;
-    };
-    std::unordered_map<webhook_id, stored_lane> stored_;
-    std::unordered_map<webhook_id, std::uint64_t> top_seq_; // highest seq put in memory
-    std::atomic<std::uint64_t> next_seq_{1};
-    std::uint64_t arrived_ = 0;
-    std::vector<std::uint64_t> early_; // a min-heap of seqs come back above arrived_ + 1
-    std::size_t loads_ = 0;            // async_load calls not completed
-    std::size_t stored_total_ = 0;
-
-    // The durable publish path (docs/durability.md): the caller stages and commits the
-    // deliveries, then hands them to the strand. committing_ counts the publishes between
-    // staging and hand-over, so that a stopping dispatcher waits for them.
-    result<std::vector<delivery>> stage(object_event& e);
-    void hand_over(std::vector<delivery> ds, result<void> committed, bool log_failures);
-    void take_committed(std::vector<delivery>& ds, result<void> const& committed,
-                        bool log_failures);
-    void release_commit();
-    bool committing() const noexcept;
+    void count_stored() { n_.stored.store(backlog_.stored(), std::memory_order_relaxed); }
 
     executor_type strand_;
     dispatcher_params params_;
@@ -277,6 +265,8 @@ private:
     Log log_;
     Source source_;
     scheduler sched_;
+    detail::journal_backlog backlog_;
+    std::vector<detail::journal_backlog::load> loads_; // reused by load_stored
 
     // Where the pump waits for work (or a retry's time), and the intake for room.
     detail::wakeup<Clock> pump_;
@@ -287,15 +277,7 @@ private:
     time_point deadline_ = time_point::max();
     time_point next_cull_{}; // while stopping: when to look again for what cannot go in time
     stop_report report_;
-    // One cancellation signal per attempt in flight, from a pool: a signal keeps the memory of
-    // the handler it held, so reusing one costs no allocation.
-    struct flight {
-        boost::asio::cancellation_signal signal;
-        bool active = false;
-    };
-    std::vector<std::unique_ptr<flight>> flights_;
-    std::vector<std::size_t> free_flights_;
-    std::size_t active_flights_ = 0;
+    detail::flights flights_;
     std::vector<delivery> batch_;              // reused by accept
     std::atomic<std::uint64_t> committing_{0}; // durable stores only
     std::atomic<bool> intake_closed_{false};   // durable stores only: publish refuses
@@ -312,5 +294,6 @@ private:
 } // namespace herald
 
 #include <herald/impl/basic_dispatcher.hpp>
+#include <herald/impl/dispatcher_loops.hpp>
 
 #endif

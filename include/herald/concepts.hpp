@@ -143,33 +143,16 @@ concept transport = requires(T& t, http_request const& req) {
 
 /**
  * Keeps every attempt and answers "View Logs".
- * - `log.record(entry)`: stores one attempt (assigning `entry.seq`); must not block for long,
- *   it runs on the dispatcher's strand. It may return the `seq` it assigned (as a
- *   `std::uint64_t`, as every built-in sink's does): Test and Redeliver then link to the
- *   entry without querying the log for it.
+ * - `log.record(entry)` -> `std::uint64_t`: stores one attempt and returns the `seq` it
+ *   assigned (increasing; the paging cursor, and how Test and Redeliver link to the entry).
+ *   Must not block for long: it runs on the dispatcher's strand.
  * - `log.query(q)` -> `log_page`: newest first, filtered and paged; any thread.
  */
 template <class L>
 concept log_sink = requires(L& log, L const& clog, log_entry e, log_query const& q) {
-    log.record(std::move(e));
+    { log.record(std::move(e)) } -> std::same_as<std::uint64_t>;
     { clog.query(q) } -> std::same_as<log_page>;
 };
-
-namespace detail {
-/// Records `e` and returns the `seq` the sink assigned, when its `record` returns it as a
-/// `std::uint64_t` (every built-in sink's does); 0 when it does not.
-template <class Log>
-std::uint64_t record_seq(Log& log, log_entry e) {
-    if constexpr (requires {
-                      { log.record(std::move(e)) } -> std::same_as<std::uint64_t>;
-                  }) {
-        return log.record(std::move(e));
-    } else {
-        log.record(std::move(e));
-        return 0;
-    }
-}
-} // namespace detail
 
 } // namespace herald
 

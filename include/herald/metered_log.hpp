@@ -73,10 +73,10 @@ public:
     metered_log& operator=(metered_log&&) noexcept = default;
 
     /// Counts the attempt, then records it in the wrapped log; returns the `seq` that log
-    /// assigned (0 when it does not report one).
+    /// assigned.
     std::uint64_t record(log_entry e) {
         observe(e, clock::now());
-        return detail::record_seq(inner_, std::move(e));
+        return inner_.record(std::move(e));
     }
 
     log_page query(log_query const& q) const { return inner_.query(q); }
