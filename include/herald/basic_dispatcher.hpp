@@ -13,6 +13,7 @@
 #include <herald/log.hpp>
 #include <herald/memory_log.hpp>
 #include <herald/memory_store.hpp>
+#include <herald/null_journal.hpp>
 #include <herald/retry.hpp>
 #include <herald/scheduler.hpp>
 
@@ -34,6 +35,18 @@ namespace herald {
 
 class http_transport; // herald/http_transport.hpp; include herald/dispatcher.hpp for the alias
 
+namespace detail {
+/// A store's journal type: its own, or null_journal.
+template <class Store>
+struct journal_of {
+    using type = null_journal;
+};
+template <journaled_store Store>
+struct journal_of<Store> {
+    using type = std::remove_reference_t<decltype(std::declval<Store&>().journal())>;
+};
+} // namespace detail
+
 /**
  * Delivers object events to the webhooks subscribed to them.
  *
@@ -52,7 +65,7 @@ template <class Store = memory_store, class Source = channel_source,
           class Serializer = json_serializer, class Transport = http_transport,
           class Log = memory_log, class Clock = herald::clock>
 class basic_dispatcher {
-    static_assert(webhook_store<Store>, "Store must model herald::webhook_store");
+    static_assert(webhook_table<Store>, "Store must model herald::webhook_table");
     static_assert(event_source<Source>, "Source must model herald::event_source");
     static_assert(serializer<Serializer>, "Serializer must model herald::serializer");
     static_assert(transport<Transport>, "Transport must model herald::transport");
@@ -71,6 +84,11 @@ public:
     using log_type = Log;
     /// Retries, circuit cool-downs and the drain deadline are timed on it (manual_clock in tests).
     using clock_type = Clock;
+    /// Where deliveries wait outside memory: the store's own (`store.journal()`), or
+    /// null_journal, which keeps nothing.
+    using journal_type = typename detail::journal_of<Store>::type;
+    /// Publishes are acknowledged once the journal has committed their deliveries.
+    static constexpr bool durable = durable_journal<journal_type>;
 
     /**
      * Builds a dispatcher on `ex`. Policies not given are default-constructed; the source is
@@ -239,16 +257,30 @@ private:
         if (sched_.budgeted() >= params_.max_pending)
             return false;
         if (params_.max_parked == 0 || keeps_backlog)
-            return true; // a backlog_store keeps what lanes have beyond their share
+            return true; // a backlog journal keeps what lanes have beyond their share
         // A durable store sheds nothing: what failing lanes hold stops the intake too, so that
         // memory stays bounded (the store keeps them).
-        auto const bounded = detail::is_durable<Store>() ? sched_.parked() : sched_.behind();
+        auto const bounded = durable ? sched_.parked() : sched_.behind();
         return bounded < params_.max_parked;
     }
 
-    // A backlog_store's backlog beyond memory (engine/backlog.hpp): the dispatcher places each
-    // delivery in memory or leaves it in the store, and starts the loads the backlog plans.
-    static constexpr bool keeps_backlog = backlog_store<Store>;
+    // The journal. With null_journal it is left out altogether; a journal of another kind gets
+    // every delivery (async_enqueue) before the scheduler does.
+    static constexpr bool journaled = !std::is_same_v<journal_type, null_journal>;
+    journal_type& journal() noexcept {
+        if constexpr (journaled_store<Store>)
+            return store_.journal();
+        else
+            return null_journal_;
+    }
+    static constexpr std::size_t claim_page = 1024; // deliveries per claim
+    /// Claims what nobody holds, every claim_interval (and at construction).
+    std::optional<time_point> claim_more(time_point now);
+    void take_claimed(result<std::vector<delivery>> r);
+
+    // A backlog journal's backlog beyond memory (engine/backlog.hpp): the dispatcher places
+    // each delivery in memory or leaves it in the journal, and starts the loads it plans.
+    static constexpr bool keeps_backlog = backlog_journal<journal_type>;
     void place(delivery d, time_point now);
     void push_pending(delivery d, time_point now);
     std::optional<time_point> load_stored(time_point now);
@@ -265,7 +297,10 @@ private:
     Log log_;
     Source source_;
     scheduler sched_;
+    [[no_unique_address]] null_journal null_journal_;
     detail::journal_backlog backlog_;
+    bool claiming_ = false;
+    time_point next_claim_{};
     std::vector<detail::journal_backlog::load> loads_; // reused by load_stored
 
     // Where the pump waits for work (or a retry's time), and the intake for room.
@@ -279,8 +314,8 @@ private:
     stop_report report_;
     detail::flights flights_;
     std::vector<delivery> batch_;              // reused by accept
-    std::atomic<std::uint64_t> committing_{0}; // durable stores only
-    std::atomic<bool> intake_closed_{false};   // durable stores only: publish refuses
+    std::atomic<std::uint64_t> committing_{0}; // journaled only
+    std::atomic<bool> intake_closed_{false};   // durable only: publish refuses
 
     struct counters {
         std::atomic<std::uint64_t> published{0}, unmatched{0}, rejected{0}, queued{0}, pending{0},

@@ -163,7 +163,7 @@ private:
     std::unique_ptr<state> state_;
 };
 
-static_assert(publishable_source<channel_source>);
+static_assert(waiting_source<channel_source>);
 
 } // namespace herald
 

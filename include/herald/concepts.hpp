@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <type_traits>
 #include <span>
 #include <vector>
 
@@ -30,70 +32,101 @@ namespace herald {
 using webhook_list = std::shared_ptr<std::vector<std::shared_ptr<webhook const>> const>;
 
 /**
- * The webhooks table and the delivery journal.
+ * The webhooks table as the dispatcher reads it: on every event and every attempt, so all
+ * three answer from memory (a durable table keeps a write-through cache).
  *
- * - `s.create(params)` -> `result<webhook>`: validates, stores, assigns id and times.
- * - `s.get(id)` -> `std::shared_ptr<webhook const>`: null when there is none.
- * - `s.list()` -> `std::vector<webhook>`, by id.
- * - `s.update(id, params)` -> `result<webhook>`; `s.remove(id)` -> `result<void>`.
- * - `s.disable(id, reason)` -> `result<webhook>`: herald switches a webhook off (410 Gone,
- *   failing for too long); the reason stays on the webhook until an update activates it.
- * - `s.match(event)` -> `webhook_list`: the active webhooks subscribed to the event's type.
- * - `s.enqueue(deliveries)` -> `result<void>`: records new deliveries; a durable store
- *   persists them before returning, and the event counts as accepted only then.
- * - `s.reschedule(d)`: the delivery failed and waits for `d.due`;
- *   `s.complete(d, outcome)`: it ended (delivered or failed).
- * - `s.claim(now, max)` -> `std::vector<delivery>`: due deliveries nobody holds (after a
- *   restart, or left by another process); the in-memory store has none.
- * Thread safety: calls come from the dispatcher's strand and, for the table, from any thread.
+ * - `t.match(event)` -> `webhook_list`: the active webhooks subscribed to the event's type.
+ * - `t.get(id)` -> `std::shared_ptr<webhook const>`: the webhook as it is now, null when
+ *   there is none (every attempt goes to the webhook as it is now).
+ * - `t.disable(id, reason)` -> `result<webhook>`: herald switches a webhook off (410 Gone,
+ *   failing for too long); the reason stays on it until an update activates it. Must not wait
+ *   for a disk or a network: it is called on the dispatcher's strand.
+ * Thread safety: any thread.
  */
-template <class S>
-concept webhook_store = requires(S& s, S const& cs, webhook_params p, webhook_id id,
-                                 object_event const& e, std::span<delivery const> ds,
-                                 delivery const& d, outcome o, time_point now, std::size_t max) {
-    { s.create(p) } -> std::same_as<result<webhook>>;
-    { cs.get(id) } -> std::same_as<std::shared_ptr<webhook const>>;
-    { cs.list() } -> std::same_as<std::vector<webhook>>;
-    { s.update(id, p) } -> std::same_as<result<webhook>>;
-    { s.remove(id) } -> std::same_as<result<void>>;
-    { s.disable(id, std::string()) } -> std::same_as<result<webhook>>;
-    { cs.match(e) } -> std::same_as<webhook_list>;
-    { s.enqueue(ds) } -> std::same_as<result<void>>;
-    s.reschedule(d);
-    s.complete(d, o);
-    { s.claim(now, max) } -> std::same_as<std::vector<delivery>>;
+template <class T>
+concept webhook_table = requires(T& t, T const& ct, webhook_id id, object_event const& e) {
+    { ct.match(e) } -> std::same_as<webhook_list>;
+    { ct.get(id) } -> std::same_as<std::shared_ptr<webhook const>>;
+    { t.disable(id, std::string()) } -> std::same_as<result<webhook>>;
 };
 
-namespace detail {
-/// A store that persists deliveries before enqueue returns says so: `static constexpr bool
-/// durable = true` (sqlite_store).
-template <class S>
-constexpr bool is_durable() {
-    if constexpr (requires { S::durable; })
-        return S::durable;
-    else
-        return false;
-}
-} // namespace detail
+/**
+ * The webhooks table as users edit it (the admin server, the relay's file): a webhook_table
+ * plus
+ * - `t.create(params)` -> `result<webhook>`: validates, stores, assigns id and times;
+ * - `t.update(id, params)` -> `result<webhook>`; `t.remove(id)` -> `result<void>`: nothing
+ *   changes when they return a problem;
+ * - `t.list()` -> `std::vector<webhook>`, by id.
+ * Thread safety: any thread.
+ */
+template <class T>
+concept editable_webhook_table =
+    webhook_table<T> && requires(T& t, T const& ct, webhook_params p, webhook_id id) {
+        { t.create(p) } -> std::same_as<result<webhook>>;
+        { t.update(id, p) } -> std::same_as<result<webhook>>;
+        { t.remove(id) } -> std::same_as<result<void>>;
+        { ct.list() } -> std::same_as<std::vector<webhook>>;
+    };
 
 /**
- * A durable store that can give a webhook's deliveries back from its journal, so that the
- * dispatcher keeps in memory only what a lane has room for and leaves the rest of a backlog in
- * the store (docs/durability.md, "A backlog larger than memory"):
- * - `s.journal_seq()` -> `std::uint64_t`: the highest delivery::seq the journal held when it
- *   was opened; the dispatcher numbers the events it enqueues from the next one, and the store
- *   keeps that number (every delivery of one event has the same).
- * - `s.async_load(webhook, after, upto, max, token)`, completing with
+ * The delivery journal: where deliveries wait outside memory, so that they outlive the
+ * process or are shared by several. Its operations never block the dispatcher's strand: the
+ * ones that wait for a disk or a network are asynchronous (any completion token), the others
+ * queue their write.
+ *
+ * - `j.async_enqueue(deliveries, token)`, completing with `void(result<void>)`: records new
+ *   deliveries (a `std::vector<delivery>`); a durable journal completes once they are
+ *   committed, and the event counts as accepted only then.
+ * - `j.async_claim(now, max, token)`, completing with
+ *   `void(result<std::vector<delivery>>)`: at most `max` deliveries nobody holds (left by an
+ *   earlier run, or by another process), each handed out once. The dispatcher claims when it
+ *   is built and then every dispatcher_params::claim_interval.
+ * - `j.reschedule(d)`: the delivery failed and waits for `d.due`;
+ *   `j.complete(d, outcome)`: it ended (delivered or failed). Both queue their write.
+ * A store that has a journal gives it by `store.journal()` (journaled_store); a store that has
+ * none gets null_journal, which keeps nothing: the dispatcher's memory is then the queue.
+ */
+template <class J>
+concept delivery_journal = requires(J& j, std::vector<delivery> ds, delivery const& d, outcome o,
+                                    time_point now, std::size_t max) {
+    j.async_enqueue(std::move(ds), boost::asio::use_awaitable);
+    j.async_claim(now, max, boost::asio::use_awaitable);
+    j.reschedule(d);
+    j.complete(d, o);
+};
+
+/// A journal whose enqueue completes only once the deliveries are committed, so that they
+/// survive a crash: `static constexpr bool durable = true;` (sqlite_store). The dispatcher
+/// then acknowledges a publish after the commit, and sheds nothing.
+template <class J>
+concept durable_journal = delivery_journal<J> && requires {
+    requires J::durable;
+};
+
+/**
+ * A durable journal that can give a webhook's deliveries back, so that the dispatcher keeps
+ * in memory only what a lane has room for and leaves the rest of a backlog in the journal
+ * (docs/durability.md, "A backlog larger than memory"):
+ * - `j.journal_seq()` -> `std::uint64_t`: the highest delivery::seq the journal held when it
+ *   was opened; the dispatcher numbers the events it enqueues from the next one, and the
+ *   journal keeps that number (every delivery of one event has the same).
+ * - `j.async_load(webhook, after, upto, max, token)`, completing with
  *   `void(result<std::vector<delivery>>)`: the webhook's queued deliveries with
  *   after < seq <= upto, at most `max`, in seq order, each with its seq.
- * sqlite_store models it.
  */
-template <class S>
-concept backlog_store =
-    detail::is_durable<S>() && requires(S& s, webhook_id id, std::uint64_t n, std::size_t max) {
-        { s.journal_seq() } -> std::same_as<std::uint64_t>;
-        s.async_load(id, n, n, max, boost::asio::use_awaitable);
+template <class J>
+concept backlog_journal =
+    durable_journal<J> && requires(J& j, webhook_id id, std::uint64_t n, std::size_t max) {
+        { j.journal_seq() } -> std::same_as<std::uint64_t>;
+        j.async_load(id, n, n, max, boost::asio::use_awaitable);
     };
+
+/// A store with a delivery journal of its own: `store.journal()` returns it (by reference).
+template <class S>
+concept journaled_store = webhook_table<S> && requires(S& s) {
+    requires std::is_lvalue_reference_v<decltype(s.journal())>;
+    requires delivery_journal<std::remove_reference_t<decltype(s.journal())>>;
+};
 
 /**
  * Where events come from.
@@ -119,6 +152,13 @@ concept publishable_source = event_source<S> && requires(S& src, object_event& e
     { src.try_publish(e) } -> std::same_as<result<void>>;
 };
 
+/// A source that can wait for room: `co_await src.async_publish(e)` -> `result<void>`
+/// (channel_source). async_publish uses it; otherwise it tries once.
+template <class S>
+concept waiting_source = publishable_source<S> && requires(S& src, object_event& e) {
+    { src.async_publish(e) } -> std::same_as<boost::asio::awaitable<result<void>>>;
+};
+
 /**
  * Turns an event into the body every subscribed webhook receives.
  * - `ser.serialize(event)` -> `payload`: body, content type, extra headers. Called once per
@@ -140,6 +180,11 @@ template <class T>
 concept transport = requires(T& t, http_request const& req) {
     { t.async_send(req) } -> std::same_as<boost::asio::awaitable<send_result>>;
 };
+
+/// A transport that keeps connections: `t.close_idle()` closes the idle ones (the dispatcher
+/// calls it when async_run ends, so that the io_context's run() can return).
+template <class T>
+concept pooling_transport = transport<T> && requires(T& t) { t.close_idle(); };
 
 /**
  * Keeps every attempt and answers "View Logs".

@@ -44,6 +44,12 @@ struct dispatcher_params {
      * 0: no bound.
      */
     std::size_t max_parked = 65536;
+    /**
+     * How often a journaled store's journal is asked for deliveries nobody holds (claim):
+     * what another process sharing the journal left when its lease lapsed. The first claim
+     * runs when the dispatcher is built (an earlier run's deliveries). 0: only then.
+     */
+    duration claim_interval = std::chrono::seconds(1);
 };
 
 /** The dispatcher's counters, read at any time from any thread. */
@@ -61,7 +67,7 @@ struct dispatcher_stats {
     std::uint64_t open_circuits = 0; ///< webhooks whose circuit breaker is open or half-open
     std::uint64_t parked = 0;        ///< deliveries waiting outside the pending budget
     std::uint64_t shed = 0;          ///< deliveries failed at once because max_parked was full
-    /// Pending deliveries kept only in a durable store (backlog_store): a lane's backlog
+    /// Pending deliveries kept only in a durable journal (backlog_journal): a lane's backlog
     /// beyond its share of max_pending, loaded back as the lane makes room. Part of `pending`.
     std::uint64_t stored = 0;
 };

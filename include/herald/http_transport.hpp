@@ -163,7 +163,7 @@ private:
     std::shared_ptr<pool> pool_;
 };
 
-static_assert(transport<http_transport>);
+static_assert(pooling_transport<http_transport>);
 
 } // namespace herald
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <concepts>
 #include <string>
 
 namespace herald {
@@ -19,6 +20,13 @@ struct log_write_stats {
     std::uint64_t failures = 0;     ///< transactions (or retention runs) that failed
     std::uint64_t entries_lost = 0; ///< attempts recorded but never written
     std::string last_error;         ///< the newest failure's text; empty when none
+};
+
+/// A log that counts its failed writes: `log.write_stats()` -> log_write_stats (sqlite_log,
+/// metered_log). The admin server's /metrics shows them.
+template <class L>
+concept write_counting_log = requires(L const& log) {
+    { log.write_stats() } -> std::convertible_to<log_write_stats>;
 };
 
 namespace detail {

@@ -13,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <vector>
 
 namespace herald {
@@ -23,8 +22,9 @@ namespace herald {
  * that matching an event costs one lock and one shared pointer copy, whatever the number of
  * webhooks.
  *
- * Its delivery journal keeps nothing: with this store the dispatcher's in-memory queue is the
- * queue, and pending deliveries live as long as the process (a durable store is a later addition).
+ * It has no delivery journal: a dispatcher over it uses null_journal, so its in-memory queue
+ * is the queue and pending deliveries live as long as the process (sqlite_store keeps them in
+ * a file).
  *
  * Thread safety: every member function may be called from any thread.
  */
@@ -36,8 +36,6 @@ struct memory_store_params {
 
 class memory_store {
 public:
-    static constexpr bool durable = false;
-
     explicit memory_store(memory_store_params p = {})
         : p_(std::move(p)) {}
     memory_store(memory_store const&) = delete;
@@ -172,12 +170,6 @@ public:
         return index_[t];
     }
 
-    // The delivery journal. Nothing to persist in memory; see the class comment.
-    result<void> enqueue(std::span<delivery const>) { return {}; }
-    void reschedule(delivery const&) {}
-    void complete(delivery const&, outcome) {}
-    std::vector<delivery> claim(time_point, std::size_t) { return {}; }
-
 private:
     static problem not_found(webhook_id id) {
         return make_problem(error::not_found, "id", "no webhook with id " + std::to_string(id));
@@ -221,7 +213,7 @@ private:
     webhook_id last_id_ = 0;
 };
 
-static_assert(webhook_store<memory_store>);
+static_assert(editable_webhook_table<memory_store> && !journaled_store<memory_store>);
 
 } // namespace herald
 

@@ -45,6 +45,22 @@ struct webhook_activity {
     }
 };
 
+/// A log that counts attempts as they pass: `log.metrics()` -> log_metrics (metered_log). The
+/// admin server's /metrics shows them.
+template <class L>
+concept metrics_log = requires(L const& log) {
+    { log.metrics() } -> std::convertible_to<log_metrics>;
+};
+
+/// A log that knows each webhook's recent activity: `log.activity(id, now)` ->
+/// webhook_activity, and `log.forget(id)` when the webhook is deleted (metered_log). The admin
+/// server's webhooks table shows the last status and the 24-hour success rate from it.
+template <class L>
+concept activity_log = requires(L& log, L const& clog, webhook_id id, time_point now) {
+    { clog.activity(id, now) } -> std::convertible_to<webhook_activity>;
+    log.forget(id);
+};
+
 /**
  * A log sink decorator: forwards every attempt to `Log` and counts it on the way, for the
  * admin server's `/metrics` and the webhooks table's last status and 24-hour success rate.
@@ -100,9 +116,7 @@ public:
      */
     log_write_stats write_stats() const {
         log_write_stats out;
-        if constexpr (requires(Log const& l) {
-                          { l.write_stats() } -> std::convertible_to<log_write_stats>;
-                      })
+        if constexpr (write_counting_log<Log>)
             add(out, inner_.write_stats());
         std::vector<std::function<log_write_stats()>> sources;
         {
@@ -223,6 +237,8 @@ private:
 };
 
 static_assert(log_sink<metered_log<>>);
+static_assert(metrics_log<metered_log<>> && activity_log<metered_log<>> &&
+              write_counting_log<metered_log<>>);
 
 } // namespace herald
 

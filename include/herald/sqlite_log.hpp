@@ -550,7 +550,7 @@ private:
     std::shared_ptr<state> s_;
 };
 
-static_assert(log_sink<sqlite_log>);
+static_assert(log_sink<sqlite_log> && write_counting_log<sqlite_log>);
 
 } // namespace herald
 

@@ -6,6 +6,7 @@
 #include <herald/detail/sqlite.hpp>
 #include <herald/error.hpp>
 #include <herald/memory_store.hpp>
+#include <herald/null_journal.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/asio/associated_executor.hpp>
@@ -214,6 +215,7 @@ struct waiter {
  */
 class sqlite_store {
 public:
+    /// Its enqueue completes once the deliveries are committed (durable_journal).
     static constexpr bool durable = true;
 
     /**
@@ -356,32 +358,50 @@ public:
         s_->push_urgent(std::move(o));
     }
 
+    /// The store is its own delivery journal (the same file and writer thread).
+    sqlite_store& journal() noexcept { return *this; }
+
     /**
      * The deliveries that were in the file when it was opened, `max` at a time in journal
      * order, each handed out once (whatever `now`: the dispatcher waits for their due times
-     * itself). Read from the file page by page, so that a large backlog is never in memory
-     * whole.
+     * itself); nothing after that, since the file belongs to this process alone. Read from the
+     * file page by page, on the database thread, so that a large backlog is never in memory
+     * whole. Completes with `void(result<std::vector<delivery>>)` on the handler's associated
+     * executor.
      */
+    template <class CompletionToken>
+    auto async_claim(time_point, std::size_t max, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken,
+                                           void(result<std::vector<delivery>>)>(
+            [s = s_.get(), max](auto handler) {
+                if (s->all_claimed()) { // the usual case after the first claims: no I/O
+                    async_ready(result<std::vector<delivery>>(std::vector<delivery>()),
+                                std::move(handler));
+                    return;
+                }
+                auto out = std::make_shared<std::vector<delivery>>();
+                op o;
+                o.kind = op::kind_t::read;
+                o.read = [out, max](state& st) { *out = st.claim_page(max); };
+                o.done = post_back(std::move(handler),
+                                   [out](result<void> r) -> result<std::vector<delivery>> {
+                                       if (!r)
+                                           return r.error();
+                                       return std::move(*out);
+                                   });
+                s->push(std::move(o));
+            },
+            token);
+    }
+
+    /// As async_claim, blocking the caller (tools and tests).
     std::vector<delivery> claim(time_point, std::size_t max) {
-        std::lock_guard lock(s_->claim_mutex);
-        if (s_->claimed >= s_->recovered_total || max == 0)
-            return {};
         auto out = std::make_shared<std::vector<delivery>>();
         op o;
         o.kind = op::kind_t::read;
-        o.read = [out, max, seq = s_->claim_seq, key = s_->claim_key](state& st) {
-            *out = st.read_recovered(seq, key, max);
-        };
+        o.read = [out, max](state& st) { *out = st.claim_page(max); };
         if (auto r = s_->push_waited(std::move(o))->wait(); !r)
             return {}; // the file cannot be read: recorded, and the rest waits for a restart
-        if (out->empty()) {
-            s_->claimed = s_->recovered_total;
-        } else {
-            s_->claimed += out->size();
-            s_->claim_seq = out->back().seq;
-            auto const key = detail::id_key(out->back().id);
-            s_->claim_key.assign(key.begin(), key.end());
-        }
         return std::move(*out);
     }
 
@@ -666,6 +686,28 @@ private:
             return read_deliveries(claim_stmt);
         }
 
+        /// The next page of claim, and the cursor moved past it (on the database thread).
+        std::vector<delivery> claim_page(std::size_t max) {
+            std::lock_guard lock(claim_mutex);
+            if (claimed >= recovered_total || max == 0)
+                return {};
+            auto out = read_recovered(claim_seq, claim_key, max);
+            if (out.empty()) {
+                claimed = recovered_total;
+            } else {
+                claimed += out.size();
+                claim_seq = out.back().seq;
+                auto const key = detail::id_key(out.back().id);
+                claim_key.assign(key.begin(), key.end());
+            }
+            return out;
+        }
+
+        bool all_claimed() const {
+            std::lock_guard lock(claim_mutex);
+            return claimed >= recovered_total;
+        }
+
         std::vector<delivery> read_lane(webhook_id id, std::uint64_t after, std::uint64_t upto,
                                         std::size_t max) {
             lane_stmt.bind(1, std::int64_t(id))
@@ -938,7 +980,8 @@ private:
     std::unique_ptr<state> s_;
 };
 
-static_assert(webhook_store<sqlite_store>);
+static_assert(editable_webhook_table<sqlite_store> && journaled_store<sqlite_store> &&
+              backlog_journal<sqlite_store>);
 
 } // namespace herald
 

@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <exception>
 #include <tuple>
@@ -22,15 +23,6 @@
 namespace herald {
 
 namespace detail {
-/// A store that commits off the calling thread: `s.async_enqueue(deliveries, token)`
-/// completing with `void(result<void>)` (sqlite_store).
-template <class S>
-constexpr bool has_async_enqueue() {
-    return requires(S & s, std::vector<delivery> v) {
-        s.async_enqueue(std::move(v), boost::asio::use_awaitable);
-    };
-}
-
 // A strand over an io_context's executor type fits in any_io_executor's small buffer; a
 // strand over any_io_executor does not, and every copy of it (one per handler) allocates.
 inline boost::asio::any_io_executor make_dispatcher_strand(boost::asio::any_io_executor const& ex) {
@@ -82,22 +74,29 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::basic_dispat
     , intake_wait_(strand_)
     , stopped_timer_(strand_, time_point::max()) {
     if constexpr (keeps_backlog)
-        backlog_.open(store_.journal_seq());
-    // Deliveries a durable store holds from an earlier run, taken before any publish can
-    // reach the strand (a lane's backlog beyond its share stays in the store).
-    auto const now = Clock::now();
-    for (;;) {
-        auto recovered = store_.claim(now, 1024);
-        n_.pending.fetch_add(recovered.size(), std::memory_order_relaxed);
-        for (auto& d : recovered) {
-            if (d.attempts > 0)
-                n_.retrying.fetch_add(1, std::memory_order_relaxed);
-            place(std::move(d), now);
+        backlog_.open(journal().journal_seq());
+    if constexpr (journaled) {
+        // Deliveries the journal holds from an earlier run, claimed before any publish can
+        // reach the strand (a lane's backlog beyond its share stays in the journal). The
+        // constructing thread waits for them; later claims run on the strand (claim_more).
+        auto const now = Clock::now();
+        for (;;) {
+            auto r = journal().async_claim(now, claim_page, boost::asio::use_future).get();
+            if (!r)
+                throw boost::system::system_error(r.error().code, "the journal's claim failed: " +
+                                                                      r.error().what());
+            n_.pending.fetch_add(r->size(), std::memory_order_relaxed);
+            for (auto& d : *r) {
+                if (d.attempts > 0)
+                    n_.retrying.fetch_add(1, std::memory_order_relaxed);
+                place(std::move(d), now);
+            }
+            if (r->size() < claim_page)
+                break;
         }
-        if (recovered.size() < 1024)
-            break;
+        next_claim_ = now + params_.claim_interval;
+        n_.parked.store(sched_.parked(), std::memory_order_relaxed);
     }
-    n_.parked.store(sched_.parked(), std::memory_order_relaxed);
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
@@ -117,12 +116,12 @@ result<std::string> basic_dispatcher<Store, Source, Serializer, Transport, Log, 
     if (auto r = prepare_event(e, Clock::now()); !r)
         return r.error();
     std::string id = e.id;
-    if constexpr (detail::is_durable<Store>()) {
+    if constexpr (durable) {
         auto ds = stage(e);
         if (!ds)
             return ds.error();
         if (!ds->empty()) {
-            auto r = store_.enqueue(*ds); // waits for the commit
+            auto r = journal().async_enqueue(*ds, boost::asio::use_future).get(); // the commit
             hand_over(std::move(*ds), r, false);
             if (!r)
                 return r.error();
@@ -143,25 +142,20 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::async_publis
     if (auto r = prepare_event(e, Clock::now()); !r)
         co_return r.error();
     std::string id = e.id;
-    if constexpr (detail::is_durable<Store>()) {
+    if constexpr (durable) {
         auto ds = stage(e);
         if (!ds)
             co_return ds.error();
         if (!ds->empty()) {
-            result<void> r;
-            if constexpr (detail::has_async_enqueue<Store>()) {
-                auto commit = store_.async_enqueue(*ds, boost::asio::use_awaitable);
-                r = co_await std::move(commit);
-            } else {
-                r = store_.enqueue(*ds);
-            }
+            auto commit = journal().async_enqueue(*ds, boost::asio::use_awaitable);
+            result<void> r = co_await std::move(commit);
             hand_over(std::move(*ds), r, false);
             if (!r)
                 co_return r.error();
         }
     } else {
         result<void> r;
-        if constexpr (requires { source_.async_publish(e); })
+        if constexpr (waiting_source<Source>)
             r = co_await source_.async_publish(e);
         else
             r = source_.try_publish(e);
@@ -252,29 +246,23 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
         if (!admit(e, now, hooks, batch_))
             return;
         seq = batch_.front().seq;
-        if constexpr (detail::is_durable<Store>() && detail::has_async_enqueue<Store>()) {
-            // No disk on the strand: the deliveries join the scheduler once committed.
+        if constexpr (!durable)
+            shed_parked(batch_, now); // a durable journal keeps them all
+        if constexpr (journaled) {
+            // No disk on the strand: the deliveries join the scheduler once the journal has
+            // them (take_committed notes the seq).
+            if (batch_.empty())
+                return;
             std::vector<delivery> ds(batch_.begin(), batch_.end());
             committing_.fetch_add(1);
-            seq = 0; // take_committed notes it
-            store_.async_enqueue(
+            seq = 0;
+            journal().async_enqueue(
                 std::move(ds), boost::asio::bind_executor(strand_, [this, mine = std::move(batch_)](
                                                                        result<void> r) mutable {
                     take_committed(mine, r, true);
                 }));
             batch_ = {};
             return;
-        } else {
-            if constexpr (!detail::is_durable<Store>())
-                shed_parked(batch_, now); // a durable store keeps them all
-            auto r = store_.enqueue(batch_);
-            if constexpr (keeps_backlog)
-                backlog_.arrived(std::exchange(seq, 0));
-            if (!r) {
-                fail_unqueued(batch_, "could not be queued: " + r.error().what(), now, false);
-                batch_.clear();
-                return;
-            }
         }
     } catch (std::exception const& ex) {
         if constexpr (keeps_backlog)
@@ -375,10 +363,15 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_co
             backlog_.arrived(ds.front().seq); // one event: one seq
     if (committed) {
         if (is_abandoning(state_)) {
-            // Past the drain: they wait in the store for the next start.
             report_.drained = false;
-            for (auto const& d : ds)
-                report_.abandoned.push_back(d.id_string());
+            if constexpr (durable) {
+                // Past the drain: they wait in the journal for the next start.
+                for (auto const& d : ds)
+                    report_.abandoned.push_back(d.id_string());
+            } else {
+                n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
+                abandon(ds, Clock::now());
+            }
         } else {
             auto const now = Clock::now();
             n_.pending.fetch_add(ds.size(), std::memory_order_relaxed);
@@ -403,7 +396,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::release
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 bool basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::committing()
     const noexcept {
-    if constexpr (detail::is_durable<Store>())
+    if constexpr (journaled)
         return committing_.load() != 0;
     else
         return false;

@@ -121,6 +121,9 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::pump_loop() 
         std::optional<time_point> load_at;
         if constexpr (keeps_backlog)
             load_at = load_stored(now);
+        std::optional<time_point> claim_at;
+        if constexpr (journaled)
+            claim_at = claim_more(now);
         // A full budget may be held by lanes that stall only as time passes: look at them
         // while the intake waits, and wake when the next would stall.
         std::optional<time_point> stall_at;
@@ -130,13 +133,14 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::pump_loop() 
         wake_intake();
         if (is_stopping(state_) && intake_done_) {
             if (sched_.pending() == 0 && flights_.active() == 0 && !committing() &&
-                backlog_.loading() == 0 && backlog_.stored() == 0)
+                backlog_.loading() == 0 && backlog_.stored() == 0 && !claiming_)
                 co_return;
             // Nothing in flight, nothing due before the deadline and nothing to load from the
             // store: waiting is pointless.
             auto const next = sched_.next_due();
             if (state_ == lifecycle::draining && sched_.in_flight() == 0 && !sched_.has_ready() &&
-                (!next || *next > deadline_) && !committing() && backlog_.loading() == 0) {
+                (!next || *next > deadline_) && !committing() && backlog_.loading() == 0 &&
+                !claiming_) {
                 abandon_pending(now);
                 continue;
             }
@@ -146,6 +150,8 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::pump_loop() 
             wake_at = std::min(wake_at, *stall_at);
         if (load_at)
             wake_at = std::min(wake_at, *load_at);
+        if (claim_at)
+            wake_at = std::min(wake_at, *claim_at);
         if (state_ == lifecycle::draining)
             wake_at = std::min({wake_at, deadline_, std::max(next_cull_, now)});
         co_await pump_.sleep_until(wake_at);
@@ -242,7 +248,7 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
                 lane, delivered ? attempt_result::delivered : attempt_result::failed, now);
             lane_released = true;
             attempt_decision decision(
-                {r, d.attempts, retry, health, is_abandoning(state_), detail::is_durable<Store>()},
+                {r, d.attempts, retry, health, is_abandoning(state_), durable},
                 params_.health);
             auto action = decision.resume();
             if (action == attempt_action::disable) {
@@ -262,14 +268,14 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
                 entry.result = outcome::retrying;
                 d.due = *decision.next();
                 log_.record(std::move(entry));
-                store_.reschedule(d);
+                journal().reschedule(d);
                 n_.retrying.fetch_add(1, std::memory_order_relaxed);
                 sched_.push(std::move(d), now);
                 break;
             case attempt_action::keep: // still in the store: sent again after the next start
                 entry.result = outcome::retrying;
                 log_.record(std::move(entry));
-                store_.reschedule(d);
+                journal().reschedule(d);
                 n_.pending.fetch_sub(1, std::memory_order_relaxed);
                 break;
             default:
@@ -302,7 +308,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::finish(
     entry.result = o;
     entry.next_attempt_at.reset();
     log_.record(std::move(entry));
-    store_.complete(d, o);
+    journal().complete(d, o);
     n_.pending.fetch_sub(1, std::memory_order_relaxed);
     (o == outcome::delivered ? n_.delivered : n_.failed).fetch_add(1, std::memory_order_relaxed);
 }
@@ -339,8 +345,8 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon
     for (auto& d : rest) {
         if (d.attempts > 0)
             n_.retrying.fetch_sub(1, std::memory_order_relaxed);
-        if constexpr (detail::is_durable<Store>()) {
-            // Still recorded in the store: delivered after the next start.
+        if constexpr (durable) {
+            // Still recorded in the journal: delivered after the next start.
             report_.abandoned.push_back(d.id_string());
             n_.pending.fetch_sub(1, std::memory_order_relaxed);
         } else {
@@ -355,7 +361,49 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon
     }
 }
 
-// ---- A journal's backlog beyond memory ----
+// ---- The journal: periodic claims, and a backlog beyond memory ----
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+std::optional<time_point>
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::claim_more(time_point now) {
+    // What another process left (its lease lapsed), or what a journal hands out in pages.
+    if (claiming_ || is_stopping(state_) || params_.claim_interval.count() <= 0)
+        return std::nullopt;
+    if (now < next_claim_)
+        return next_claim_;
+    claiming_ = true;
+    journal().async_claim(now, claim_page,
+                          boost::asio::bind_executor(strand_, [this](result<std::vector<delivery>> r) {
+                              take_claimed(std::move(r));
+                          }));
+    return std::nullopt;
+}
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_claimed(
+    result<std::vector<delivery>> r) {
+    claiming_ = false;
+    auto const now = Clock::now();
+    // A full page: there may be more at once. A failed claim is tried again at the next
+    // interval; the deliveries wait in the journal meanwhile.
+    next_claim_ = r && r->size() == claim_page ? now : now + params_.claim_interval;
+    if (r && !r->empty()) {
+        n_.pending.fetch_add(r->size(), std::memory_order_relaxed);
+        for (auto& d : *r) {
+            if (d.attempts > 0)
+                n_.retrying.fetch_add(1, std::memory_order_relaxed);
+            if (is_abandoning(state_)) {
+                std::vector<delivery> one{std::move(d)};
+                abandon(one, now);
+            } else {
+                place(std::move(d), now);
+            }
+        }
+        n_.parked.store(sched_.parked(), std::memory_order_relaxed);
+    }
+    wake_pump();
+}
+
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::place(delivery d,
@@ -387,7 +435,7 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::load_stored(
         loads_.clear();
         retry = backlog_.plan(now, sched_, is_stopping(state_), loads_);
         for (auto const& l : loads_)
-            store_.async_load(l.lane, l.after, l.upto, l.max,
+            journal().async_load(l.lane, l.after, l.upto, l.max,
                               boost::asio::bind_executor(
                                   strand_, [this, l](result<std::vector<delivery>> r) mutable {
                                       take_loaded(l, std::move(r));

@@ -1024,7 +1024,7 @@ boost::asio::awaitable<response> HERALD_ADMIN::publish_event(request const& req)
         if (!e)
             co_return detail::problem_response(e.error());
         result<std::string> id;
-        if constexpr (herald::detail::is_durable<typename Dispatcher::store_type>()) {
+        if constexpr (Dispatcher::durable) {
             // The answer waits for the commit, without holding up this I/O thread (which may
             // be the dispatcher's too).
             id = co_await d_.async_publish(std::move(*e));
