@@ -2,7 +2,6 @@
 
 #include "temp_db.hpp"
 
-#include <herald/memory_log.hpp>
 #include <herald/sqlite_log.hpp>
 #include <herald/sqlite_store.hpp>
 
@@ -163,120 +162,6 @@ TEST_CASE("sqlite_log keeps the request as sent, one body row per event", "[sqli
     REQUIRE(kept.entries.size() == 1);
     REQUIRE(kept.entries[0].request_body);
     CHECK(*kept.entries[0].request_body == *body);
-}
-
-TEST_CASE("sqlite_log and memory_log find every attempt of one delivery, newest first",
-          "[sqlite][log][query]") {
-    temp_dir dir;
-    auto sql = open_log({.path = dir.file("delivery.db")});
-    herald::memory_log mem;
-    fill(10, sql, mem);
-    for (std::uint32_t attempt = 2; attempt <= 3; ++attempt) {
-        auto e = make_log_entry(2, herald::event_type::update, herald::outcome::retrying,
-                                t0() + std::chrono::seconds(20 + attempt), "4");
-        e.attempt = attempt;
-        sql.record(e);
-        mem.record(e);
-    }
-    sql.flush();
-    herald::log_query q;
-    q.delivery_id = "dlv_4";
-    auto const a = sql.query(q);
-    CHECK(seqs(a) == std::vector<std::uint64_t>{12, 11, 5});
-    CHECK(seqs(mem.query(q)) == seqs(a));
-    REQUIRE(a.entries.size() == 3);
-    CHECK(a.entries[0].attempt == 3);
-    CHECK(a.entries[2].attempt == 1);
-    q.limit = 1; // the newest attempt alone, as Redeliver looks it up
-    CHECK(seqs(sql.query(q)) == std::vector<std::uint64_t>{12});
-}
-
-TEST_CASE("sqlite_log answers every query as memory_log does", "[sqlite][log][query]") {
-    temp_dir dir;
-    auto sql = open_log({.path = dir.file("query.db")});
-    herald::memory_log mem;
-    fill(60, sql, mem);
-    sql.flush();
-    CHECK(sql.size() == 60);
-
-    auto same = [&](herald::log_query q) {
-        auto const a = sql.query(q);
-        auto const b = mem.query(q);
-        CHECK(seqs(a) == seqs(b));
-        CHECK(a.next == b.next);
-        return a;
-    };
-    auto all = same({});
-    CHECK(all.entries.size() == 50); // the default page
-    CHECK(all.next == std::optional<std::uint64_t>(11));
-    CHECK(all.entries.front().seq == 60);
-
-    herald::log_query q;
-    q.limit = 1000;
-    q.webhook = 2;
-    auto by_hook = same(q);
-    CHECK(by_hook.entries.size() == 20);
-    for (auto const& e : by_hook.entries)
-        CHECK(e.webhook == 2);
-
-    q = {};
-    q.type = herald::event_type::remove;
-    auto by_type = same(q);
-    CHECK(by_type.entries.size() == 20);
-    for (auto const& e : by_type.entries)
-        CHECK(e.type == herald::event_type::remove);
-
-    q = {};
-    q.result = herald::outcome::failed;
-    auto failed = same(q);
-    CHECK(failed.entries.size() == 15);
-
-    q = {};
-    q.since = t0() + 10s;
-    q.until = t0() + 20s;
-    auto window = same(q);
-    CHECK(seqs(window) == std::vector<std::uint64_t>{20, 19, 18, 17, 16, 15, 14, 13, 12, 11});
-
-    q = {};
-    q.webhook = 1;
-    q.result = herald::outcome::delivered;
-    q.type = herald::event_type::create;
-    same(q);
-
-    q = {};
-    q.webhook_name = "HOOK 3"; // case-insensitive
-    auto by_name = same(q);
-    CHECK(by_name.entries.size() == 20);
-
-    q = {};
-    q.delivery_id = "dlv_7";
-    CHECK(seqs(same(q)) == std::vector<std::uint64_t>{8});
-    q.delivery_id = "dlv_nothing";
-    CHECK(same(q).entries.empty());
-
-    SECTION("paging with the cursor walks every entry once, newest first") {
-        herald::log_query page_q;
-        page_q.limit = 7;
-        page_q.webhook = 1;
-        std::vector<std::uint64_t> walked;
-        for (int pages = 0; pages < 10; ++pages) {
-            auto page = same(page_q);
-            for (auto s : seqs(page))
-                walked.push_back(s);
-            if (!page.next)
-                break;
-            page_q.before_seq = page.next;
-        }
-        REQUIRE(walked.size() == 20);
-        for (std::size_t i = 1; i < walked.size(); ++i)
-            CHECK(walked[i] < walked[i - 1]);
-        CHECK(walked.back() == 1);
-    }
-    SECTION("limits are clamped to 1..1000") {
-        herald::log_query tiny;
-        tiny.limit = 0;
-        CHECK(same(tiny).entries.size() == 1);
-    }
 }
 
 TEST_CASE("sqlite_log keeps a deleted webhook's entries, readable by name", "[sqlite][log]") {
