@@ -4,9 +4,9 @@
 //
 // matching:  events matched per second against N registered webhooks (index by event type)
 // serialize: bodies per second for a 1 KiB object, herald envelope and DATAGERRY format
-#include <herald/datagerry_serializer.hpp>
-#include <herald/json_serializer.hpp>
-#include <herald/memory_store.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/store/memory_store.hpp>
 
 #include <boost/json/serialize.hpp>
 

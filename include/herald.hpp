@@ -2,28 +2,28 @@
 #define HERALD_HPP
 
 /// The whole library. Include single headers instead to keep Beast out of a translation unit
-/// that does not send (everything but herald/http_transport.hpp and herald/dispatcher.hpp).
+/// that does not send (everything but herald/transport/http_transport.hpp and herald/dispatcher.hpp).
 
 #include <herald/address_policy.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/channel_source.hpp>
-#include <herald/circuit_breaker.hpp>
+#include <herald/source/channel_source.hpp>
+#include <herald/engine/circuit_breaker.hpp>
 #include <herald/concepts.hpp>
-#include <herald/datagerry_serializer.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/delivery.hpp>
 #include <herald/dispatcher.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
-#include <herald/http_transport.hpp>
-#include <herald/json_serializer.hpp>
-#include <herald/jsonl_log.hpp>
+#include <herald/transport/http_transport.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/log/jsonl_log.hpp>
 #include <herald/log.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/memory_store.hpp>
-#include <herald/recording_transport.hpp>
-#include <herald/retry.hpp>
-#include <herald/scheduler.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/store/memory_store.hpp>
+#include <herald/transport/recording_transport.hpp>
+#include <herald/engine/retry.hpp>
+#include <herald/engine/scheduler.hpp>
 #include <herald/signature.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>

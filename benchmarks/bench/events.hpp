@@ -4,7 +4,7 @@
 #define HERALD_BENCH_EVENTS_HPP
 
 #include <herald/event.hpp>
-#include <herald/json_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>

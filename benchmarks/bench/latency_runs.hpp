@@ -14,7 +14,7 @@
 #include "rig.hpp"
 
 #include <herald/dispatcher_params.hpp>
-#include <herald/memory_log.hpp>
+#include <herald/log/memory_log.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

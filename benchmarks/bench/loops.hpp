@@ -13,7 +13,7 @@
 #include "report.hpp"
 
 #include <herald/event.hpp>
-#include <herald/json_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
 #include <herald/signature.hpp>
 #include <herald/time.hpp>
 #include <herald/version.hpp>

@@ -6,7 +6,7 @@
 #include "common.hpp"
 
 #include <herald/dispatcher_params.hpp>
-#include <herald/memory_log.hpp>
+#include <herald/log/memory_log.hpp>
 
 #include <algorithm>
 #include <charconv>

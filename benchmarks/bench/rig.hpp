@@ -12,16 +12,16 @@
 
 #include <herald/address_policy.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/channel_source.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
-#include <herald/http_transport.hpp>
-#include <herald/json_serializer.hpp>
+#include <herald/transport/http_transport.hpp>
+#include <herald/serializer/json_serializer.hpp>
 #include <herald/log.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/memory_store.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/store/memory_store.hpp>
 #include <herald/signature.hpp>
 #include <herald/time.hpp>
 #include <herald/webhook.hpp>

@@ -12,14 +12,14 @@
 #include "rig.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/channel_source.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/event.hpp>
-#include <herald/http_transport.hpp>
-#include <herald/json_serializer.hpp>
-#include <herald/memory_log.hpp>
+#include <herald/transport/http_transport.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/log/memory_log.hpp>
 #include <herald/signature.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/asio/awaitable.hpp>

@@ -4,7 +4,7 @@
 //   03_admin [PORT]      then open the printed address; SIGINT or SIGTERM stops it
 #include <herald/admin/server.hpp>
 #include <herald/dispatcher.hpp>
-#include <herald/metered_log.hpp>
+#include <herald/log/metered_log.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>

@@ -18,13 +18,13 @@
 
 #include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/datagerry_serializer.hpp>
-#include <herald/http_transport.hpp>
-#include <herald/json_serializer.hpp>
-#include <herald/jsonl_log.hpp>
-#include <herald/metered_log.hpp>
-#include <herald/sqlite_log.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
+#include <herald/transport/http_transport.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/log/jsonl_log.hpp>
+#include <herald/log/metered_log.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -5,9 +5,9 @@
 
 #include <herald/address_policy.hpp>
 #include <herald/admin/server.hpp>
-#include <herald/channel_source.hpp>
-#include <herald/http_transport.hpp>
-#include <herald/retry.hpp>
+#include <herald/source/channel_source.hpp>
+#include <herald/transport/http_transport.hpp>
+#include <herald/engine/retry.hpp>
 #include <herald/time.hpp>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 #ifndef HERALD_BASIC_DISPATCHER_HPP
 #define HERALD_BASIC_DISPATCHER_HPP
 
-#include <herald/channel_source.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
 #include <herald/engine/backlog.hpp>
@@ -9,13 +9,13 @@
 #include <herald/engine/lifecycle.hpp>
 #include <herald/engine/wakeup.hpp>
 #include <herald/dispatcher_params.hpp>
-#include <herald/json_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
 #include <herald/log.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/memory_store.hpp>
-#include <herald/null_journal.hpp>
-#include <herald/retry.hpp>
-#include <herald/scheduler.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/store/memory_store.hpp>
+#include <herald/store/null_journal.hpp>
+#include <herald/engine/retry.hpp>
+#include <herald/engine/scheduler.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -33,7 +33,7 @@
 
 namespace herald {
 
-class http_transport; // herald/http_transport.hpp; include herald/dispatcher.hpp for the alias
+class http_transport; // herald/transport/http_transport.hpp; include herald/dispatcher.hpp for the alias
 
 namespace detail {
 /// A store's journal type: its own, or null_journal.

@@ -2,7 +2,7 @@
 #define HERALD_DISPATCHER_HPP
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/http_transport.hpp>
+#include <herald/transport/http_transport.hpp>
 
 namespace herald {
 

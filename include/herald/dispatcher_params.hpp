@@ -1,10 +1,10 @@
 #ifndef HERALD_DISPATCHER_PARAMS_HPP
 #define HERALD_DISPATCHER_PARAMS_HPP
 
-#include <herald/channel_source.hpp>
-#include <herald/circuit_breaker.hpp>
-#include <herald/retry.hpp>
-#include <herald/scheduler.hpp>
+#include <herald/source/channel_source.hpp>
+#include <herald/engine/circuit_breaker.hpp>
+#include <herald/engine/retry.hpp>
+#include <herald/engine/scheduler.hpp>
 
 #include <cstdint>
 #include <string>

@@ -1,9 +1,9 @@
 // Compiles and links against the installed package; checks a webhook round-trips the store.
-#include <herald/json_serializer.hpp>
-#include <herald/memory_store.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/store/memory_store.hpp>
 #include <herald/version.hpp>
 #ifdef HERALD_CONSUMER_SQLITE
-#include <herald/sqlite_store.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 
 #include <cstdio>
 #include <filesystem>

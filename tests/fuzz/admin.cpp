@@ -9,9 +9,9 @@
 
 #include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/metered_log.hpp>
-#include <herald/recording_transport.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/log/metered_log.hpp>
+#include <herald/transport/recording_transport.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

@@ -7,7 +7,7 @@
 // Retry-After stay within their caps.
 #include "fuzz.hpp"
 
-#include <herald/http_transport.hpp>
+#include <herald/transport/http_transport.hpp>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>

@@ -6,7 +6,7 @@
 // that parses to the same second.
 #include "fuzz.hpp"
 
-#include <herald/retry.hpp>
+#include <herald/engine/retry.hpp>
 #include <herald/time.hpp>
 
 #include <chrono>

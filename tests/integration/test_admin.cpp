@@ -7,9 +7,9 @@
 #include "temp_db.hpp"
 
 #include <herald/admin/server.hpp>
-#include <herald/metered_log.hpp>
-#include <herald/sqlite_log.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/log/metered_log.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

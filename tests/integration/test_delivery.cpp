@@ -4,7 +4,7 @@
 #include "loopback_server.hpp"
 #include "run_async.hpp"
 
-#include <herald/datagerry_serializer.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>

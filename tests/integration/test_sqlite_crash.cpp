@@ -7,7 +7,7 @@
 #include "process.hpp"
 #include "temp_db.hpp"
 
-#include <herald/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -7,7 +7,7 @@
 // the log.
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/http_transport.hpp>
+#include <herald/transport/http_transport.hpp>
 
 #include <catch2/catch.hpp>
 

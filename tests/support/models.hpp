@@ -8,9 +8,9 @@
 #define HERALD_TEST_MODELS_HPP
 
 #include <herald/delivery.hpp>
-#include <herald/jsonl_log.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/memory_store.hpp>
+#include <herald/log/jsonl_log.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/store/memory_store.hpp>
 #include <herald/webhook.hpp>
 
 // Like the test_sqlite_*.cpp files, which CMake leaves out without SQLite.
@@ -18,8 +18,8 @@
 #define HERALD_TEST_SQLITE 1
 #include "temp_db.hpp"
 
-#include <herald/sqlite_log.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 #else
 #define HERALD_TEST_SQLITE 0
 #endif

@@ -6,7 +6,7 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
-#include <herald/null_journal.hpp>
+#include <herald/store/null_journal.hpp>
 
 #include <catch2/catch.hpp>
 

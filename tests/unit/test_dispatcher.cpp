@@ -4,10 +4,10 @@
 #include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/datagerry_serializer.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/manual_clock.hpp>
-#include <herald/recording_transport.hpp>
-#include <herald/sqlite_log.hpp>
+#include <herald/transport/recording_transport.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>

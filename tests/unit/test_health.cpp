@@ -1,6 +1,6 @@
 // Endpoint health: the circuit breaker and the scheduler's parked lanes, on a fake clock.
-#include <herald/circuit_breaker.hpp>
-#include <herald/scheduler.hpp>
+#include <herald/engine/circuit_breaker.hpp>
+#include <herald/engine/scheduler.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,9 +1,9 @@
 #include "fixtures.hpp"
 
 #include <herald/log.hpp>
-#include <herald/log_failures.hpp>
-#include <herald/memory_log.hpp>
-#include <herald/metered_log.hpp>
+#include <herald/log/log_failures.hpp>
+#include <herald/log/memory_log.hpp>
+#include <herald/log/metered_log.hpp>
 
 #include <catch2/catch.hpp>
 

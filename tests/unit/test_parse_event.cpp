@@ -1,6 +1,6 @@
 // Events read from JSON (the relay's event lines) and the JSON lines log.
 #include <herald/event.hpp>
-#include <herald/jsonl_log.hpp>
+#include <herald/log/jsonl_log.hpp>
 
 #include <catch2/catch.hpp>
 

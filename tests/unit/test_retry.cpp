@@ -1,4 +1,4 @@
-#include <herald/retry.hpp>
+#include <herald/engine/retry.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 #include "fixtures.hpp"
 
-#include <herald/scheduler.hpp>
+#include <herald/engine/scheduler.hpp>
 
 #include <catch2/catch.hpp>
 

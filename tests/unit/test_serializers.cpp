@@ -1,8 +1,8 @@
 #include "fixtures.hpp"
 
-#include <herald/datagerry_serializer.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/detail/json_writer.hpp>
-#include <herald/json_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,8 +2,8 @@
 
 #include "temp_db.hpp"
 
-#include <herald/sqlite_log.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,9 +3,9 @@
 #include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/recording_transport.hpp>
-#include <herald/sqlite_log.hpp>
-#include <herald/sqlite_store.hpp>
+#include <herald/transport/recording_transport.hpp>
+#include <herald/sqlite/sqlite_log.hpp>
+#include <herald/sqlite/sqlite_store.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,7 +3,7 @@
 #include "run_async.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/recording_transport.hpp>
+#include <herald/transport/recording_transport.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,6 +1,6 @@
 #include "models.hpp"
 
-#include <herald/memory_store.hpp>
+#include <herald/store/memory_store.hpp>
 #include <herald/webhook.hpp>
 
 #include <catch2/catch.hpp>

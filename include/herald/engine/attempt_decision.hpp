@@ -1,10 +1,10 @@
 #ifndef HERALD_ENGINE_ATTEMPT_DECISION_HPP
 #define HERALD_ENGINE_ATTEMPT_DECISION_HPP
 
-#include <herald/circuit_breaker.hpp>
+#include <herald/engine/circuit_breaker.hpp>
 #include <herald/error.hpp>
 #include <herald/log.hpp>
-#include <herald/retry.hpp>
+#include <herald/engine/retry.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
 #include <herald/webhook.hpp>

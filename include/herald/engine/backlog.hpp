@@ -3,7 +3,7 @@
 
 #include <herald/delivery.hpp>
 #include <herald/error.hpp>
-#include <herald/scheduler.hpp>
+#include <herald/engine/scheduler.hpp>
 #include <herald/time.hpp>
 
 #include <algorithm>

@@ -6,7 +6,7 @@
 #include <herald/delivery.hpp>
 #include <herald/detail/json_strict.hpp>
 #include <herald/detail/json_writer.hpp>
-#include <herald/metered_log.hpp>
+#include <herald/log/metered_log.hpp>
 #include <herald/version.hpp>
 
 #include <boost/asio/as_tuple.hpp>

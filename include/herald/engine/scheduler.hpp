@@ -1,7 +1,7 @@
 #ifndef HERALD_SCHEDULER_HPP
 #define HERALD_SCHEDULER_HPP
 
-#include <herald/circuit_breaker.hpp>
+#include <herald/engine/circuit_breaker.hpp>
 #include <herald/delivery.hpp>
 #include <herald/time.hpp>
 

@@ -3,8 +3,8 @@
 
 #include <herald/concepts.hpp>
 #include <herald/log.hpp>
-#include <herald/log_failures.hpp>
-#include <herald/memory_log.hpp>
+#include <herald/log/log_failures.hpp>
+#include <herald/log/memory_log.hpp>
 
 #include <array>
 #include <chrono>

@@ -2,9 +2,9 @@
 #define HERALD_SQLITE_LOG_HPP
 
 #include <herald/concepts.hpp>
-#include <herald/detail/sqlite.hpp>
+#include <herald/sqlite/detail/connection.hpp>
 #include <herald/log.hpp>
-#include <herald/log_failures.hpp>
+#include <herald/log/log_failures.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -4,7 +4,7 @@
 #include <herald/concepts.hpp>
 #include <herald/detail/utf8.hpp>
 #include <herald/log.hpp>
-#include <herald/memory_log.hpp>
+#include <herald/log/memory_log.hpp>
 
 #include <boost/json/serialize.hpp>
 

@@ -167,6 +167,6 @@ static_assert(pooling_transport<http_transport>);
 
 } // namespace herald
 
-#include <herald/impl/http_transport.hpp>
+#include <herald/transport/impl/http_transport.hpp>
 
 #endif

@@ -3,10 +3,10 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
-#include <herald/detail/sqlite.hpp>
+#include <herald/sqlite/detail/connection.hpp>
 #include <herald/error.hpp>
-#include <herald/memory_store.hpp>
-#include <herald/null_journal.hpp>
+#include <herald/store/memory_store.hpp>
+#include <herald/store/null_journal.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/asio/associated_executor.hpp>
