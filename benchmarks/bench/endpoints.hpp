@@ -25,11 +25,11 @@
 namespace herald_bench {
 
 struct target {
-    std::string url;     // as given, e.g. http://127.0.0.1:4321/
-    std::string host;    // for the Host header
-    std::string address; // to resolve
-    std::string port;
-    std::string path; // request target, at least "/"
+    std::string url{};     // as given, e.g. http://127.0.0.1:4321/
+    std::string host{};    // for the Host header
+    std::string address{}; // to resolve
+    std::string port{};
+    std::string path{}; // request target, at least "/"
 
     static target parse(std::string const& url) {
         auto const u = boost::urls::parse_uri(url);

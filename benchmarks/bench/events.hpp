@@ -18,7 +18,7 @@ namespace herald_bench {
 
 /// The events every scenario publishes: a created object whose JSON is about `bytes` long.
 struct event_factory {
-    boost::json::object object;
+    boost::json::object object{};
 
     explicit event_factory(std::size_t bytes) {
         object["hostname"] = "db-1.example.net";

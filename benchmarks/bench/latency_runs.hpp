@@ -194,8 +194,8 @@ inline report run_latency(options const& o, target const& t, event_factory const
 
 /// The healthy webhook's latencies (us, sorted) at `rate` events/s, with `bad` webhooks beside.
 struct isolation_run {
-    std::vector<double> us;
-    herald::dispatcher_stats stats;
+    std::vector<double> us{};
+    herald::dispatcher_stats stats{};
     std::size_t events = 0;
 };
 

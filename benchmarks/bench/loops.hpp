@@ -52,7 +52,7 @@ struct loop_counters {
     std::size_t started = 0;
     std::size_t ok = 0;
     std::size_t failed = 0;
-    std::string first_error;
+    std::string first_error{};
 };
 
 /// A connection to the sink with Nagle off, or nullopt (the error in `c`).
@@ -171,11 +171,11 @@ inline report run_limit(options const& o, target const& t, std::string const& bo
 // signed: the limit loop doing the per-event work every signed webhook sender must do
 
 struct signed_loop {
-    std::vector<herald::object_event> events;
+    std::vector<herald::object_event> events{};
     std::size_t next = 0;
     std::vector<herald::secret> secrets{herald::secret::generate()};
-    herald::json_serializer serializer;
-    loop_counters c;
+    herald::json_serializer serializer{};
+    loop_counters c{};
 };
 
 inline asio::awaitable<void> signed_worker(tcp::resolver::results_type const& endpoints,

@@ -24,15 +24,15 @@
 namespace herald_bench {
 
 struct options {
-    std::string url; // empty: start the sink
+    std::string url{}; // empty: start the sink
     std::size_t connections = 8;
     std::size_t events = 200'000;
     bool events_given = false;
     std::size_t body_bytes = 1024;
-    std::vector<std::string> scenarios; // empty: all
+    std::vector<std::string> scenarios{}; // empty: all
     bool json = false;
     std::chrono::seconds timeout = 120s;
-    std::string sink_path;
+    std::string sink_path{};
     unsigned sink_threads = 1;
     std::size_t ahead = 65'536; // events the publisher keeps queued at most (the queue's capacity)
     // dispatcher_params::max_pending in the throughput scenarios: the library's default

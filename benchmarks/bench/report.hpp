@@ -18,11 +18,11 @@ namespace herald_bench {
 using value = std::variant<std::int64_t, double, std::string, bool>;
 
 struct report {
-    std::string scenario;
+    std::string scenario{};
     double per_second = 0;
-    std::string unit;    // "requests/s", "deliveries/s", ...
-    std::string summary; // the table's last column
-    std::vector<std::pair<std::string, value>> fields;
+    std::string unit{};    // "requests/s", "deliveries/s", ...
+    std::string summary{}; // the table's last column
+    std::vector<std::pair<std::string, value>> fields{};
     bool skipped = false;
 
     report& add(std::string key, value v) {

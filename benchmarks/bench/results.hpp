@@ -67,7 +67,7 @@ public:
 private:
     struct verdict {
         std::string what, figure, target;
-        bool met;
+        bool met{};
     };
 
     static std::optional<double> field(report const& r, std::string_view key) {

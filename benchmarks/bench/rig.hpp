@@ -55,7 +55,7 @@ namespace herald_bench {
 /// Completion times of the latency scenario's events, written on the dispatcher's strand.
 struct latency_probe {
     static constexpr std::string_view prefix = "evt_bench_";
-    std::vector<std::int64_t> done_ns;
+    std::vector<std::int64_t> done_ns{};
     std::atomic<std::size_t> done{0};
 
     explicit latency_probe(std::size_t n)
@@ -107,15 +107,17 @@ struct rig {
                                  herald::json_serializer, herald::http_transport, Log>;
 
     asio::io_context io{1};
-    dispatcher_type d;
-    std::thread thread;
+    dispatcher_type d{};
+    std::thread thread{};
     pid_t tid = 0; // the thread's kernel id
     std::size_t ahead = 65'536;
 
     rig(herald::dispatcher_params p, herald::address_policy addresses,
         herald::http_transport_params tp, Log log)
-        : d(io.get_executor(), std::move(p), herald::memory_store({addresses, false}),
-            herald::http_transport(std::move(tp)), std::move(log)) {}
+        : d(io.get_executor(), std::move(p),
+            {.store = herald::memory_store({addresses, false}),
+             .transport = herald::http_transport(std::move(tp)),
+             .log = std::move(log)}) {}
 
     ~rig() {
         if (thread.joinable()) {
@@ -207,10 +209,10 @@ struct rig {
 
     /// What a timed run measured: from the first publish to the last delivery's end.
     struct timed {
-        herald::dispatcher_stats stats;
+        herald::dispatcher_stats stats{};
         double seconds = 0;         // wall time
         double publish_seconds = 0; // until the last publish() returned
-        thread_use thread_used;     // what the dispatcher thread used
+        thread_use thread_used{};     // what the dispatcher thread used
     };
 
     /// Starts the dispatcher, publishes `batch` and waits for `deliveries` to end (bounded by

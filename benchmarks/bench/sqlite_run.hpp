@@ -73,7 +73,7 @@ inline report run_sqlite(options const& o, target const& t, event_factory const&
     auto const dir = fs::temp_directory_path() / ("herald-bench-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     struct remove_dir {
-        fs::path p;
+        fs::path p{};
         ~remove_dir() {
             std::error_code ec;
             fs::remove_all(p, ec);
@@ -87,8 +87,7 @@ inline report run_sqlite(options const& o, target const& t, event_factory const&
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = o.connections;
     asio::io_context io{1};
-    sqlite_dispatcher d(io.get_executor(), p, std::move(*store),
-                        herald::http_transport(transport_params(o)));
+    sqlite_dispatcher d(io.get_executor(), p, {.store = std::move(*store), .transport = herald::http_transport(transport_params(o))});
     herald::webhook_params hook;
     hook.name = "bench";
     hook.url = t.url;

@@ -15,11 +15,11 @@ int main(int argc, char** argv) {
 
     boost::asio::io_context io;
     // The SSRF guard refuses loopback and private addresses by default; this example's
-    // receiver runs on 127.0.0.1, so it allows exactly that address.
+    // receiver runs on 127.0.0.1, so it allows exactly that address (for the table and the
+    // transport at once).
     herald::address_policy local;
     local.allow.push_back(herald::cidr::parse("127.0.0.1/32").value());
-    herald::dispatcher dispatcher(io.get_executor(), {}, herald::memory_store({.addresses = local}),
-                                  herald::http_transport({.addresses = local}));
+    herald::dispatcher dispatcher(io.get_executor(), {.addresses = local});
 
     // The webhooks table: validated, so a bad URL or an empty name is refused here.
     auto hook = dispatcher.store().create({

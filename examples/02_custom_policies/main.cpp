@@ -110,7 +110,7 @@ int main() {
 
     boost::asio::io_context io;
     // Parameter order: executor, params, Store, Transport (then Log, Serializer).
-    custom_dispatcher dispatcher(io.get_executor(), {}, std::move(*table), stdout_transport{});
+    custom_dispatcher dispatcher(io.get_executor(), {}, {.store = std::move(*table), .transport = stdout_transport{}});
 
     dispatcher.async_run(boost::asio::detached);
 

@@ -166,9 +166,11 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
-    relay_dispatcher d(
-        io.get_executor(), params, std::move(store), herald::http_transport(o.transport),
-        herald::metered_log<relay_log>(relay_log(herald::jsonl_log(stdout), std::move(kept))));
+    relay_dispatcher d(io.get_executor(), params,
+                       {.store = std::move(store),
+                        .transport = herald::http_transport(o.transport),
+                        .log = herald::metered_log<relay_log>(
+                            relay_log(herald::jsonl_log(stdout), std::move(kept)))});
     if (log_writes)
         d.log().watch_writes(log_writes);
 

@@ -26,20 +26,20 @@ namespace relay {
 using namespace std::chrono_literals;
 
 struct options {
-    std::string webhooks_file;
+    std::string webhooks_file{};
     std::string format = "herald";
-    herald::retry_params retry;
-    herald::http_transport_params transport;
+    herald::retry_params retry{};
+    herald::http_transport_params transport{};
     herald::duration drain_timeout = 30s;
     /// With a durable store, how long the relay keeps running after the end of input while
     /// deliveries are pending; nullopt: until none is.
-    std::optional<herald::duration> finish_timeout;
+    std::optional<herald::duration> finish_timeout{};
     std::size_t queue = herald::channel_params{}.capacity;
     std::size_t max_line_bytes = 1024 * 1024;
-    std::string store_path; ///< --store sqlite:PATH; empty: in memory
-    std::string log_path;   ///< --log sqlite:PATH; empty: standard output only
-    std::optional<herald::admin::server_params> admin; ///< --admin: serve the API and the page
-    std::string admin_token_file;
+    std::string store_path{}; ///< --store sqlite:PATH; empty: in memory
+    std::string log_path{};   ///< --log sqlite:PATH; empty: standard output only
+    std::optional<herald::admin::server_params> admin{}; ///< --admin: serve the API and the page
+    std::string admin_token_file{};
 };
 
 inline std::string join_schedule(std::vector<herald::duration> const& s) {
@@ -50,9 +50,9 @@ inline std::string join_schedule(std::vector<herald::duration> const& s) {
 }
 
 struct option_doc {
-    std::string_view name;
-    std::string_view value; ///< empty: a flag
-    std::string text;
+    std::string_view name{};
+    std::string_view value{}; ///< empty: a flag
+    std::string text{};
 };
 
 inline std::vector<option_doc> option_docs() {

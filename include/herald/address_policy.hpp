@@ -169,7 +169,7 @@ inline std::optional<boost::asio::ip::address> carried_v4(boost::asio::ip::addre
  * lets chosen ranges through (e.g. `127.0.0.1/32` for a local receiver).
  */
 struct address_policy {
-    std::vector<cidr> allow;
+    std::vector<cidr> allow{};
     bool allow_all = false; ///< no guard at all (tests, trusted networks)
 
     /// Why `a` may not be used, or nothing when it may.

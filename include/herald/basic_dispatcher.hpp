@@ -91,13 +91,31 @@ public:
     static constexpr bool durable = durable_journal<journal_type>;
 
     /**
-     * Builds a dispatcher on `ex`. Policies not given are default-constructed; the source is
-     * built from (strand, params.intake) when it can be.
-     * @throws boost::system::system_error when params are invalid (the message names the field).
+     * The policy objects a dispatcher is built with, by name: those not given are
+     * default-constructed, so `{.transport = t}` overrides the transport alone. (The source is
+     * built by the dispatcher, from its strand and params.intake when it can be.)
+     */
+    struct policies {
+        Store store{};
+        Serializer serializer{};
+        Transport transport{};
+        Log log{};
+    };
+
+    /**
+     * Builds a dispatcher on `ex`: `basic_dispatcher d(ex, params, {.store = s, .log = l})`.
+     * @throws boost::system::system_error when params are invalid (the message names the
+     * field), or when the journal cannot hand back what it holds.
      */
     explicit basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params = {},
-                              Store store = Store(), Transport transport = Transport(),
-                              Log log = Log(), Serializer serializer = Serializer());
+                              policies p = {})
+        : basic_dispatcher(std::move(ex), std::move(params), std::move(p.store),
+                           std::move(p.serializer), std::move(p.transport), std::move(p.log)) {}
+
+    /// The same with the policies in the template's order (Source is left out: it is built).
+    basic_dispatcher(boost::asio::any_io_executor ex, dispatcher_params params, Store store,
+                     Serializer serializer = Serializer(), Transport transport = Transport(),
+                     Log log = Log());
 
     basic_dispatcher(basic_dispatcher const&) = delete;
     basic_dispatcher& operator=(basic_dispatcher const&) = delete;

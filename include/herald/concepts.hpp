@@ -1,6 +1,7 @@
 #ifndef HERALD_CONCEPTS_HPP
 #define HERALD_CONCEPTS_HPP
 
+#include <herald/address_policy.hpp>
 #include <herald/delivery.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
@@ -185,6 +186,12 @@ concept transport = requires(T& t, http_request const& req) {
 /// calls it when async_run ends, so that the io_context's run() can return).
 template <class T>
 concept pooling_transport = transport<T> && requires(T& t) { t.close_idle(); };
+
+/// A policy that checks destinations against an address_policy (memory_store at create and
+/// update, http_transport at connect): `p.guard(addresses)`. dispatcher_params::addresses
+/// sets the one policy on the table and the transport.
+template <class P>
+concept address_guarded = requires(P& p, address_policy const& a) { p.guard(a); };
 
 /**
  * Keeps every attempt and answers "View Logs".

@@ -15,9 +15,9 @@ namespace herald {
 
 /** A serializer's output: the body every webhook receives for one event. */
 struct payload {
-    std::string body;
+    std::string body{};
     std::string content_type = "application/json";
-    std::vector<http_header> headers; ///< extra headers the format defines (CloudEvents binary)
+    std::vector<http_header> headers{}; ///< extra headers the format defines (CloudEvents binary)
 };
 
 /**
@@ -26,8 +26,8 @@ struct payload {
  * (`before`, `after`, `changes`) is released, since the body carries it.
  */
 struct prepared_event {
-    object_event event;
-    payload body;
+    object_event event{};
+    payload body{};
 };
 
 using delivery_id = detail::id128;
@@ -37,9 +37,9 @@ using delivery_id = detail::id128;
  * the webhook is shared, so a pending delivery costs a few dozen bytes.
  */
 struct delivery {
-    delivery_id id;
-    std::shared_ptr<prepared_event const> event;
-    std::shared_ptr<webhook const> hook; ///< the webhook as it was when the event matched
+    delivery_id id{};
+    std::shared_ptr<prepared_event const> event{};
+    std::shared_ptr<webhook const> hook{}; ///< the webhook as it was when the event matched
     std::uint32_t attempts = 0;          ///< attempts made so far
     time_point due{};                    ///< when the next attempt may start
     /// The event's place in a durable store's journal, numbered by the dispatcher (every

@@ -6,7 +6,11 @@
 #include <herald/engine/retry.hpp>
 #include <herald/engine/scheduler.hpp>
 
+#include <herald/address_policy.hpp>
+
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,10 +18,10 @@ namespace herald {
 
 /** Everything a dispatcher can be told, with the defaults in place. */
 struct dispatcher_params {
-    channel_params intake;       ///< the bounded publish queue
-    scheduler_params scheduling; ///< per-webhook and global caps on requests in flight
-    retry_params retry;          ///< schedule, jitter, Retry-After bound
-    health_params health;        ///< circuit breaker and automatic disabling
+    channel_params intake{};       ///< the bounded publish queue
+    scheduler_params scheduling{}; ///< per-webhook and global caps on requests in flight
+    retry_params retry{};          ///< schedule, jitter, Retry-After bound
+    health_params health{};        ///< circuit breaker and automatic disabling
     /**
      * The pending budget: deliveries waiting in memory within their webhooks' shares. While it
      * is full, the dispatcher takes no new events from its source: the intake queue fills,
@@ -50,6 +54,14 @@ struct dispatcher_params {
      * runs when the dispatcher is built (an earlier run's deliveries). 0: only then.
      */
     duration claim_interval = std::chrono::seconds(1);
+    /**
+     * Which destinations webhooks may have, set once for the table and the transport: a
+     * literal-IP URL is checked when a webhook is stored, and every address the transport
+     * resolves when it connects. Unset: each keeps its own (memory_store_params::addresses,
+     * http_transport_params::addresses), whose default lets only globally routable addresses
+     * through. A webhook's allow_private adds to either.
+     */
+    std::optional<address_policy> addresses{};
 };
 
 /** The dispatcher's counters, read at any time from any thread. */
@@ -75,7 +87,7 @@ struct dispatcher_stats {
 /** What async_stop reports. */
 struct stop_report {
     bool drained = true;                ///< everything finished before the deadline
-    std::vector<std::string> abandoned; ///< delivery ids logged as failed at shutdown
+    std::vector<std::string> abandoned{}; ///< delivery ids logged as failed at shutdown
     /// Deliveries a durable store keeps for the next start that were never loaded from it
     /// (a lane's backlog beyond memory): not in `abandoned`, which lists what was in memory.
     std::size_t left_in_store = 0;

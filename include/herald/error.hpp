@@ -94,9 +94,9 @@ inline boost::system::error_code make_error_code(error e) noexcept {
  * `boost::system::result`.
  */
 struct problem {
-    boost::system::error_code code;
-    std::string field;
-    std::string message;
+    boost::system::error_code code{};
+    std::string field{};
+    std::string message{};
 
     /// "field: message", or the message alone when no field applies.
     std::string what() const { return field.empty() ? message : field + ": " + message; }

@@ -81,15 +81,15 @@ private:
  * `id` and `occurred_at` are filled in by `publish` when left empty.
  */
 struct object_event {
-    std::string id; ///< unique, time-sortable; the `webhook-id` header
+    std::string id{}; ///< unique, time-sortable; the `webhook-id` header
     event_type type = event_type::create;
-    std::string object_id;
-    std::optional<std::string> object_type;
-    std::optional<boost::json::object> before;
-    std::optional<boost::json::object> after;
-    std::optional<boost::json::object> changes;
+    std::string object_id{};
+    std::optional<std::string> object_type{};
+    std::optional<boost::json::object> before{};
+    std::optional<boost::json::object> after{};
+    std::optional<boost::json::object> changes{};
     time_point occurred_at{};
-    std::optional<std::string> actor;
+    std::optional<std::string> actor{};
 
     static object_event created(std::string object_id, boost::json::object after) {
         object_event e;

@@ -57,29 +57,29 @@ inline result<outcome> parse_outcome(std::string_view s, std::string_view field 
  */
 struct log_entry {
     std::uint64_t seq = 0; ///< assigned by the sink, increasing; the paging cursor
-    std::string delivery_id;
-    std::string event_id;
+    std::string delivery_id{};
+    std::string event_id{};
     webhook_id webhook = 0;
-    std::string webhook_name;
-    std::string url;
+    std::string webhook_name{};
+    std::string url{};
     event_type type = event_type::create;
-    std::string object_id;
+    std::string object_id{};
     std::uint32_t attempt = 0; ///< 1 for the first attempt
     time_point started_at{};
     duration elapsed{0};
     unsigned status = 0; ///< HTTP status, 0 when no response arrived
     herald::outcome result = herald::outcome::failed;
-    std::string error; ///< why it failed, empty when delivered
-    std::string response_excerpt;
-    std::optional<time_point> next_attempt_at;
-    std::string warning; ///< something the user should know even when delivered (TLS unverified)
+    std::string error{}; ///< why it failed, empty when delivered
+    std::string response_excerpt{};
+    std::optional<time_point> next_attempt_at{};
+    std::string warning{}; ///< something the user should know even when delivered (TLS unverified)
     /// The request's header fields as sent, in order (`Content-Type`, herald's, the
     /// serializer's, the webhook's own: `detail::headers_as_sent`), empty when no request was
     /// sent. Not the transport's framing (`Host`, `Content-Length`), which follows from `url`
     /// and `request_body`. Shown with credential-looking values masked (`to_json`).
-    std::vector<http_header> request_headers;
+    std::vector<http_header> request_headers{};
     /// The body as sent, shared with the event's payload (and every other attempt of it).
-    std::shared_ptr<std::string const> request_body;
+    std::shared_ptr<std::string const> request_body{};
 };
 
 namespace detail {
@@ -170,18 +170,18 @@ inline boost::json::object to_json(log_entry const& e, log_detail detail = log_d
 
 /** A "View Logs" query: every filter is optional; results come newest first. */
 struct log_query {
-    std::optional<webhook_id> webhook;
-    std::optional<event_type> type;
-    std::optional<herald::outcome> result;
-    std::optional<time_point> since;         ///< started_at >= since
-    std::optional<time_point> until;         ///< started_at < until
+    std::optional<webhook_id> webhook{};
+    std::optional<event_type> type{};
+    std::optional<herald::outcome> result{};
+    std::optional<time_point> since{};         ///< started_at >= since
+    std::optional<time_point> until{};         ///< started_at < until
     std::size_t limit = 50;                  ///< page size, at most max_limit
-    std::optional<std::uint64_t> before_seq; ///< the cursor: entries older than this one
+    std::optional<std::uint64_t> before_seq{}; ///< the cursor: entries older than this one
     /// The webhook's name as the entry recorded it, case-insensitive: finds the entries of a
     /// webhook that was deleted (or renamed) since.
-    std::optional<std::string> webhook_name;
+    std::optional<std::string> webhook_name{};
     /// One delivery's attempts (`dlv_…`, exact).
-    std::optional<std::string> delivery_id;
+    std::optional<std::string> delivery_id{};
 
     static constexpr std::size_t max_limit = 1000;
 
@@ -209,8 +209,8 @@ private:
 
 /** One page of results. `next` is the cursor for the following (older) page, if any. */
 struct log_page {
-    std::vector<log_entry> entries;
-    std::optional<std::uint64_t> next;
+    std::vector<log_entry> entries{};
+    std::optional<std::uint64_t> next{};
 };
 
 } // namespace herald

@@ -195,15 +195,15 @@ inline std::string_view to_string(verify_error e) {
 
 /** The verdict on one request: the reason and a sentence naming the header at fault. */
 struct verify_failure {
-    verify_error reason;
-    std::string message;
+    verify_error reason{};
+    std::string message{};
 };
 
 /** The three headers a Standard Webhooks request carries. */
 struct signed_headers {
-    std::string_view id;        ///< webhook-id
-    std::string_view timestamp; ///< webhook-timestamp
-    std::string_view signature; ///< webhook-signature
+    std::string_view id{};        ///< webhook-id
+    std::string_view timestamp{}; ///< webhook-timestamp
+    std::string_view signature{}; ///< webhook-signature
 };
 
 /**

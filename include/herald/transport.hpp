@@ -15,8 +15,8 @@
 namespace herald {
 
 struct http_header {
-    std::string name;
-    std::string value;
+    std::string name{};
+    std::string value{};
 };
 
 /**
@@ -24,15 +24,15 @@ struct http_header {
  * transport may keep the pointer for as long as it needs the bytes.
  */
 struct http_request {
-    std::string url;
-    std::string content_type;
-    std::shared_ptr<std::string const> body;
-    std::vector<http_header> headers;   ///< herald's headers; a transport adds Host, Content-Length
+    std::string url{};
+    std::string content_type{};
+    std::shared_ptr<std::string const> body{};
+    std::vector<http_header> headers{};   ///< herald's headers; a transport adds Host, Content-Length
     duration connect_timeout{0};        ///< 0: the transport's default
     duration timeout{0};                ///< total for connect, send and receive; 0: default
     bool verify_tls = true;             ///< false: accept any certificate (the log says so)
-    std::optional<std::string> ca_file; ///< PEM bundle to trust instead of the system's
-    std::vector<cidr> allow_private;    ///< ranges this request may reach beyond the global policy
+    std::optional<std::string> ca_file{}; ///< PEM bundle to trust instead of the system's
+    std::vector<cidr> allow_private{};    ///< ranges this request may reach beyond the global policy
 
     /// The value of a header this request carries, "" when absent (case-insensitive).
     std::string_view header(std::string_view name) const {
@@ -52,12 +52,12 @@ struct http_request {
  */
 struct send_result {
     unsigned status = 0;
-    boost::system::error_code ec;
-    std::string error;       ///< readable reason when ec is set
-    std::string excerpt;     ///< the start of the response body, capped by the transport
-    std::string location;    ///< the Location header of a 3xx, which is never followed
-    std::string retry_after; ///< the Retry-After header, verbatim
-    std::string note;        ///< worth knowing although a status arrived (body cut off)
+    boost::system::error_code ec{};
+    std::string error{};       ///< readable reason when ec is set
+    std::string excerpt{};     ///< the start of the response body, capped by the transport
+    std::string location{};    ///< the Location header of a 3xx, which is never followed
+    std::string retry_after{}; ///< the Retry-After header, verbatim
+    std::string note{};        ///< worth knowing although a status arrived (body cut off)
     duration elapsed{0};
 
     bool ok() const { return !ec && status >= 200 && status < 300; }

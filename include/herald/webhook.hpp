@@ -28,20 +28,20 @@ using webhook_id = std::uint64_t;
 
 /** What a user sets on a webhook: the fields of the create and edit forms. */
 struct webhook_params {
-    std::string name;
-    std::string url;
-    event_type_set events;
+    std::string name{};
+    std::string url{};
+    event_type_set events{};
     bool active = true;
-    std::optional<duration> connect_timeout; ///< overrides the transport's default
-    std::optional<duration> timeout;         ///< total per request; overrides the default
+    std::optional<duration> connect_timeout{}; ///< overrides the transport's default
+    std::optional<duration> timeout{};         ///< total per request; overrides the default
     /// Standard Webhooks secrets; each request is signed with every one (rotation).
-    std::vector<secret> secrets;
+    std::vector<secret> secrets{};
     /// Extra request headers (an API key, a tenant id); never herald's own headers.
-    std::vector<http_header> headers;
-    std::optional<std::string> ca_file; ///< PEM bundle to trust instead of the system's
+    std::vector<http_header> headers{};
+    std::optional<std::string> ca_file{}; ///< PEM bundle to trust instead of the system's
     bool verify_tls = true;             ///< false: no certificate check, marked in every log entry
     /// Ranges this webhook may reach although they are not globally routable.
-    std::vector<cidr> allow_private;
+    std::vector<cidr> allow_private{};
 };
 
 /** A registered webhook: its params plus what the store assigns. Immutable once stored. */
@@ -51,8 +51,8 @@ struct webhook : webhook_params {
     time_point updated_at{};
     /// Why herald switched it off (410 Gone, failing for too long); empty while it is active
     /// or was switched off by a user. Cleared when an update activates it again.
-    std::string disabled_reason;
-    std::optional<time_point> disabled_at;
+    std::string disabled_reason{};
+    std::optional<time_point> disabled_at{};
 };
 
 inline constexpr std::size_t max_webhook_name = 128;

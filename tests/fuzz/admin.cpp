@@ -154,8 +154,9 @@ inline void run(std::uint8_t const* data, std::size_t size) {
     herald::dispatcher_params dp;
     dp.retry.schedule = {0ms, 10ms};
     dp.retry.jitter = 0;
-    dispatcher_type d(io.get_executor(), dp, herald::memory_store(), herald::recording_transport(),
-                      herald::metered_log<herald::memory_log>());
+    dispatcher_type d(io.get_executor(), dp,
+                      {.transport = herald::recording_transport(),
+                       .log = herald::metered_log<herald::memory_log>()});
     if (!d.store().create(first_hook()))
         herald_fuzz::broken("admin", "the first webhook is refused", "");
     herald::admin::server_params sp;

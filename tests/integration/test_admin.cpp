@@ -123,8 +123,10 @@ struct admin_fixture {
         : admin_fixture(memory_store({harness<>::loopback_only(), false}), Log(), std::move(p)) {}
 
     admin_fixture(Store store, Log log, admin::server_params p = {})
-        : d(io.get_executor(), fast_params({0ms, 50ms}), std::move(store),
-            http_transport(harness<>::with_loopback({})), std::move(log))
+        : d(io.get_executor(), fast_params({0ms, 50ms}),
+            {.store = std::move(store),
+             .transport = http_transport(harness<>::with_loopback({})),
+             .log = std::move(log)})
         , srv(io.get_executor(), d, params(std::move(p))) {
         d.async_run(boost::asio::detached);
         srv.async_run(boost::asio::detached);

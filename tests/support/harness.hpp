@@ -37,9 +37,9 @@ struct harness {
 
     static constexpr int io_threads = 2;
 
-    boost::asio::io_context io;
-    dispatcher_type d;
-    std::vector<std::thread> threads;
+    boost::asio::io_context io{};
+    dispatcher_type d{};
+    std::vector<std::thread> threads{};
     bool stopped = false;
 
     /// The SSRF guard stays on; the tests' receivers on 127.0.0.1 are all it lets through.
@@ -55,8 +55,9 @@ struct harness {
 
     explicit harness(dispatcher_params p = fast_params(), http_transport_params tp = {},
                      bool start = true)
-        : d(io.get_executor(), std::move(p), memory_store({loopback_only(), false}),
-            http_transport(with_loopback(std::move(tp)))) {
+        : d(io.get_executor(), std::move(p),
+            {.store = memory_store({loopback_only(), false}),
+             .transport = http_transport(with_loopback(std::move(tp)))}) {
         if (start)
             run();
     }

@@ -50,9 +50,9 @@ namespace herald::test {
 
 struct received_request {
     std::string method, target;
-    std::vector<std::pair<std::string, std::string>> headers; // in arrival order, names as sent
-    std::string body;
-    std::chrono::steady_clock::time_point at; // when the full request was read
+    std::vector<std::pair<std::string, std::string>> headers{}; // in arrival order, names as sent
+    std::string body{};
+    std::chrono::steady_clock::time_point at{}; // when the full request was read
     std::size_t connection_index = 0;         // which accepted connection carried it (0-based)
 
     // Case-insensitive lookup of the first occurrence; "" if absent.
@@ -68,8 +68,8 @@ struct received_request {
 
 struct reply {
     unsigned status = 204;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers{};
+    std::string body{};
     // Wait before answering (asio timer, never blocks the server).
     std::chrono::milliseconds delay{0};
     // Never answer; keep the socket open until the server stops.
@@ -81,7 +81,7 @@ struct reply {
     // Raw bytes written before the response, `interim_times` times: interim responses such as
     // "HTTP/1.1 100 Continue\r\n\r\n". With `interim_forever`, written again and again until
     // the client goes away, and no response follows.
-    std::string interim;
+    std::string interim{};
     std::size_t interim_times = 1;
     bool interim_forever = false;
 };
@@ -94,8 +94,8 @@ public:
 
     // The server's certificate chain (leaf first) and its private key, both PEM.
     struct tls_options {
-        std::string cert_pem;
-        std::string key_pem;
+        std::string cert_pem{};
+        std::string key_pem{};
     };
 
     // Plain HTTP: binds 127.0.0.1 on an ephemeral port and starts accepting at once.
@@ -260,7 +260,7 @@ private:
         virtual void close() = 0;
 
         boost::asio::steady_timer timer; // delayed and hanging replies wait on this
-        std::size_t index;
+        std::size_t index{};
         bool closed = false;
     };
 

@@ -51,7 +51,7 @@ using memory_log_model = in_memory<memory_log>;
 template <class T>
 struct on_sqlite_file {
     using type = T;
-    temp_dir dir;
+    temp_dir dir{};
     type make() {
         auto r = T::open({.path = dir.file("herald.db")});
         if (!r)

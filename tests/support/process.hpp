@@ -24,8 +24,8 @@ namespace herald::test {
 
 struct process_result {
     int status = -1; ///< exit status, or 128 + signal
-    std::string out;
-    std::string err;
+    std::string out{};
+    std::string err{};
     bool timed_out = false;
     std::chrono::system_clock::time_point signalled_at{}; ///< with sigterm_after
     double exit_seconds = 0;                              ///< from the signal to the exit

@@ -14,7 +14,7 @@
 namespace herald::test {
 
 struct temp_dir {
-    std::filesystem::path dir;
+    std::filesystem::path dir{};
 
     temp_dir() {
         std::string tmpl = (std::filesystem::temp_directory_path() / "herald-test-XXXXXX").string();

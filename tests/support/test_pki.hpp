@@ -32,8 +32,8 @@
 namespace herald::test {
 
 struct pem_pair {
-    std::string cert_pem; // "-----BEGIN CERTIFICATE-----"
-    std::string key_pem;  // "-----BEGIN PRIVATE KEY-----" (PKCS#8, unencrypted)
+    std::string cert_pem{}; // "-----BEGIN CERTIFICATE-----"
+    std::string key_pem{};  // "-----BEGIN PRIVATE KEY-----" (PKCS#8, unencrypted)
 };
 
 namespace pki_detail {
@@ -102,8 +102,8 @@ inline void add_name_entry(X509_NAME* name, char const* field, std::string const
 }
 
 struct extension {
-    int nid;
-    std::string value; // openssl.cnf syntax, e.g. "critical,CA:TRUE"
+    int nid{};
+    std::string value{}; // openssl.cnf syntax, e.g. "critical,CA:TRUE"
 };
 
 // A v3 certificate for `subject_key`, signed by `issuer_key`. `issuer` is the issuing certificate,

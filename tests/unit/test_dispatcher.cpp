@@ -65,7 +65,7 @@ TEMPLATE_TEST_CASE("one body per event, shared by every subscribed webhook", "[d
                    json_serializer, datagerry_serializer) {
     asio::io_context io;
     recording_transport transport;
-    test_dispatcher<TestType> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<TestType> d(io.get_executor(), quick(), {.transport = transport});
     for (int i = 0; i < 50; ++i)
         REQUIRE(
             d.store().create(hook("fan-" + std::to_string(i), {event_type::update})).has_value());
@@ -130,7 +130,7 @@ TEMPLATE_TEST_CASE("one body per event, shared by every subscribed webhook", "[d
 TEST_CASE("an event nobody subscribed to is counted, not sent", "[dispatcher][matching]") {
     asio::io_context io;
     recording_transport transport;
-    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick(), {.transport = transport});
     REQUIRE(d.store().create(hook("deletes", {event_type::remove})).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -166,7 +166,7 @@ TEST_CASE("a full queue is an error from publish and a wait in async_publish",
     recording_transport transport;
     dispatcher_params p = quick();
     p.intake.capacity = 2;
-    test_dispatcher<> d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), p, {.transport = transport});
     REQUIRE(d.store().create(hook("all")).has_value());
 
     // Not running yet: nothing drains the queue.
@@ -217,7 +217,7 @@ TEST_CASE("max_pending keeps events in the intake queue while deliveries wait",
     p.intake.capacity = 3;
     p.scheduling.lane_concurrency = 1;
     p.max_pending = 2;
-    test_dispatcher<> d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), p, {.transport = transport});
     REQUIRE(d.store().create(hook("slow")).has_value());
 
     std::uint64_t most_pending = 0, most_queued = 0;
@@ -255,7 +255,7 @@ TEST_CASE("a retry goes to the webhook as it is now", "[dispatcher][retry]") {
         s.status = r.url.find("/new") != std::string::npos ? 200 : 500;
         return s;
     });
-    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 5min}), memory_store(), transport);
+    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 5min}), {.transport = transport});
     auto const moved = d.store().create(hook("moved")).value();
     auto const paused = d.store().create(hook("paused")).value();
     auto const removed = d.store().create(hook("removed")).value();
@@ -308,7 +308,7 @@ TEST_CASE("retries follow the schedule and then fail", "[dispatcher][retry]") {
         s.status = 503;
         return s;
     });
-    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 30min}), memory_store(), transport);
+    manual_dispatcher d(io.get_executor(), quick({0ms, 5min, 30min}), {.transport = transport});
     REQUIRE(d.store().create(hook("down")).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -348,7 +348,7 @@ TEST_CASE("stop abandons what cannot finish and logs it", "[dispatcher][lifecycl
     transport.latency([](http_request const& r) {
         return r.url.find("slow") != std::string::npos ? duration(10s) : duration(0);
     });
-    test_dispatcher<> d(io.get_executor(), quick({0ms}), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick({0ms}), {.transport = transport});
     REQUIRE(d.store().create(hook("slow")).has_value());
     REQUIRE(d.store().create(hook("fast")).has_value());
     stop_report report;
@@ -387,7 +387,7 @@ TEST_CASE("a transport that throws cannot lose a delivery", "[dispatcher][robust
     recording_transport transport;
     transport.respond(
         [](http_request const&) -> send_result { throw std::runtime_error("transport exploded"); });
-    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick(), {.transport = transport});
     REQUIRE(d.store().create(hook("x")).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -405,7 +405,7 @@ TEST_CASE("an io_context run by several threads delivers everything once",
     asio::io_context io;
     recording_transport transport;
     transport.latency([](http_request const&) { return duration(1); });
-    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick(), {.transport = transport});
     for (int i = 0; i < 3; ++i)
         REQUIRE(d.store().create(hook("h" + std::to_string(i))).has_value());
     d.async_run(asio::detached);
@@ -495,8 +495,7 @@ TEST_CASE("a custom store sees every delivery enqueued, rescheduled and complete
     journaling_store store;
     auto calls = store.calls;
     REQUIRE(store.create(hook("j")).has_value());
-    test_dispatcher<json_serializer, journaling_store> d(io.get_executor(), quick(),
-                                                         std::move(store), transport);
+    test_dispatcher<json_serializer, journaling_store> d(io.get_executor(), quick(), {.store = std::move(store), .transport = transport});
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
         REQUIRE(d.publish(object_event::created("1", {})).has_value());
@@ -516,7 +515,7 @@ TEST_CASE("async_deliver_once sends one request to one webhook, even an inactive
         s.status = r.url.find("/down") != std::string::npos ? 503 : 200;
         return s;
     });
-    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick(), {.transport = transport});
     auto const up = d.store().create(hook("up")).value();
     auto const paused = d.store().create(hook("paused", event_type_set::all(), false)).value();
     auto const down = d.store().create(hook("down")).value();
@@ -602,7 +601,7 @@ TEST_CASE("an attempt's log entry names the content type it was sent with (issue
           "[dispatcher][manual][log][headers]") {
     asio::io_context io;
     recording_transport transport;
-    test_dispatcher<> d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), quick(), {.transport = transport});
     auto const up = d.store().create(hook("up")).value();
     object_event e;
     e.id = "evt_01M8F3Q9KX000J9W7T0FRJ4EZA";
@@ -653,7 +652,7 @@ std::vector<log_entry> deliver_twice(Log log, std::optional<Log>& log_out) {
     asio::io_context io;
     recording_transport transport;
     basic_dispatcher<memory_store, channel_source, json_serializer, recording_transport, Log> d(
-        io.get_executor(), quick(), memory_store(), transport, std::move(log));
+        io.get_executor(), quick(), {.transport = transport, .log = std::move(log)});
     auto const up = d.store().create(hook("up")).value();
     auto const probe = object_event::created("t", {{"test", true}});
     std::vector<log_entry> out;
@@ -727,7 +726,7 @@ TEST_CASE("a dead and a hanging webhook park their backlog and shed beyond max_p
     p.health.failure_threshold = 2;
     p.scheduling.lane_concurrency = 2;
     p.scheduling.stall_after = 30ms;
-    test_dispatcher<> d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher<> d(io.get_executor(), p, {.transport = transport});
     auto const ok = d.store().create(hook("ok")).value().id;
     auto const dead = d.store().create(hook("dead")).value().id;
     auto const hang = d.store().create(hook("hang")).value().id;

@@ -379,7 +379,7 @@ TEST_CASE("a dispatcher on sqlite_store acknowledges publish after the commit an
         herald::recording_transport hanging;
         hanging.latency([](herald::http_request const&) { return herald::duration(1h); });
         boost::asio::io_context io;
-        sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), std::move(store), hanging);
+        sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store), .transport = hanging});
 
         // Before async_run: publish returns once the event is in the file.
         for (int i = 0; i < 3; ++i) {
@@ -432,7 +432,7 @@ TEST_CASE("a dispatcher on sqlite_store acknowledges publish after the commit an
     CHECK(store.recovered() == 4);
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), std::move(store), ok);
+    sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store), .transport = ok});
     d.async_run(boost::asio::detached);
     std::thread t([&] { io.run(); });
     auto const until = std::chrono::steady_clock::now() + 20s;
@@ -473,7 +473,7 @@ TEST_CASE("a dispatcher on sqlite_store delivers while it runs and empties the q
                 .has_value());
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms}), std::move(store), ok);
+    sqlite_dispatcher d(io.get_executor(), params({0ms}), {.store = std::move(store), .transport = ok});
     d.async_run(boost::asio::detached);
     std::thread t([&] { io.run(); });
     // many publishers at once: their commits are shared
@@ -518,7 +518,7 @@ TEST_CASE("publishes waiting at the same time share one commit", "[sqlite][dispa
     REQUIRE(store->create(hook_params("receiver")).has_value());
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms}), std::move(*store), ok);
+    sqlite_dispatcher d(io.get_executor(), params({0ms}), {.store = std::move(*store), .transport = ok});
     auto const before = d.store().stats().commits;
 
     // Another connection holds the write lock: the store's thread waits in its first commit
@@ -677,7 +677,7 @@ TEST_CASE("a dead webhook's backlog beyond its share waits in the file, not in m
     p.health.failure_threshold = 3;
     p.health.cool_down = 50ms;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), p, std::move(store), t);
+    sqlite_dispatcher d(io.get_executor(), p, {.store = std::move(store), .transport = t});
     d.async_run(boost::asio::detached);
     std::thread th([&] { io.run(); });
     constexpr int events = 3000;
@@ -770,7 +770,7 @@ TEST_CASE("after a restart, a backlog larger than a lane's share stays in the fi
     p.max_pending = 100;
     p.scheduling.lane_concurrency = 4;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), p, std::move(store), ok);
+    sqlite_dispatcher d(io.get_executor(), p, {.store = std::move(store), .transport = ok});
     auto const at_start = d.stats();
     CHECK(at_start.pending == events);
     CHECK(at_start.stored >= events - p.max_pending - 1); // the lane's share is in memory

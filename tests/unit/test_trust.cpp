@@ -51,7 +51,7 @@ send_result status(unsigned s) {
 TEST_CASE("every request is signed with every secret of its webhook", "[trust][signature]") {
     asio::io_context io;
     recording_transport transport;
-    test_dispatcher d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher d(io.get_executor(), quick(), {.transport = transport});
     auto const old_secret = secret::generate();
     auto const new_secret = secret::generate();
     auto signed_hook = hook("signed");
@@ -92,7 +92,7 @@ TEST_CASE("every request is signed with every secret of its webhook", "[trust][s
 TEST_CASE("custom headers travel; herald's own cannot be overridden", "[trust][headers]") {
     asio::io_context io;
     recording_transport transport;
-    test_dispatcher d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher d(io.get_executor(), quick(), {.transport = transport});
     auto p = hook("with-headers");
     p.headers = {{"Authorization", "Bearer t0ken"}, {"X-Tenant", "acme"}};
     REQUIRE(d.store().create(p).has_value());
@@ -182,7 +182,7 @@ TEST_CASE("410 Gone disables the webhook at once; re-activating resumes", "[trus
     recording_transport transport;
     bool gone = true;
     transport.respond([&](http_request const&) { return status(gone ? 410 : 204); });
-    test_dispatcher d(io.get_executor(), quick(), memory_store(), transport);
+    test_dispatcher d(io.get_executor(), quick(), {.transport = transport});
     auto const w = d.store().create(hook("moved-away")).value();
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -224,7 +224,7 @@ TEST_CASE("a circuit opens after repeated failures and deliveries wait instead o
     p.health.failure_threshold = 3;
     p.health.cool_down = 200ms;
     p.scheduling.lane_concurrency = 1;
-    test_dispatcher d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher d(io.get_executor(), p, {.transport = transport});
     REQUIRE(d.store().create(hook("down")).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -265,7 +265,7 @@ TEST_CASE("once its probe succeeds, a webhook's backlog goes out at the lane's f
     p.health.failure_threshold = 2;
     p.health.cool_down = 100ms;
     p.scheduling.lane_concurrency = 4;
-    test_dispatcher d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher d(io.get_executor(), p, {.transport = transport});
     REQUIRE(d.store().create(hook("flaky")).has_value());
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
@@ -293,7 +293,7 @@ TEST_CASE("failing for the whole window disables the webhook", "[trust][disable]
     p.health.cool_down = 1ms; // the circuit barely holds deliveries back: the window decides
     p.health.disable_after = 30ms;
     p.retry.schedule = std::vector<duration>(50, 5ms);
-    test_dispatcher d(io.get_executor(), p, memory_store(), transport);
+    test_dispatcher d(io.get_executor(), p, {.transport = transport});
     auto const w = d.store().create(hook("flapping")).value();
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);

@@ -41,7 +41,7 @@ struct server_params {
     std::string address = "127.0.0.1";
     std::uint16_t port = 0; ///< 0: any free port (see local_endpoint)
     /// The bearer token every /api call must present. Required, at least 16 characters.
-    std::string token;
+    std::string token{};
     std::size_t body_limit = 1024 * 1024; ///< larger request bodies get 413
     std::size_t header_limit = 16 * 1024; ///< larger request headers get 431
     /// From its first byte, a request's head and body must arrive within this (one deadline,

@@ -40,9 +40,9 @@ enum class attempt_action {
 struct attempt_facts {
     send_result const& sent;
     std::uint32_t attempts = 1; ///< attempts made so far, this one included
-    retry_decision retry;       ///< retry_policy::decide on this attempt
+    retry_decision retry{};       ///< retry_policy::decide on this attempt
     /// What the failure did to the webhook's circuit (scheduler::done); ignored on success.
-    circuit_breaker::failure_effect health;
+    circuit_breaker::failure_effect health{};
     bool abandoning = false; ///< past the drain deadline: no retry waits any more
     bool durable = false;    ///< the journal keeps what is not completed across a restart
 };

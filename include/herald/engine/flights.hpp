@@ -52,7 +52,7 @@ public:
 
 private:
     struct flight {
-        boost::asio::cancellation_signal signal;
+        boost::asio::cancellation_signal signal{};
         bool active = false;
     };
     std::vector<std::unique_ptr<flight>> all_;

@@ -355,11 +355,11 @@ public:
 
 private:
     struct timed {
-        delivery d;
-        std::uint64_t seq; // keeps deliveries due at the same time in arrival order
+        delivery d{};
+        std::uint64_t seq{}; // keeps deliveries due at the same time in arrival order
     };
     struct lane {
-        std::deque<delivery> ready;
+        std::deque<delivery> ready{};
         std::size_t in_flight = 0;
         std::size_t waiting = 0;   // pushed and not yet taken: in the timer heap or ready
         std::size_t in_budget = 0; // of those, counted against the budget,

@@ -59,8 +59,8 @@ inline std::string describe_shed(park_reason why, scheduler const& s, webhook_id
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::basic_dispatcher(
-    boost::asio::any_io_executor ex, dispatcher_params params, Store store, Transport transport,
-    Log log, Serializer serializer)
+    boost::asio::any_io_executor ex, dispatcher_params params, Store store, Serializer serializer,
+    Transport transport, Log log)
     : strand_(detail::make_dispatcher_strand(ex))
     , params_(std::move(params))
     , retry_((validate(params_.retry).value(), params_.retry))
@@ -73,6 +73,12 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::basic_dispat
     , pump_(strand_)
     , intake_wait_(strand_)
     , stopped_timer_(strand_, time_point::max()) {
+    if (params_.addresses) {
+        if constexpr (address_guarded<Store>)
+            store_.guard(*params_.addresses);
+        if constexpr (address_guarded<Transport>)
+            transport_.guard(*params_.addresses);
+    }
     if constexpr (keeps_backlog)
         backlog_.open(journal().journal_seq());
     if constexpr (journaled) {

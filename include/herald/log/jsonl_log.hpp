@@ -110,16 +110,16 @@ private:
             }
         }
 
-        std::FILE* out;
-        bool owns;
-        memory_log recent;
-        std::mutex mutex;
-        std::condition_variable cv;
-        std::vector<std::string> lines;
+        std::FILE* out{};
+        bool owns{};
+        memory_log recent{};
+        std::mutex mutex{};
+        std::condition_variable cv{};
+        std::vector<std::string> lines{};
         std::uint64_t recorded = 0;
         std::uint64_t written = 0;
         bool stopping = false;
-        std::thread writer; // last: starts once the rest is built
+        std::thread writer{}; // last: starts once the rest is built
     };
     std::unique_ptr<state> s_;
 };

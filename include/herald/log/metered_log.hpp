@@ -33,7 +33,7 @@ struct log_metrics {
 
 /** What the webhooks table shows of one webhook's recent deliveries. */
 struct webhook_activity {
-    std::optional<log_entry> last; ///< its newest attempt (response excerpt dropped)
+    std::optional<log_entry> last{}; ///< its newest attempt (response excerpt dropped)
     std::uint64_t delivered = 0;   ///< deliveries that ended delivered in the window
     std::uint64_t failed = 0;      ///< deliveries that ended failed in the window
     duration window = std::chrono::hours(24);
@@ -180,13 +180,13 @@ private:
         std::uint32_t failed = 0;
     };
     struct per_webhook {
-        std::optional<log_entry> last;
+        std::optional<log_entry> last{};
         std::array<slot_counts, window_slots> slots{};
     };
     struct state {
         mutable std::mutex mutex;
-        log_metrics totals;
-        std::map<webhook_id, per_webhook> hooks;
+        log_metrics totals{};
+        std::map<webhook_id, per_webhook> hooks{};
         std::vector<std::function<log_write_stats()>> write_sources;
     };
 

@@ -152,8 +152,8 @@ private:
 
     struct state {
         mutable std::mutex mutex;
-        std::deque<object_event> queue;
-        std::vector<std::shared_ptr<signal>> space_waiters;
+        std::deque<object_event> queue{};
+        std::vector<std::shared_ptr<signal>> space_waiters{};
         bool receiver_waiting = false;
         bool closed = false;
     };

@@ -25,15 +25,15 @@
 namespace herald {
 
 struct sqlite_log_params {
-    std::string path; ///< the database file (may be the sqlite_store's), created when missing
+    std::string path{}; ///< the database file (may be the sqlite_store's), created when missing
     /// Entries that started longer ago than this are deleted (none when empty).
-    std::optional<duration> max_age;
+    std::optional<duration> max_age{};
     /// Only the newest this many entries of each webhook are kept (all when empty).
-    std::optional<std::size_t> max_per_webhook;
+    std::optional<std::size_t> max_per_webhook{};
     /// How often the retention rule runs, on the writer thread (first one interval after open).
     duration retention_interval{60'000};
     /// The clock max_age is measured against; clock::now when empty (tests pass a fake one).
-    std::function<time_point()> now;
+    std::function<time_point()> now{};
     /// How long a write waits for another connection's lock before it fails.
     duration busy_timeout{5000};
     sqlite_sync sync = sqlite_sync::normal;
@@ -45,7 +45,7 @@ struct sqlite_log_params {
     /// Where a write that failed is told: the first of its kind at once, the same again as a
     /// count at most every report_interval. Standard error when empty ("herald: log: ...");
     /// an empty function body to say nothing (the failures are counted in stats() anyway).
-    std::function<void(std::string const&)> report;
+    std::function<void(std::string const&)> report{};
     duration report_interval{5000};
 };
 
@@ -515,8 +515,8 @@ private:
             }
         }
 
-        sqlite_log_params p;
-        detail::sqlite::connection writer; // the writer thread's
+        sqlite_log_params p{};
+        detail::sqlite::connection writer{}; // the writer thread's
         detail::sqlite::statement insert, insert_body;
         // the writer thread's: body object -> its row in log_bodies
         std::unordered_map<std::string const*,
@@ -524,11 +524,11 @@ private:
             bodies;
         std::size_t sweep_at = 4096; // the writer thread's
         mutable std::mutex reader_mutex;
-        detail::sqlite::connection reader;
+        detail::sqlite::connection reader{};
 
         mutable std::mutex mutex;
-        std::condition_variable cv;
-        std::vector<log_entry> queue;
+        std::condition_variable cv{};
+        std::vector<log_entry> queue{};
         std::uint64_t last_seq = 0;
         std::uint64_t recorded = 0;
         std::uint64_t written = 0;
@@ -537,10 +537,10 @@ private:
         std::size_t retention_last = 0;
         bool stopping = false;
         std::atomic<std::uint64_t> failures{0}, entries_lost{0};
-        std::string last_error;
+        std::string last_error{};
         detail::repeat_limiter limiter{p.report_interval}; // the writer thread's
         bool failing_now = false;                          // the writer thread's
-        std::thread thread;                                // last: started once the rest is built
+        std::thread thread{};                                // last: started once the rest is built
     };
 
     explicit sqlite_log(std::shared_ptr<state> s)

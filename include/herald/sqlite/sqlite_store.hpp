@@ -39,9 +39,9 @@
 namespace herald {
 
 struct sqlite_store_params {
-    std::string path; ///< the database file, created when missing
+    std::string path{}; ///< the database file, created when missing
     /// Literal-IP webhook URLs must pass this (plus the webhook's allow_private) to be stored.
-    address_policy addresses;
+    address_policy addresses{};
     bool https_only = false; ///< refuse webhooks with plain http URLs
     /// How long a write waits for another connection's lock before it fails.
     duration busy_timeout{5000};
@@ -56,7 +56,7 @@ struct sqlite_store_params {
     duration commit_interval{10};
     /// Called on the database thread before it begins a transaction that holds completions or
     /// retries, and waited for (see wait_for_log). Empty: none.
-    std::function<void()> before_commit;
+    std::function<void()> before_commit{};
 };
 
 /** Counters of the database thread, for tests and monitoring. */
@@ -172,9 +172,9 @@ inline delivery_id id_from_key(std::string const& k) {
 
 /// A one-shot result a thread waits for.
 struct waiter {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::optional<result<void>> value;
+    std::mutex mutex{};
+    std::condition_variable cv{};
+    std::optional<result<void>> value{};
 
     void set(result<void> r) {
         {
@@ -515,9 +515,9 @@ private:
         // A scoped enum: clang's -Wshadow takes plain enumerators for the store's members.
         enum class kind_t { put_hook, remove_hook, enqueue, reschedule, complete, flush, read };
         kind_t kind = kind_t::flush;
-        webhook hook;
-        std::vector<delivery> deliveries;
-        delivery_id id;
+        webhook hook{};
+        std::vector<delivery> deliveries{};
+        delivery_id id{};
         std::uint32_t attempts = 0;
         time_point due{};
         std::function<void(result<void>)> done;
@@ -948,30 +948,30 @@ private:
             }
         }
 
-        sqlite_store_params p;
-        detail::sqlite::connection db; // the database thread's, once it runs
-        memory_store cache;
-        std::mutex table_mutex; // a table change and its write are queued in the same order
+        sqlite_store_params p{};
+        detail::sqlite::connection db{}; // the database thread's, once it runs
+        memory_store cache{};
+        std::mutex table_mutex{}; // a table change and its write are queued in the same order
 
         mutable std::mutex claim_mutex;
         std::uint64_t open_seq = 0;      // the highest event seq when the file was opened
         std::size_t recovered_total = 0; // deliveries in the file when it was opened
         std::size_t claimed = 0;
         std::uint64_t claim_seq = 0; // where the next page of claim starts
-        std::string claim_key;
+        std::string claim_key{};
 
-        std::mutex mutex;
-        std::condition_variable cv;
-        std::deque<op> ops;
-        std::deque<op> urgent; // completions and retries
+        std::mutex mutex{};
+        std::condition_variable cv{};
+        std::deque<op> ops{};
+        std::deque<op> urgent{}; // completions and retries
         bool stopping = false;
-        std::optional<problem> first_error;
+        std::optional<problem> first_error{};
         std::atomic<std::uint64_t> commits{0}, operations{0}, failures{0}, uncommitted{0},
             max_latency_ms{0};
 
         detail::sqlite::statement put_hook_stmt, last_id_stmt, remove_hook_stmt, event_stmt,
             delivery_stmt, reschedule_stmt, complete_stmt, event_done_stmt, claim_stmt, lane_stmt;
-        std::thread thread; // last: started by start() once the rest is built
+        std::thread thread{}; // last: started by start() once the rest is built
     };
 
     explicit sqlite_store(std::unique_ptr<state> s)

@@ -30,7 +30,7 @@ namespace herald {
  */
 struct memory_store_params {
     /// Literal-IP webhook URLs must pass this (plus the webhook's allow_private) to be stored.
-    address_policy addresses;
+    address_policy addresses{};
     bool https_only = false; ///< refuse webhooks with plain http URLs
 };
 
@@ -52,12 +52,19 @@ public:
         other.stale_.fill(true);
     }
 
+    /// Sets which literal-IP URLs webhooks may have from now on (dispatcher_params::addresses
+    /// sets it for the table and the transport at once).
+    void guard(address_policy const& a) {
+        std::lock_guard lock(mutex_);
+        p_.addresses = a;
+    }
+
     /// Validates and stores a new webhook. Nothing is stored when it returns a problem.
     result<webhook> create(webhook_params p) {
         p.name = detail::trim_name(p.name); // " a" and "a" are one name
+        std::lock_guard lock(mutex_);
         if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
-        std::lock_guard lock(mutex_);
         if (auto r = check_unique(p.name, 0); !r)
             return r.error();
         auto w = std::make_shared<webhook>();
@@ -90,9 +97,9 @@ public:
     /// Replaces a webhook's params. Nothing changes when it returns a problem.
     result<webhook> update(webhook_id id, webhook_params p) {
         p.name = detail::trim_name(p.name);
+        std::lock_guard lock(mutex_);
         if (auto r = validate(p, p_.addresses, p_.https_only); !r)
             return r.error();
-        std::lock_guard lock(mutex_);
         auto it = hooks_.find(id);
         if (it == hooks_.end())
             return not_found(id);
@@ -213,7 +220,8 @@ private:
     webhook_id last_id_ = 0;
 };
 
-static_assert(editable_webhook_table<memory_store> && !journaled_store<memory_store>);
+static_assert(editable_webhook_table<memory_store> && !journaled_store<memory_store> &&
+              address_guarded<memory_store>);
 
 } // namespace herald
 

@@ -2,6 +2,7 @@
 #define HERALD_HTTP_TRANSPORT_HPP
 
 #include <herald/address_policy.hpp>
+#include <herald/transport/http_transport_params.hpp>
 #include <herald/concepts.hpp>
 #include <herald/error.hpp>
 #include <herald/transport.hpp>
@@ -28,22 +29,6 @@ namespace herald {
 
 using namespace std::chrono_literals;
 
-struct http_transport_params {
-    duration connect_timeout = 5s;  ///< per request, unless the webhook sets its own
-    duration timeout = 10s;         ///< connect, TLS, send and receive in all; per webhook too
-    std::size_t max_excerpt = 4096; ///< response body bytes kept for the log
-    /// Response body bytes read to keep the connection reusable; a longer body is cut off
-    /// and the connection closed (the status still counts).
-    std::size_t max_drain = 1 << 20;
-    std::size_t max_header = 16 * 1024; ///< response header bytes; more is a failure
-    std::size_t max_idle_per_origin = 64;
-    duration idle_timeout = 30s; ///< pooled connections older than this are not reused
-    /// Which resolved addresses a request may connect to (the SSRF guard): by default only
-    /// globally routable ones. A webhook's allow_private adds to it.
-    address_policy addresses;
-    bool https_only = false; ///< refuse plain http
-};
-
 /**
  * The default transport: HTTP/1.1 POST over Boost.Beast, plain or TLS, with a keep-alive
  * connection pool per origin (scheme, host, port and TLS settings). A connection goes back to
@@ -68,6 +53,14 @@ public:
         , pool_(std::make_shared<pool>()) {}
 
     http_transport_params const& params() const { return *p_; }
+
+    /// Sets which resolved addresses requests may connect to (dispatcher_params::addresses
+    /// sets it for the table and the transport at once). Call before sending.
+    void guard(address_policy const& a) {
+        auto p = *p_;
+        p.addresses = a;
+        p_ = std::make_shared<http_transport_params const>(std::move(p));
+    }
 
     /// Sends `req`; the outcome, failures included, is in the send_result.
     boost::asio::awaitable<send_result> async_send(http_request const& req);
@@ -117,8 +110,8 @@ private:
         explicit connection(boost::asio::any_io_executor const& ex)
             : timer(ex) {}
 
-        std::optional<socket_type> plain; // http
-        std::optional<tls_stream> tls;    // https, over its own socket
+        std::optional<socket_type> plain{}; // http
+        std::optional<tls_stream> tls{};    // https, over its own socket
         boost::asio::steady_timer timer;
         std::chrono::steady_clock::time_point deadline =
             std::chrono::steady_clock::time_point::max();
@@ -126,10 +119,10 @@ private:
             std::chrono::steady_clock::time_point::max();
         bool timer_armed = false;
         bool timed_out = false;
-        std::string head;                 // the request head, rebuilt in place per request
-        boost::beast::flat_buffer buffer; // response bytes read ahead
-        std::chrono::steady_clock::time_point idle_since;
-        std::shared_ptr<boost::asio::ssl::context> context; // outlives the TLS stream
+        std::string head{};                 // the request head, rebuilt in place per request
+        boost::beast::flat_buffer buffer{}; // response bytes read ahead
+        std::chrono::steady_clock::time_point idle_since{};
+        std::shared_ptr<boost::asio::ssl::context> context{}; // outlives the TLS stream
 
         /// Watches `until`: cancels the socket's operations once it passes.
         void watch(std::chrono::steady_clock::time_point until);
@@ -141,9 +134,9 @@ private:
     using connection_ptr = std::shared_ptr<connection>;
 
     struct pool {
-        std::mutex mutex;
-        std::map<std::string, std::vector<connection_ptr>, std::less<>> idle;
-        std::map<std::string, std::shared_ptr<boost::asio::ssl::context>, std::less<>> contexts;
+        std::mutex mutex{};
+        std::map<std::string, std::vector<connection_ptr>, std::less<>> idle{};
+        std::map<std::string, std::shared_ptr<boost::asio::ssl::context>, std::less<>> contexts{};
         std::uint64_t opened = 0;
     };
 
@@ -163,7 +156,7 @@ private:
     std::shared_ptr<pool> pool_;
 };
 
-static_assert(pooling_transport<http_transport>);
+static_assert(pooling_transport<http_transport> && address_guarded<http_transport>);
 
 } // namespace herald
 

@@ -70,10 +70,10 @@ public:
 
 private:
     struct state {
-        std::mutex mutex;
-        std::vector<http_request> requests;
-        responder respond;
-        latency_fn latency;
+        std::mutex mutex{};
+        std::vector<http_request> requests{};
+        responder respond{};
+        latency_fn latency{};
     };
     std::shared_ptr<state> s_;
 };

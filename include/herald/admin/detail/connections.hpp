@@ -33,7 +33,7 @@ public:
 
     struct admission {
         bool accepted = false;
-        std::optional<std::uint64_t> shed; ///< the connection to close to make room
+        std::optional<std::uint64_t> shed{}; ///< the connection to close to make room
     };
 
     /// `total` slots in all, `per_peer` for the connections of one address (both at least 1).
@@ -108,8 +108,8 @@ public:
 
 private:
     struct entry {
-        address peer;
-        time_point since; ///< when it began to wait
+        address peer{};
+        time_point since{}; ///< when it began to wait
         bool waiting = true;
         bool shed = false;
     };

@@ -78,8 +78,8 @@ struct pending_lookup {
     boost::asio::ip::tcp::resolver resolver;
     boost::asio::steady_timer timer;
     boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> signal;
-    boost::system::error_code ec;
-    boost::asio::ip::tcp::resolver::results_type results;
+    boost::system::error_code ec{};
+    boost::asio::ip::tcp::resolver::results_type results{};
     std::atomic<bool> done{false};
 };
 } // namespace detail
