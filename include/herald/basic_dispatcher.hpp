@@ -9,7 +9,9 @@
 #include <herald/engine/lifecycle.hpp>
 #include <herald/engine/wakeup.hpp>
 #include <herald/dispatcher_params.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
+#include <herald/serializer/serializer_set.hpp>
 #include <herald/log.hpp>
 #include <herald/log/memory_log.hpp>
 #include <herald/store/memory_store.hpp>
@@ -27,6 +29,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <type_traits>
 #include <string>
 #include <vector>
@@ -62,12 +66,14 @@ struct journal_of<Store> {
  * Lifetimes: the dispatcher must outlive the completion of `async_run`.
  */
 template <class Store = memory_store, class Source = channel_source,
-          class Serializer = json_serializer, class Transport = http_transport,
+          class Serializer = serializer_set<json_serializer, datagerry_serializer>,
+          class Transport = http_transport,
           class Log = memory_log, class Clock = herald::clock>
 class basic_dispatcher {
     static_assert(webhook_table<Store>, "Store must model herald::webhook_table");
     static_assert(event_source<Source>, "Source must model herald::event_source");
-    static_assert(serializer<Serializer>, "Serializer must model herald::serializer");
+    static_assert(serializer<Serializer> || multi_format_serializer<Serializer>,
+                  "Serializer must model herald::serializer or herald::multi_format_serializer");
     static_assert(transport<Transport>, "Transport must model herald::transport");
     static_assert(log_sink<Log>, "Log must model herald::log_sink");
     static_assert(std::is_same_v<typename Clock::time_point, time_point>,
@@ -210,8 +216,18 @@ public:
     Source const& source() const noexcept { return source_; }
     retry_policy const& retries() const noexcept { return retry_; }
 
-    /// How many times the serializer ran: once per matched event, whatever the fan-out.
+    /// How many times the serializer ran: once per matched event and format in use, whatever
+    /// the fan-out.
     std::uint64_t serializations() const noexcept { return serializations_.load(); }
+
+    /// The payload formats a webhook's `format` may name, the default first (`herald`,
+    /// `datagerry` with the default serializer_set).
+    std::span<std::string_view const> formats() const noexcept {
+        return detail::format_table<Serializer>::names(serializer_);
+    }
+    /// Whether `p.format` is one this dispatcher offers: the admin API and the relay check a
+    /// webhook with it before storing it (the table cannot know the dispatcher's formats).
+    result<void> check_format(webhook_params const& p) const;
 
 private:
     static Source make_source(executor_type const& ex, channel_params const& p);
@@ -220,8 +236,17 @@ private:
     // enters. publish prepares it (or the intake, for a source of its own), admit matches it,
     // serializes it once and makes one delivery per webhook; the intake (accept), or for a
     // durable store the publishing thread (stage), queues them.
-    std::shared_ptr<prepared_event const> prepare_body(object_event& e);
-    bool admit(object_event& e, time_point now, webhook_list& hooks, std::vector<delivery>& out);
+    std::shared_ptr<prepared_event const> prepare_body(object_event& e, std::size_t format);
+    /// Matches `e` and fills `out` with its deliveries, grouped by format (each group one
+    /// body and, with a backlog, one seq); the webhooks whose format is not offered go to
+    /// `refused` (logged as failed by the caller, on the strand). True when `out` has any.
+    bool admit(object_event& e, time_point now, webhook_list& hooks, std::vector<delivery>& out,
+               std::vector<delivery>& refused);
+    /// What a refused delivery's log entry says; fail_refused logs them as failed (strand).
+    std::string format_refusal(webhook const& hook) const;
+    void fail_refused(std::vector<delivery>& ds, time_point now);
+    /// The backlog notes every seq of `ds` as come back (one per format group).
+    void arrived_all(std::vector<delivery> const& ds);
     void accept(object_event& e, time_point now);
     void fail_unqueued(std::vector<delivery> const& ds, std::string const& why, time_point now,
                        bool no_attempt);
@@ -332,6 +357,7 @@ private:
     stop_report report_;
     detail::flights flights_;
     std::vector<delivery> batch_;              // reused by accept
+    std::vector<delivery> refused_;            // reused by accept
     std::atomic<std::uint64_t> committing_{0}; // journaled only
     std::atomic<bool> intake_closed_{false};   // durable only: publish refuses
 

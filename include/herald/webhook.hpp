@@ -2,10 +2,10 @@
 #define HERALD_WEBHOOK_HPP
 
 #include <herald/address_policy.hpp>
-#include <herald/detail/host.hpp>
-#include <herald/detail/utf8.hpp>
+#include <herald/detail/webhook_checks.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
+#include <herald/header_rules.hpp>
 #include <herald/signature.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
@@ -13,14 +13,13 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
-#include <boost/url/parse.hpp>
 
-#include <algorithm>
+#include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace herald {
 
@@ -42,7 +41,32 @@ struct webhook_params {
     bool verify_tls = true;             ///< false: no certificate check, marked in every log entry
     /// Ranges this webhook may reach although they are not globally routable.
     std::vector<cidr> allow_private{};
+    /// The payload format: the name of one of the dispatcher's serializers (`herald`,
+    /// `datagerry`; see basic_dispatcher::formats). Empty: the dispatcher's first.
+    std::string format{};
+    /// When this webhook's attempts start (see retry_params::schedule): `[0]` the delay before
+    /// the first, `[i]` after the i-th failure. Empty: the dispatcher's schedule.
+    std::vector<duration> retry_schedule{};
 };
+
+/// At most this many entries in a webhook's retry_schedule, each at most max_retry_delay.
+inline constexpr std::size_t max_retry_schedule = 32;
+inline constexpr duration max_retry_delay = std::chrono::hours(24 * 30);
+/// A format name: 1 to 32 of a-z, 0-9, '-', '_' and '.'.
+inline constexpr std::size_t max_format_name = 32;
+
+namespace detail {
+inline std::optional<std::string> format_problem(std::string_view name) {
+    if (name.size() > max_format_name)
+        return "is longer than " + std::to_string(max_format_name) + " characters";
+    for (char c : name)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              c == '.'))
+            return "'" + std::string(name) +
+                   "' is not a format name (lower-case letters, digits, '-', '_' and '.')";
+    return std::nullopt;
+}
+} // namespace detail
 
 /** A registered webhook: its params plus what the store assigns. Immutable once stored. */
 struct webhook : webhook_params {
@@ -55,317 +79,6 @@ struct webhook : webhook_params {
     std::optional<time_point> disabled_at{};
 };
 
-inline constexpr std::size_t max_webhook_name = 128;
-inline constexpr std::size_t max_webhook_url = 2048;
-
-namespace detail {
-inline bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        auto lower = [](char c) {
-            return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-        };
-        if (lower(a[i]) != lower(b[i]))
-            return false;
-    }
-    return true;
-}
-
-// Reads a JSON array of strings, each through `parse` (which names `field[i]` in its problem).
-template <class T, class Parse>
-result<void> parse_each(boost::json::value const& val, std::string const& field,
-                        char const* not_array, std::vector<T>& out, Parse parse) {
-    auto const* arr = val.if_array();
-    if (!arr)
-        return make_problem(error::invalid_field, field, not_array);
-    for (std::size_t i = 0; i < arr->size(); ++i) {
-        auto item = field + "[" + std::to_string(i) + "]";
-        if (!(*arr)[i].is_string())
-            return make_problem(error::invalid_field, item, "must be a string");
-        auto r = parse((*arr)[i].get_string(), std::move(item));
-        if (!r)
-            return r.error();
-        out.push_back(std::move(*r));
-    }
-    return {};
-}
-} // namespace detail
-
-/// Headers herald writes itself or that would break the message's framing.
-inline bool is_reserved_header(std::string_view name) {
-    auto starts = [&](std::string_view prefix) {
-        return name.size() >= prefix.size() &&
-               detail::iequals(name.substr(0, prefix.size()), prefix);
-    };
-    for (auto const* owned :
-         {"host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
-          "upgrade", "te", "trailer", "expect", "proxy-connection"})
-        if (detail::iequals(name, owned))
-            return true;
-    return starts("webhook-") || starts("herald-");
-}
-
-namespace detail {
-// A credential by its name: these words anywhere in it, case-insensitive ("X-Hub-Signature-256",
-// "X-Session-Id", "api_key"). A false alarm only hides a value from view; a miss shows a secret.
-inline bool is_credential_name(std::string_view name) {
-    std::string lower(name);
-    for (auto& c : lower)
-        if (c >= 'A' && c <= 'Z')
-            c = char(c - 'A' + 'a');
-    for (auto const* word : {"auth", "cookie", "token", "secret", "key", "pass", "pwd", "sig",
-                             "session", "credential", "jwt", "csrf"})
-        if (lower.find(word) != std::string::npos)
-            return true;
-    return false;
-}
-} // namespace detail
-
-/// Headers whose values are credentials: shown masked, like secrets. herald's own headers
-/// (`webhook-signature` signs one message only) are shown as sent.
-inline bool is_sensitive_header(std::string_view name) {
-    return !is_reserved_header(name) && detail::is_credential_name(name);
-}
-
-/// Below this many characters a credential is shown as `…` alone.
-inline constexpr std::size_t mask_shows_prefix_from = 16;
-
-/**
- * A credential shown without giving it away. A value of fewer than 16 characters shows none
- * of them (`…`): four characters of `abcd` or `12345` are most or all of it. A longer one
- * shows its first four characters and `…`, enough to tell two apart (`Bear…`, `sk_l…`).
- */
-inline std::string mask_header_value(std::string_view value) {
-    if (value.size() < mask_shows_prefix_from)
-        return "…";
-    auto const head = value.substr(0, 4);
-    for (unsigned char c : head)
-        if (c >= 0x80) // a cut UTF-8 sequence would not be valid text
-            return "…";
-    return std::string(head) + "…";
-}
-
-/**
- * A URL as herald shows it (webhooks, log entries): the value of each query parameter whose
- * name looks like a credential (`token`, `key`, `api_key`, `secret`, `password`, `sig`,
- * `access_token`, `auth`, the words of is_sensitive_header) becomes `…`, and so does any
- * user-info. Requests still go to the URL as stored.
- */
-inline std::string mask_url(std::string_view url) {
-    std::string out;
-    out.reserve(url.size());
-    auto const hash = url.find('#');
-    auto const body = url.substr(0, hash);
-    auto const scheme_end = body.find("://");
-    std::size_t pos = 0;
-    if (scheme_end != std::string_view::npos) {
-        auto const auth_begin = scheme_end + 3;
-        auto const auth_end = std::min(body.find_first_of("/?", auth_begin), body.size());
-        auto const at = body.substr(0, auth_end).rfind('@');
-        out.append(body.substr(0, auth_begin));
-        if (at != std::string_view::npos && at >= auth_begin) {
-            out.append("…");
-            pos = at; // from the '@'
-        } else {
-            pos = auth_begin;
-        }
-    }
-    auto const q = body.find('?', pos);
-    out.append(body.substr(pos, q == std::string_view::npos ? body.size() - pos : q + 1 - pos));
-    if (q != std::string_view::npos) {
-        auto query = body.substr(q + 1);
-        for (bool first = true;; first = false) {
-            auto const amp = query.find('&');
-            auto const pair = query.substr(0, amp);
-            if (!first)
-                out.push_back('&');
-            auto const eq = pair.find('=');
-            std::string name; // percent-decoded: "%74oken" is a token too
-            auto const name_end = std::min(eq, pair.size());
-            for (std::size_t i = 0; i < name_end; ++i) {
-                auto hex = [](char c) {
-                    return c >= '0' && c <= '9'   ? c - '0'
-                           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                  : -1;
-                };
-                if (pair[i] == '%' && i + 2 < name_end && hex(pair[i + 1]) >= 0 &&
-                    hex(pair[i + 2]) >= 0) {
-                    name.push_back(char(hex(pair[i + 1]) * 16 + hex(pair[i + 2])));
-                    i += 2;
-                } else {
-                    name.push_back(pair[i]);
-                }
-            }
-            if (eq != std::string_view::npos && eq + 1 < pair.size() &&
-                detail::is_credential_name(name))
-                out.append(pair.substr(0, eq + 1)).append("…");
-            else
-                out.append(pair);
-            if (amp == std::string_view::npos)
-                break;
-            query = query.substr(amp + 1);
-        }
-    }
-    if (hash != std::string_view::npos)
-        out.append(url.substr(hash));
-    return out;
-}
-
-/**
- * Checks one custom header: a token name (RFC 9110), a value without CR, LF or other control
- * characters, and none of the headers herald owns.
- */
-inline result<void> validate_header(http_header const& h, std::string const& field) {
-    auto bad = [&](std::string why) {
-        return make_problem(error::invalid_field, field, std::move(why));
-    };
-    if (h.name.empty())
-        return bad("has an empty name");
-    if (h.name.size() > 256)
-        return bad("name is longer than 256 characters");
-    for (unsigned char c : h.name) {
-        bool const tchar =
-            (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-            std::string_view("!#$%&'*+-.^_`|~").find(char(c)) != std::string_view::npos;
-        if (!tchar)
-            return bad("name '" + h.name + "' is not a valid header name");
-    }
-    if (is_reserved_header(h.name))
-        return bad("'" + h.name + "' is set by herald and cannot be overridden");
-    if (h.value.size() > 8192)
-        return bad("value is longer than 8192 characters");
-    for (unsigned char c : h.value)
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return bad(c == '\r' || c == '\n' ? "value contains CR or LF"
-                                              : "value contains a control character");
-    return {};
-}
-
-namespace detail {
-// Unicode spaces a name may not begin or end with (trimmed): the ASCII ones and the Zs
-// category, so " a" and "a\u00A0" are the name "a".
-inline bool is_name_space(long cp) {
-    return cp == ' ' || (cp >= 0x09 && cp <= 0x0d) || cp == 0xa0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x202f || cp == 0x205f || cp == 0x3000;
-}
-
-// Characters that are invisible or reorder the text around them: a name that shows as
-// "billing" in a list may not be another. C0 and C1 controls, the bidi embeddings,
-// overrides, isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero
-// width space, word joiner and invisible operators (U+200B, U+2060-U+2064), line and paragraph
-// separators, the soft hyphen, U+180E, the BOM and the interlinear annotation characters.
-// Zero-width (non-)joiners stay: scripts and emoji sequences need them.
-inline bool is_invisible_in_name(long cp) {
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0xad || cp == 0x61c || cp == 0x180e ||
-           cp == 0x200b || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
-           (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xfeff ||
-           (cp >= 0xfff9 && cp <= 0xfffb);
-}
-
-/// `name` without the spaces around it (ASCII and Unicode, see is_name_space).
-inline std::string trim_name(std::string_view name) {
-    std::size_t begin = 0, end = 0;
-    bool found = false;
-    for (std::size_t i = 0; i < name.size();) {
-        auto const at = i;
-        if (!is_name_space(next_code_point(name, i))) {
-            if (!found)
-                begin = at;
-            found = true;
-            end = i;
-        }
-    }
-    return found ? std::string(name.substr(begin, end - begin)) : std::string();
-}
-
-inline std::optional<std::string> name_problem(std::string_view name) {
-    if (trim_name(name).empty())
-        return "is required";
-    if (name.size() > max_webhook_name)
-        return "is longer than " + std::to_string(max_webhook_name) + " characters";
-    for (std::size_t i = 0; i < name.size();) {
-        auto const cp = next_code_point(name, i);
-        if (cp < 0)
-            return "is not valid UTF-8";
-        if (is_invisible_in_name(cp)) {
-            char code[24];
-            std::snprintf(code, sizeof code, "U+%04lX", static_cast<unsigned long>(cp));
-            return std::string("contains ") + code +
-                   (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)
-                        ? ", a control character"
-                        : ", an invisible or text-reordering character");
-        }
-    }
-    return std::nullopt;
-}
-
-/**
- * Why `url` may not be a webhook's, or nothing. Beyond what Boost.URL checks: the authority
- * must end where the text says (Boost.URL 1.81 takes the longest IPv4 prefix as the host, so
- * `http://127.0.0.1.nip.io:18490/x` would be host 127.0.0.1, port 80, path
- * `.nip.io:18490/x`), the host must be an IP literal or a DNS name (see dns_name_problem;
- * nothing percent-encoded, nothing getaddrinfo would read as IPv4), and the port a number
- * from 1 to 65535. So the transport connects to exactly the host and port the text names and
- * sends exactly its path and query.
- */
-inline std::optional<std::string> url_problem(std::string const& url, bool https_only,
-                                              address_policy const& addresses) {
-    if (url.empty())
-        return "is required";
-    if (url.size() > max_webhook_url)
-        return "is longer than " + std::to_string(max_webhook_url) + " characters";
-    auto const u = boost::urls::parse_uri(url);
-    if (!u)
-        return "'" + url + "' is not an absolute URL (" + u.error().message() + ")";
-    if (!iequals(u->scheme(), "http") && !iequals(u->scheme(), "https"))
-        return "scheme '" + std::string(u->scheme()) + "' is not http or https";
-    if (https_only && !iequals(u->scheme(), "https"))
-        return "must be https (plain http is refused here)";
-    if (!u->has_authority() || u->encoded_host().empty())
-        return "has no host";
-    if (u->has_userinfo())
-        return "must not contain user-info (credentials belong in headers)";
-    if (u->has_fragment())
-        return "must not contain a fragment";
-    auto const auth_begin = u->scheme().size() + 3; // "scheme://"
-    auto const auth_end = auth_begin + u->encoded_authority().size();
-    if (url.compare(u->scheme().size(), 3, "://") != 0 ||
-        (auth_end < url.size() && url[auth_end] != '/' && url[auth_end] != '?')) {
-        auto const raw = std::string_view(url).substr(auth_begin);
-        return "host and port '" + std::string(raw.substr(0, raw.find_first_of("/?#"))) +
-               "' are not a valid host (an IP address or a DNS name) and an optional port";
-    }
-    if (u->has_port()) {
-        auto const port = u->port();
-        bool ok = !port.empty() && port.size() <= 5 && port.front() != '0';
-        for (char const c : port)
-            ok = ok && c >= '0' && c <= '9';
-        if (!ok || std::stoul(std::string(port)) > 65535)
-            return "has an invalid port '" + std::string(port) + "' (1 to 65535)";
-    }
-    switch (u->host_type()) {
-    case boost::urls::host_type::ipv4:
-    case boost::urls::host_type::ipv6: {
-        boost::system::error_code ec;
-        auto const a = boost::asio::ip::make_address(u->host_address(), ec);
-        if (ec)
-            return "host '" + std::string(u->encoded_host()) + "' is not a valid IP address";
-        if (auto why = addresses.refusal(a))
-            return "refused: " + *why;
-        break;
-    }
-    case boost::urls::host_type::name:
-        if (auto why = dns_name_problem(u->encoded_host()))
-            return why;
-        break;
-    default:
-        return "host '" + std::string(u->encoded_host()) + "' is not an IP address or a DNS name";
-    }
-    return std::nullopt;
-}
-} // namespace detail
 
 /**
  * Checks a webhook's fields, everything but the uniqueness of the name (the store checks that).
@@ -422,13 +135,24 @@ inline result<void> validate(webhook_params const& p, address_policy const& addr
         return bad("ca_file", "applies to https URLs only");
     if (p.ca_file && !p.verify_tls)
         return bad("ca_file", "has no effect when verify_tls is false");
+    if (auto why = detail::format_problem(p.format))
+        return bad("format", std::move(*why));
+    if (p.retry_schedule.size() > max_retry_schedule)
+        return bad("retry_schedule",
+                   "holds more than " + std::to_string(max_retry_schedule) + " delays");
+    for (std::size_t i = 0; i < p.retry_schedule.size(); ++i)
+        if (p.retry_schedule[i].count() < 0 || p.retry_schedule[i] > max_retry_delay)
+            return make_problem(error::invalid_field, "retry_schedule[" + std::to_string(i) + "]",
+                                p.retry_schedule[i].count() < 0 ? "is negative"
+                                                                : "is longer than 30 days");
     return {};
 }
 
 /**
  * Reads webhook params from JSON: `{"name", "url", "events": ["create", ...], "active",
  * "connect_timeout": "5s", "timeout": "10s", "secrets": ["whsec_..."], "headers": {...},
- * "ca_file", "verify_tls", "allow_private": ["10.0.0.0/8"]}`. Unknown keys and wrong types are
+ * "ca_file", "verify_tls", "allow_private": ["10.0.0.0/8"], "format": "datagerry",
+ * "retry_schedule": ["0s", "1m", "1h"]}`. Unknown keys and wrong types are
  * errors naming the key (prefixed with `prefix`, e.g. `webhooks[2].`), and so is every rule of
  * validate() and an event type given twice. The name is trimmed. A key given twice cannot be
  * seen in a parsed value: read the text with detail::parse_json_strict.
@@ -512,6 +236,19 @@ inline result<webhook_params> parse_webhook_params(boost::json::value const& v,
                 [](std::string_view s, std::string field) { return cidr::parse(s, field); });
             if (!r)
                 return r.error();
+        } else if (key == "format") {
+            if (!val.is_string())
+                return bad(key, "must be a string (a format name such as \"datagerry\")");
+            p.format = std::string(val.get_string());
+        } else if (key == "retry_schedule") {
+            auto r = detail::parse_each(
+                val, prefix + key, "must be an array of durations such as [\"0s\", \"5m\"]",
+                p.retry_schedule,
+                [](std::string_view s, std::string field) { return parse_duration(s, field); });
+            if (!r)
+                return r.error();
+            if (p.retry_schedule.empty())
+                return bad(key, "must hold at least one delay (leave it out for the default)");
         } else if (key == "connect_timeout" || key == "timeout") {
             if (!val.is_string())
                 return bad(key, "must be a duration string such as \"5s\"");
@@ -566,6 +303,14 @@ inline boost::json::object to_json(webhook const& w) {
     for (auto const& c : w.allow_private)
         allow.emplace_back(c.to_string());
     o["allow_private"] = std::move(allow);
+    if (!w.format.empty())
+        o["format"] = w.format;
+    if (!w.retry_schedule.empty()) {
+        boost::json::array delays;
+        for (auto const d : w.retry_schedule)
+            delays.emplace_back(format_duration(d));
+        o["retry_schedule"] = std::move(delays);
+    }
     if (!w.disabled_reason.empty()) {
         o["disabled_reason"] = w.disabled_reason;
         if (w.disabled_at)

@@ -99,6 +99,42 @@ struct fixture {
 };
 } // namespace
 
+TEST_CASE("open circuits are counted as breakers change: a failed probe, a reset, two webhooks",
+          "[health][scheduler]") {
+    fixture f(2);
+    scheduler s({}, params(2, 10s));
+    auto now = t0();
+    auto fail_twice = [&](int hook) {
+        s.push(f.make(hook, now));
+        s.push(f.make(hook, now));
+        REQUIRE(s.pop_ready(now));
+        REQUIRE(s.pop_ready(now));
+        s.done(webhook_id(hook), scheduler::attempt_result::failed, now);
+        s.done(webhook_id(hook), scheduler::attempt_result::failed, now);
+    };
+    fail_twice(1);
+    CHECK(s.open_circuits() == 1);
+    fail_twice(2);
+    CHECK(s.open_circuits() == 2);
+    // webhook 1's probe fails: open again, still one circuit
+    s.push(f.make(1, now));
+    REQUIRE(s.pop_ready(now + 10s));
+    CHECK(s.open_circuits() == 2); // half-open counts as open
+    CHECK(s.done(1, scheduler::attempt_result::failed, now + 10s).opened);
+    CHECK(s.open_circuits() == 2);
+    // a probe that was never sent changes nothing; a reset forgets the breaker
+    s.reset_health(2, now + 10s);
+    CHECK(s.open_circuits() == 1);
+    s.reset_health(2, now + 10s); // twice: nothing left to forget
+    CHECK(s.open_circuits() == 1);
+    s.push(f.make(1, now + 10s));
+    CHECK_FALSE(s.pop_ready(now + 20s - 1ms)); // cooling down again
+    REQUIRE(s.pop_ready(now + 20s));
+    CHECK(s.open_circuits() == 1);
+    s.done(1, scheduler::attempt_result::delivered, now + 21s);
+    CHECK(s.open_circuits() == 0);
+}
+
 TEST_CASE("an open circuit parks its lane; other lanes keep going", "[health][scheduler]") {
     fixture f(2);
     scheduler s({}, params(2, 10s));

@@ -4,12 +4,14 @@
 #include <herald/error.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
+#include <herald/webhook.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -108,27 +110,46 @@ public:
 
     retry_params const& params() const { return p_; }
 
-    /// How many attempts a delivery gets in all.
+    /// The delays a webhook's deliveries follow: its own retry_schedule, or the params'.
+    std::span<duration const> schedule(webhook const& w) const noexcept {
+        return w.retry_schedule.empty() ? std::span<duration const>(p_.schedule)
+                                        : std::span<duration const>(w.retry_schedule);
+    }
+
+    /// How many attempts a delivery gets in all (with the params' schedule, or a webhook's).
     std::uint32_t max_attempts() const { return static_cast<std::uint32_t>(p_.schedule.size()); }
+    std::uint32_t max_attempts(webhook const& w) const {
+        return static_cast<std::uint32_t>(schedule(w).size());
+    }
 
     /// The delay before the first attempt.
-    duration initial_delay() const { return p_.schedule.empty() ? duration{0} : p_.schedule[0]; }
+    duration initial_delay() const { return first_of(p_.schedule); }
+    duration initial_delay(webhook const& w) const { return first_of(schedule(w)); }
 
     /**
-     * Decides what follows attempt number `attempt` (1-based) that ended with `r` at `now`.
+     * Decides what follows attempt number `attempt` (1-based) that ended with `r` at `now`,
+     * on the params' schedule or on `w`'s.
      * @param unit_random a number in [0, 1) that picks the jitter.
      */
     retry_decision decide(send_result const& r, std::uint32_t attempt, time_point now,
                           double unit_random) const {
+        return decide(r, attempt, now, unit_random, p_.schedule);
+    }
+    retry_decision decide(send_result const& r, std::uint32_t attempt, time_point now,
+                          double unit_random, webhook const& w) const {
+        return decide(r, attempt, now, unit_random, schedule(w));
+    }
+    retry_decision decide(send_result const& r, std::uint32_t attempt, time_point now,
+                          double unit_random, std::span<duration const> schedule) const {
         auto const v = classify(r);
         if (v != verdict::retryable)
             return {v, std::nullopt};
-        if (attempt >= max_attempts())
+        if (attempt >= schedule.size())
             return {verdict::final, std::nullopt};
         if ((r.status == 429 || r.status == 503) && !r.retry_after.empty())
             if (auto d = parse_retry_after(r.retry_after, now))
                 return {verdict::retryable, now + std::min(*d, p_.max_retry_after), true};
-        return {verdict::retryable, now + jittered(p_.schedule[attempt], unit_random)};
+        return {verdict::retryable, now + jittered(schedule[attempt], unit_random)};
     }
 
     /// `base` moved by up to ±jitter, uniformly by `unit_random` in [0, 1).
@@ -138,6 +159,8 @@ public:
     }
 
 private:
+    static duration first_of(std::span<duration const> s) { return s.empty() ? duration{0} : s[0]; }
+
     retry_params p_;
 };
 

@@ -180,12 +180,15 @@ public:
                                          time_point now = {}) {
         circuit_breaker::failure_effect fx;
         auto b = breakers_.find(id);
-        if (r == attempt_result::failed)
-            fx = (b != breakers_.end() ? b : breakers_.try_emplace(id, health_).first)
-                     ->second.failure(now);
-        else if (r == attempt_result::delivered && b != breakers_.end())
-            breakers_.erase(b); // healthy again: nothing to remember
-        else if (b != breakers_.end() && b->second.current() == circuit_breaker::state::half_open)
+        if (r == attempt_result::failed) {
+            if (b == breakers_.end())
+                b = breakers_.try_emplace(id, health_).first;
+            bool const was_open = is_open(b->second);
+            fx = b->second.failure(now);
+            open_ += is_open(b->second) && !was_open; // counted as it changes, never scanned
+        } else if (r == attempt_result::delivered && b != breakers_.end()) {
+            forget_breaker(b); // healthy again: nothing to remember
+        } else if (b != breakers_.end() && b->second.current() == circuit_breaker::state::half_open)
             b->second.unblock(); // the probe was never sent: let another one go
         --in_flight_;
         auto it = lanes_.find(id);
@@ -263,17 +266,13 @@ public:
         return it == breakers_.end() ? nullptr : &it->second;
     }
 
-    /// Webhooks whose circuit is open or half-open now.
-    std::size_t open_circuits() const {
-        std::size_t n = 0;
-        for (auto const& [id, b] : breakers_)
-            n += b.current() != circuit_breaker::state::closed;
-        return n;
-    }
+    /// Webhooks whose circuit is open or half-open now (kept as breakers change: O(1)).
+    std::size_t open_circuits() const noexcept { return open_; }
 
     /// Forgets a webhook's failures (a user re-activated it: start afresh).
     void reset_health(webhook_id id, time_point now = {}) {
-        breakers_.erase(id);
+        if (auto b = breakers_.find(id); b != breakers_.end())
+            forget_breaker(b);
         if (auto it = lanes_.find(id); it != lanes_.end()) {
             refresh(id, it->second, now);
             enqueue_if_runnable(id, it->second);
@@ -467,7 +466,16 @@ private:
 
     scheduler_params p_;
     health_params health_;
+    static bool is_open(circuit_breaker const& b) {
+        return b.current() != circuit_breaker::state::closed;
+    }
+    void forget_breaker(std::unordered_map<webhook_id, circuit_breaker>::iterator b) {
+        open_ -= is_open(b->second);
+        breakers_.erase(b);
+    }
+
     std::unordered_map<webhook_id, circuit_breaker> breakers_; // webhooks with recent failures
+    std::size_t open_ = 0; // breakers_ not closed: open, or half-open (see open_circuits)
     std::vector<cooling_lane> cooling_; // min-heap: lanes waiting for their circuit to cool down
     std::vector<timed> timers_;         // min-heap by (due, seq)
     std::unordered_map<webhook_id, lane> lanes_;

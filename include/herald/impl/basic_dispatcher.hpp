@@ -188,8 +188,9 @@ dispatcher_stats basic_dispatcher<Store, Source, Serializer, Transport, Log, Clo
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 std::shared_ptr<prepared_event const>
-basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::prepare_body(object_event& e) {
-    payload body = serializer_.serialize(e);
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::prepare_body(object_event& e,
+                                                                                 std::size_t format) {
+    payload body = detail::format_table<Serializer>::serialize(serializer_, e, format);
     serializations_.fetch_add(1, std::memory_order_relaxed);
     // The body carries the objects from now on: the deliveries (and the log entries that share
     // the body) keep only the event's metadata alive, not its JSON.
@@ -200,27 +201,117 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::prepare_body
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+result<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::check_format(
+    webhook_params const& p) const {
+    if (detail::format_table<Serializer>::find(serializer_, p.format))
+        return {};
+    std::string offered;
+    for (auto const name : formats())
+        offered += (offered.empty() ? "" : ", ") + std::string(name);
+    return make_problem(error::invalid_field, "format",
+                        "'" + p.format + "' is not a format this dispatcher offers (" + offered +
+                            ")");
+}
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+std::string basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::format_refusal(
+    webhook const& hook) const {
+    return "not sent: the webhook's format " + check_format(hook).error().message;
+}
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 bool basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::admit(
-    object_event& e, time_point now, webhook_list& hooks, std::vector<delivery>& out) {
+    object_event& e, time_point now, webhook_list& hooks, std::vector<delivery>& out,
+    std::vector<delivery>& refused) {
     out.clear();
+    refused.clear();
     hooks = store_.match(e);
     if (!hooks || hooks->empty()) {
         n_.unmatched.fetch_add(1, std::memory_order_relaxed);
         return false;
     }
-    auto const ev = prepare_body(e); // one body per event, shared by every delivery
-    auto const due = now + retry_.initial_delay();
-    out.reserve(hooks->size());
-    for (auto const& h : *hooks)
-        out.push_back(delivery{make_delivery_id(now), ev, h, 0, due});
+    using table = detail::format_table<Serializer>;
+    constexpr std::size_t none = std::size_t(-1); // a format this dispatcher does not offer
+    auto format_at = [&](std::size_t i) {
+        auto const f = table::find(serializer_, (*hooks)[i]->format);
+        return f ? *f : none;
+    };
+    auto add = [&](std::shared_ptr<prepared_event const> const& ev,
+                   std::shared_ptr<webhook const> const& h) {
+        out.push_back(delivery{make_delivery_id(now), ev, h, 0, now + retry_.initial_delay(*h)});
+    };
+    // Most events go out in one format: one body, shared by every delivery.
+    auto const first = format_at(0);
+    bool uniform = first != none;
+    for (std::size_t i = 1; uniform && i < hooks->size(); ++i)
+        uniform = format_at(i) == first;
+    if (uniform) {
+        out.reserve(hooks->size());
+        auto const ev = prepare_body(e, first);
+        for (auto const& h : *hooks)
+            add(ev, h);
+    } else {
+        // One body per format in use, all serialized before the event lets go of its JSON, in
+        // the order of their first webhook; the deliveries are grouped by format (a durable
+        // journal keeps one row per body).
+        std::vector<std::size_t> format_of(hooks->size());
+        std::vector<std::shared_ptr<prepared_event>> bodies(formats().size());
+        std::vector<std::size_t> order;
+        for (std::size_t i = 0; i < hooks->size(); ++i) {
+            auto const k = format_of[i] = format_at(i);
+            if (k != none && !bodies[k]) {
+                bodies[k] = std::make_shared<prepared_event>(
+                    prepared_event{object_event{}, table::serialize(serializer_, e, k)});
+                serializations_.fetch_add(1, std::memory_order_relaxed);
+                order.push_back(k);
+            }
+        }
+        e.before.reset();
+        e.after.reset();
+        e.changes.reset();
+        for (auto const k : order)
+            bodies[k]->event = e;
+        out.reserve(hooks->size());
+        for (auto const k : order)
+            for (std::size_t i = 0; i < hooks->size(); ++i)
+                if (format_of[i] == k)
+                    add(bodies[k], (*hooks)[i]);
+        // The refused keep the event's metadata for their log entries.
+        auto const meta = order.empty() ? std::make_shared<prepared_event const>(
+                                              prepared_event{std::move(e), {}})
+                                        : std::shared_ptr<prepared_event const>(bodies[order[0]]);
+        for (std::size_t i = 0; i < hooks->size(); ++i)
+            if (format_of[i] == none)
+                refused.push_back(delivery{make_delivery_id(now), meta, (*hooks)[i], 0, now});
+        if (out.empty())
+            return false;
+    }
     if constexpr (keeps_backlog) {
-        // Last: from here the seq reaches the strand's backlog (take_committed, or accept's
-        // own note), or what it has come back of would wait for it for ever.
-        auto const seq = backlog_.next_seq();
-        for (auto& d : out)
+        // Last: from here the seqs reach the strand's backlog (take_committed, or accept's
+        // own note), or what has come back after them would wait for them for ever. One seq
+        // per body: a durable journal keeps one row per body.
+        std::uint64_t seq = 0;
+        prepared_event const* last = nullptr;
+        for (auto& d : out) {
+            if (d.event.get() != last) {
+                seq = backlog_.next_seq();
+                last = d.event.get();
+            }
             d.seq = seq;
+        }
     }
     return true;
+}
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::arrived_all(
+    std::vector<delivery> const& ds) {
+    if constexpr (keeps_backlog) {
+        std::uint64_t last = 0;
+        for (auto const& d : ds)
+            if (d.seq != last)
+                backlog_.arrived(last = d.seq);
+    }
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
@@ -238,6 +329,19 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_un
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
+void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_refused(
+    std::vector<delivery>& ds, time_point now) {
+    for (auto const& d : ds) {
+        auto entry = detail::make_entry(d, *d.hook, now);
+        entry.attempt = 0;
+        entry.error = format_refusal(*d.hook);
+        n_.failed.fetch_add(1, std::memory_order_relaxed);
+        log_.record(std::move(entry));
+    }
+    ds.clear();
+}
+
+template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(object_event& e,
                                                                                time_point now) {
     if constexpr (publishable_source<Source>) {
@@ -247,11 +351,14 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
         return;
     }
     webhook_list hooks;
-    std::uint64_t seq = 0; // given to this event's deliveries, and not yet noted as come back
+    bool owe_seqs = false; // this event's seqs, not yet noted as come back
     try {
-        if (!admit(e, now, hooks, batch_))
+        bool const any = admit(e, now, hooks, batch_, refused_);
+        if (!refused_.empty())
+            fail_refused(refused_, now);
+        if (!any)
             return;
-        seq = batch_.front().seq;
+        owe_seqs = keeps_backlog;
         if constexpr (!durable)
             shed_parked(batch_, now); // a durable journal keeps them all
         if constexpr (journaled) {
@@ -261,7 +368,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
                 return;
             std::vector<delivery> ds(batch_.begin(), batch_.end());
             committing_.fetch_add(1);
-            seq = 0;
+            owe_seqs = false;
             journal().async_enqueue(
                 std::move(ds), boost::asio::bind_executor(strand_, [this, mine = std::move(batch_)](
                                                                        result<void> r) mutable {
@@ -271,9 +378,8 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
             return;
         }
     } catch (std::exception const& ex) {
-        if constexpr (keeps_backlog)
-            if (seq != 0)
-                backlog_.arrived(seq); // never reached the store
+        if (owe_seqs)
+            arrived_all(batch_); // never reached the store
         auto const why = std::string("internal error: ") + ex.what();
         if (!batch_.empty()) {
             fail_unqueued(batch_, why, now, false);
@@ -334,11 +440,20 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::stage(object
         release_commit();
         return make_problem(error::stopped, "", "the dispatcher is stopping; no new events");
     }
-    std::vector<delivery> ds;
+    std::vector<delivery> ds, refused;
     webhook_list hooks;
     try {
-        if (!admit(e, Clock::now(), hooks, ds))
+        auto const now = Clock::now();
+        if (!admit(e, now, hooks, ds, refused))
             release_commit();
+        if (!refused.empty()) {
+            // Logged on the strand, as a commit in progress (a stop waits for it).
+            committing_.fetch_add(1);
+            boost::asio::post(strand_, [this, now, refused = std::move(refused)]() mutable {
+                fail_refused(refused, now);
+                release_commit();
+            });
+        }
     } catch (std::exception const& ex) {
         n_.rejected.fetch_add(1, std::memory_order_relaxed);
         release_commit();
@@ -364,9 +479,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::hand_ov
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_committed(
     std::vector<delivery>& ds, result<void> const& committed, bool log_failures) {
-    if constexpr (keeps_backlog)
-        if (!ds.empty())
-            backlog_.arrived(ds.front().seq); // one event: one seq
+    arrived_all(ds);
     if (committed) {
         if (is_abandoning(state_)) {
             report_.drained = false;
@@ -463,9 +576,12 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::deliver_once
         co_return make_problem(error::not_found, "id", "no webhook with id " + std::to_string(id));
     auto const started = Clock::now();
     if (!ev) {
+        auto const format = detail::format_table<Serializer>::find(serializer_, hook->format);
+        if (!format)
+            co_return check_format(*hook).error();
         if (auto r = prepare_event(e, started); !r)
             co_return r.error();
-        ev = prepare_body(e);
+        ev = prepare_body(e, *format);
     }
     delivery d{make_delivery_id(started), std::move(ev), hook, 0, started};
     auto entry = detail::make_entry(d, *hook, started);

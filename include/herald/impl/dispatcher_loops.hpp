@@ -242,7 +242,7 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
             auto const now = Clock::now();
             detail::take_exchange(entry, req, r, now);
             ++d.attempts;
-            auto const retry = retry_.decide(r, d.attempts, now, detail::unit_random());
+            auto const retry = retry_.decide(r, d.attempts, now, detail::unit_random(), *d.hook);
             bool const delivered = retry.kind == verdict::delivered;
             auto const health = sched_.done(
                 lane, delivered ? attempt_result::delivered : attempt_result::failed, now);

@@ -9,6 +9,8 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
+#include <string_view>
+
 namespace herald {
 
 /**
@@ -34,6 +36,9 @@ namespace herald {
  * Stateless and thread-safe.
  */
 struct datagerry_serializer {
+    /// The name a webhook's `format` gives it.
+    static constexpr std::string_view format = "datagerry";
+
     payload serialize(object_event const& e) const {
         boost::json::object body;
         body["event_time"] = boost::json::object{{"$date", to_unix_ms(e.occurred_at)}};

@@ -10,6 +10,7 @@
 #include <boost/json/string.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace herald {
 
@@ -26,6 +27,9 @@ namespace herald {
  * Stateless and thread-safe.
  */
 struct json_serializer {
+    /// The name a webhook's `format` gives it.
+    static constexpr std::string_view format = "herald";
+
     payload serialize(object_event const& e) const {
         payload p;
         std::string& out = p.body;
