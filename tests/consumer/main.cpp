@@ -1,4 +1,7 @@
-// Compiles and links against the installed package; checks a webhook round-trips the store.
+// Compiles and links against the installed package; checks a webhook round-trips the store,
+// and that a dispatcher instantiated in another translation unit (dispatcher.cpp) runs here.
+#include "dispatcher.hpp"
+
 #include <herald/serializer/json_serializer.hpp>
 #include <herald/store/memory_store.hpp>
 #include <herald/version.hpp>
@@ -10,9 +13,20 @@
 #include <unistd.h>
 #endif
 
+#include <boost/asio/io_context.hpp>
+
 #include <iostream>
 
 int main() {
+    {
+        boost::asio::io_context io;
+        herald::dispatcher d(io.get_executor());
+        auto id = d.publish(herald::object_event::created("1", {{"name", "x"}}));
+        if (!id || d.formats().size() != 2 || d.stats().published != 1) {
+            std::cerr << "herald-consumer: the dispatcher instantiated in dispatcher.cpp failed\n";
+            return 1;
+        }
+    }
     herald::memory_store store;
     auto hook = store.create({.name = "consumer",
                               .url = "https://example.com/hooks",
