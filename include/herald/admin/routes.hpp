@@ -74,7 +74,7 @@ public:
         return *this;
     }
 
-    /// The last segment of `prefix`, a `{name}`, is checked by `check` in every route that
+    /// The last segment of `prefix`, a `{name}`, is checked by `fn` in every route that
     /// starts with `prefix`.
     route_table& check(std::string_view prefix, segment_check fn) {
         checks_.emplace_back(parse_pattern(prefix), std::move(fn));
