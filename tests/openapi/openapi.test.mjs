@@ -92,7 +92,8 @@ function resolve(ref) {
   return node;
 }
 
-// The routes of include/herald/admin/impl/server.hpp's router, as the document spells them.
+// The routes of admin::server's route table (make_routes in include/herald/admin/impl/server.hpp),
+// which spells them as the document does.
 const router = ["/", "/assets/{name}", "/healthz", "/metrics", "/api/webhooks", "/api/webhooks/{id}",
   "/api/webhooks/{id}/test", "/api/logs", "/api/logs/{id}", "/api/deliveries/{id}/redeliver", "/api/events"];
 {

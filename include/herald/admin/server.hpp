@@ -1,32 +1,23 @@
 #ifndef HERALD_ADMIN_SERVER_HPP
 #define HERALD_ADMIN_SERVER_HPP
 
-#include <herald/admin/detail/connections.hpp>
-#include <herald/concepts.hpp>
-#include <herald/error.hpp>
-#include <herald/log.hpp>
-#include <herald/time.hpp>
-#include <herald/webhook.hpp>
+#include <herald/admin/detail/listener.hpp>
+#include <herald/admin/handlers/deliveries.hpp>
+#include <herald/admin/handlers/events.hpp>
+#include <herald/admin/handlers/logs.hpp>
+#include <herald/admin/handlers/webhooks.hpp>
+#include <herald/admin/message.hpp>
+#include <herald/admin/params.hpp>
+#include <herald/admin/routes.hpp>
+#include <herald/admin/session.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/json/object.hpp>
-#include <boost/url/params_view.hpp>
 
-#include <atomic>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <map>
-#include <mutex>
-#include <optional>
 #include <string>
+#include <utility>
 
 /**
  * The admin server: herald's REST API and the web page of the seed's Toolbox → Webhooks
@@ -35,43 +26,20 @@
  */
 namespace herald::admin {
 
-/** How the admin server listens and what it accepts. */
-struct server_params {
-    /// Loopback by default: the API manages where the application's data goes.
-    std::string address = "127.0.0.1";
-    std::uint16_t port = 0; ///< 0: any free port (see local_endpoint)
-    /// The bearer token every /api call must present. Required, at least 16 characters.
-    std::string token{};
-    std::size_t body_limit = 1024 * 1024; ///< larger request bodies get 413
-    std::size_t header_limit = 16 * 1024; ///< larger request headers get 431
-    /// From its first byte, a request's head and body must arrive within this (one deadline,
-    /// not renewed by each byte), and then its response be written within this.
-    duration request_timeout = std::chrono::seconds(10);
-    /// A connection may wait this long for the first byte of its next request.
-    duration idle_timeout = std::chrono::seconds(30);
-    /// Connection slots. When they are full, a new connection takes the slot of the connection
-    /// that has waited longest for (or in) a request head; it is refused only when every slot
-    /// is answering a request.
-    std::size_t max_connections = 256;
-    /// Slots one client address may hold; beyond them, its own longest-waiting connection
-    /// makes room, so one address cannot displace the others' connections.
-    std::size_t max_connections_per_peer = 64;
-    /// Serve /metrics without the token (for a scraper on a trusted network).
-    bool public_metrics = false;
-};
-
-using request = boost::beast::http::request<boost::beast::http::string_body>;
-using response = boost::beast::http::response<boost::beast::http::string_body>;
-
 /**
  * The admin HTTP server over one dispatcher.
  *
  * `Dispatcher` is a basic_dispatcher (any policies): the routes use its store (create, get,
  * list, update, remove), its log (query), `publish` for POST /api/events (when its source is
- * publishable), `async_deliver_once` for Test and Redeliver, and `stats`. When the log offers
- * `metrics()` and `activity(id, now)` (metered_log), /metrics adds the attempt histogram and
- * the webhooks table reads last status and success rate from it; otherwise both are computed
- * from log queries.
+ * publishable), `async_deliver_once` for Test and Redeliver, and `stats`. When the log is a
+ * metrics_log, /metrics adds the attempt histogram, and when it is an activity_log (both:
+ * metered_log) the webhooks table reads last status and success rate from it; otherwise those
+ * are computed from log queries. A write_counting_log adds its failed writes to /metrics.
+ *
+ * The parts: a listener accepts connections (detail/listener.hpp), a session reads each one's
+ * requests (session.hpp) and hands them to `handle`, which authenticates and dispatches them
+ * through a route table (routes.hpp) to the handlers of each resource (handlers/) and the
+ * Prometheus output (metrics.hpp).
  *
  * Every connection is a coroutine of its own on a strand, with read, write and idle
  * timeouts, so a slow or silent client holds only its own connection, and a client that holds
@@ -82,7 +50,7 @@ using response = boost::beast::http::response<boost::beast::http::string_body>;
  * `async_run`.
  */
 template <class Dispatcher>
-class server {
+class server : private request_handler {
 public:
     /**
      * Binds and listens on `params.address:params.port`.
@@ -95,7 +63,7 @@ public:
     server(server const&) = delete;
     server& operator=(server const&) = delete;
 
-    boost::asio::ip::tcp::endpoint local_endpoint() const { return endpoint_; }
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return listener_.local_endpoint(); }
 
     /// `http://ADDRESS:PORT/`, the page's address (IPv6 in brackets).
     std::string url() const;
@@ -106,65 +74,33 @@ public:
      */
     template <class CompletionToken>
     auto async_run(CompletionToken&& token) {
-        return boost::asio::co_spawn(strand_, run(), std::forward<CompletionToken>(token));
+        return boost::asio::co_spawn(listener_.get_executor(), listener_.run(),
+                                     std::forward<CompletionToken>(token));
     }
 
     /// Stops accepting and closes every connection; requests being answered are cut.
-    void stop();
+    void stop() { listener_.stop(); }
 
     /**
      * Answers one request, without a socket: routing, authentication, the handlers. The
      * connection loop calls it; tests and applications with an HTTP server of their own may too.
      */
-    boost::asio::awaitable<response> handle(request req);
+    boost::asio::awaitable<response> handle(request req) override;
 
 private:
-    using tcp = boost::asio::ip::tcp;
-    using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+    /// The routes of docs/api.md, to the handlers of each resource.
+    route_table make_routes();
+    /// handle without the catch: authentication, then the route table.
+    boost::asio::awaitable<response> answer(request const& req);
 
-    boost::asio::awaitable<void> run();
-    boost::asio::awaitable<void> session(tcp::socket socket, std::uint64_t id);
-    void session_ended(std::uint64_t id);
-    /// Closes connection `id` on its strand. Called with mutex_ held.
-    void close_session(std::uint64_t id);
-    /// Whether `req` carries the token and is for a route that needs it: the only requests
-    /// whose bodies are read (others are answered from their head).
-    bool reads_body(request const& req) const;
-    bool token_ok(request const& req) const;
-
-    // Routes; each returns the full response.
-    boost::asio::awaitable<response> route(request const& req);
-    response list_webhooks(request const& req);
-    response create_webhook(request const& req);
-    response get_webhook(request const& req, webhook_id id);
-    response replace_webhook(request const& req, webhook_id id);
-    response patch_webhook(request const& req, webhook_id id);
-    response delete_webhook(request const& req, webhook_id id);
-    boost::asio::awaitable<response> test_webhook(request const& req, webhook_id id);
-    response list_logs(request const& req, boost::urls::params_view params);
-    response get_log(request const& req, std::string const& id);
-    boost::asio::awaitable<response> redeliver(request const& req, std::string const& id);
-    boost::asio::awaitable<response> publish_event(request const& req);
-    response metrics(request const& req);
-
-    boost::json::object webhook_json(webhook const& w, time_point now) const;
-    boost::json::object activity_json(webhook_id id, time_point now) const;
-    std::optional<log_entry> find_entry(std::string const& id) const;
-
-    boost::asio::any_io_executor ex_;
-    strand_type strand_;
     Dispatcher& d_;
     server_params p_;
-    tcp::acceptor acceptor_;
-    tcp::endpoint endpoint_;
-    boost::asio::steady_timer drained_; ///< cancelled when the last connection ends after stop
-
-    mutable std::mutex mutex_;
-    bool stopping_ = false;
-    std::uint64_t next_session_ = 0;
-    /// Open connections, so stop can close them on their own strands.
-    std::map<std::uint64_t, std::pair<boost::asio::any_io_executor, tcp::socket*>> sessions_;
-    detail::connection_table table_; ///< who holds the slots, and whom a new connection displaces
+    detail::webhook_handlers<Dispatcher> webhooks_;
+    detail::log_handlers<typename Dispatcher::log_type> logs_;
+    detail::delivery_handlers<Dispatcher> deliveries_;
+    detail::event_handlers<Dispatcher> events_;
+    route_table routes_;
+    detail::listener listener_; ///< the accept loop and the connections, last: it starts them
 };
 
 template <class Dispatcher>

@@ -61,6 +61,12 @@ concept activity_log = requires(L& log, L const& clog, webhook_id id, time_point
     log.forget(id);
 };
 
+/// A log that keeps something of each webhook to drop when the webhook is deleted:
+/// `log.forget(id)` (metered_log's activity counts; every activity_log). The admin server calls
+/// it after DELETE /api/webhooks/{id}; the log's entries stay.
+template <class L>
+concept forgetting_log = requires(L& log, webhook_id id) { log.forget(id); };
+
 /**
  * A log sink decorator: forwards every attempt to `Log` and counts it on the way, for the
  * admin server's `/metrics` and the webhooks table's last status and 24-hour success rate.
@@ -239,6 +245,7 @@ private:
 static_assert(log_sink<metered_log<>>);
 static_assert(metrics_log<metered_log<>> && activity_log<metered_log<>> &&
               write_counting_log<metered_log<>>);
+static_assert(forgetting_log<metered_log<>>);
 
 } // namespace herald
 
