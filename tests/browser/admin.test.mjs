@@ -282,6 +282,12 @@ async function scenario() {
   await row.locator("button", { hasText: "Edit" }).click();
   await dialog.waitFor({ state: "visible" });
   await page.fill("#f-name", "Inventory (renamed)");
+  // The format select offers the dispatcher's formats, the default first.
+  const formats = await page.locator("#f-format option").allTextContents();
+  if (formats.join() !== "default (herald),herald,datagerry")
+    throw new Error(`the format select offers the dispatcher's formats, got: ${formats}`);
+  await page.selectOption("#f-format", "datagerry");
+  await page.fill("#f-retry", "0s, 1m, 10m");
   await screenshot("edit-form");
   await page.click("#form-submit");
   await dialog.waitFor({ state: "hidden" });
@@ -290,6 +296,21 @@ async function scenario() {
   const kept = await api("GET", `/api/webhooks/${id}`);
   if (kept.body.secrets.length !== 1 || kept.body.headers["X-Api-Key"] !== "…")
     throw new Error(`editing the name kept the secret and header: ${JSON.stringify(kept.body)}`);
+  if (kept.body.format !== "datagerry" || kept.body.retry_schedule.join() !== "0s,1m,10m")
+    throw new Error(`the format and retry schedule were stored: ${JSON.stringify(kept.body)}`);
+  // The form shows them back, and the default clears them.
+  await renamed.locator("button", { hasText: "Edit" }).click();
+  await dialog.waitFor({ state: "visible" });
+  if ((await page.inputValue("#f-format")) !== "datagerry" ||
+      (await page.inputValue("#f-retry")) !== "0s, 1m, 10m")
+    throw new Error("the edit form shows the stored format and retry schedule");
+  await page.selectOption("#f-format", "");
+  await page.fill("#f-retry", "");
+  await page.click("#form-submit");
+  await dialog.waitFor({ state: "hidden" });
+  const cleared = await api("GET", `/api/webhooks/${id}`);
+  if ("format" in cleared.body || "retry_schedule" in cleared.body)
+    throw new Error(`the default clears format and retry_schedule: ${JSON.stringify(cleared.body)}`);
   await renamed.locator(".switch").click();
   await renamed.locator("text=Not active").waitFor();
   if ((await api("GET", `/api/webhooks/${id}`)).body.active !== false) throw new Error("not deactivated");

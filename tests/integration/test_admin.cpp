@@ -104,8 +104,10 @@ reply_t call(unsigned short port, http::verb method, std::string const& target,
 
 template <class Log, class Store = memory_store>
 struct admin_fixture {
+    // The default serializers: herald's format and DATAGERRY's, a webhook picking one.
     using dispatcher_type =
-        basic_dispatcher<Store, channel_source, json_serializer, http_transport, Log>;
+        basic_dispatcher<Store, channel_source, serializer_set<json_serializer, datagerry_serializer>,
+                         http_transport, Log>;
 
     loopback_server receiver;
     boost::asio::io_context io;
@@ -316,6 +318,52 @@ TEST_CASE("admin: webhooks are created, read, replaced, patched and deleted", "[
         "events": ["create"]})")
               .status == 404);
     CHECK(call(f.port(), http::verb::patch, path, R"({"active": true})").status == 404);
+}
+
+TEST_CASE("admin: a webhook's format and retry schedule, checked against the dispatcher's formats",
+          "[admin][webhooks][formats]") {
+    fixture f;
+    auto list = f.get("/api/webhooks");
+    REQUIRE(list.status == 200);
+    CHECK(json::serialize(list.object().at("formats")) == R"(["herald","datagerry"])");
+
+    auto const dg = f.create("legacy", "/legacy",
+                             R"(, "format": "datagerry", "retry_schedule": ["0s", "1m"])");
+    CHECK(dg.at("format") == "datagerry");
+    CHECK(json::serialize(dg.at("retry_schedule")) == R"(["0s","1m"])");
+    auto const plain = f.create("plain", "/plain");
+    CHECK_FALSE(plain.contains("format"));
+
+    // A format the dispatcher does not offer: a problem naming the field, nothing stored.
+    auto bad = f.post("/api/webhooks", R"({"name": "x", "url": ")" + f.receiver.url("/x") +
+                                           R"(", "events": ["create"], "format": "xml"})");
+    CHECK(bad.status == 400);
+    CHECK(problem_field(bad) == "format");
+    CHECK(bad.object().at("detail").as_string() ==
+          "format: 'xml' is not a format this dispatcher offers (herald, datagerry)");
+    auto const id = std::to_string(dg.at("id").as_int64());
+    auto patch_bad = call(f.port(), http::verb::patch, "/api/webhooks/" + id, R"({"format": "xml"})");
+    CHECK(patch_bad.status == 400);
+    CHECK(f.get("/api/webhooks").object().at("webhooks").as_array().size() == 2);
+
+    // One event, two formats, one webhook-id.
+    auto pub = f.post("/api/events", R"({"type": "create", "object_id": "7", "after": {"a": 1}})");
+    REQUIRE(pub.status == 202);
+    REQUIRE(f.receiver.wait_for(1, "/legacy", 10s));
+    REQUIRE(f.receiver.wait_for(1, "/plain", 10s));
+    auto const legacy_body = json::parse(f.receiver.requests("/legacy").front().body);
+    auto const plain_body = json::parse(f.receiver.requests("/plain").front().body);
+    CHECK(legacy_body.at("operation") == "CREATE");
+    CHECK(plain_body.at("object_id") == "7");
+    CHECK(f.receiver.requests("/legacy").front().header("webhook-id") ==
+          f.receiver.requests("/plain").front().header("webhook-id"));
+
+    // PATCH null resets both to the dispatcher's.
+    auto reset = call(f.port(), http::verb::patch, "/api/webhooks/" + id,
+                      R"({"format": null, "retry_schedule": null})");
+    REQUIRE(reset.status == 200);
+    CHECK_FALSE(reset.object().contains("format"));
+    CHECK_FALSE(reset.object().contains("retry_schedule"));
 }
 
 TEST_CASE("admin: a URL's query credentials are masked, and kept when sent back masked",

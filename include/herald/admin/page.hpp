@@ -174,6 +174,18 @@ inline constexpr std::string_view page_html = R"herald(<!doctype html>
         <div class="hint">Total time per request: 500ms, 5s, 1m.</div>
         <div class="err" data-field="timeout" role="alert" hidden></div>
       </div>
+      <div class="field">
+        <label for="f-format">Payload format</label>
+        <select id="f-format" name="format"></select>
+        <div class="hint">The body this webhook receives: herald's envelope, or DATAGERRY's.</div>
+        <div class="err" data-field="format" role="alert" hidden></div>
+      </div>
+      <div class="field">
+        <label for="f-retry">Retry schedule</label>
+        <input id="f-retry" name="retry_schedule" type="text" placeholder="default">
+        <div class="hint">Delays before each attempt, comma-separated: 0s, 1m, 10m, 1h (four attempts).</div>
+        <div class="err" data-field="retry_schedule" role="alert" hidden></div>
+      </div>
     </div>
     <footer>
       <button class="btn" id="form-cancel" type="button">Cancel</button>
@@ -569,6 +581,7 @@ async function route() {
 async function loadWebhooks(render) {
   const data = await api("GET", "/api/webhooks");
   state.webhooks = data.webhooks;
+  state.formats = data.formats || [];
   if (render) renderWebhooks();
 }
 
@@ -739,6 +752,13 @@ function openForm(w) {
   for (const t of EVENT_TYPES) f.elements[`event-${t}`].checked = w ? w.events.includes(t) : t === "create";
   f.elements.active.checked = w ? w.active : true;
   f.elements.timeout.value = w && w.timeout ? w.timeout : "";
+  // The dispatcher's formats, the first its default ("" sends none: the default).
+  const formats = state.formats || [];
+  f.elements.format.replaceChildren(
+    h("option", { value: "" }, formats.length ? `default (${formats[0]})` : "default"),
+    ...formats.map((name) => h("option", { value: name }, name)));
+  f.elements.format.value = w && w.format ? w.format : "";
+  f.elements.retry_schedule.value = w && w.retry_schedule ? w.retry_schedule.join(", ") : "";
   $("#secrets").replaceChildren(...(w ? w.secrets.map((s) => secretRow(s, true)) : []));
   $("#headers").replaceChildren(...(w ? Object.entries(w.headers).map(([k, v]) => headerRow(k, v)) : []));
   $("#webhook-dialog").showModal();
@@ -755,6 +775,10 @@ function formBody() {
   };
   const timeout = f.elements.timeout.value.trim();
   if (timeout) body.timeout = timeout; else if (editing) body.timeout = null;
+  const format = f.elements.format.value;
+  if (format) body.format = format; else if (editing) body.format = null;
+  const retry = f.elements.retry_schedule.value.split(",").map((d) => d.trim()).filter(Boolean);
+  if (retry.length) body.retry_schedule = retry; else if (editing) body.retry_schedule = null;
   // Stored secrets and credential headers come masked; sent back unchanged, the server keeps
   // the stored values they stand for.
   body.secrets = [...document.querySelectorAll("#secrets .secret")]

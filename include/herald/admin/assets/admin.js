@@ -163,6 +163,7 @@ async function route() {
 async function loadWebhooks(render) {
   const data = await api("GET", "/api/webhooks");
   state.webhooks = data.webhooks;
+  state.formats = data.formats || [];
   if (render) renderWebhooks();
 }
 
@@ -333,6 +334,13 @@ function openForm(w) {
   for (const t of EVENT_TYPES) f.elements[`event-${t}`].checked = w ? w.events.includes(t) : t === "create";
   f.elements.active.checked = w ? w.active : true;
   f.elements.timeout.value = w && w.timeout ? w.timeout : "";
+  // The dispatcher's formats, the first its default ("" sends none: the default).
+  const formats = state.formats || [];
+  f.elements.format.replaceChildren(
+    h("option", { value: "" }, formats.length ? `default (${formats[0]})` : "default"),
+    ...formats.map((name) => h("option", { value: name }, name)));
+  f.elements.format.value = w && w.format ? w.format : "";
+  f.elements.retry_schedule.value = w && w.retry_schedule ? w.retry_schedule.join(", ") : "";
   $("#secrets").replaceChildren(...(w ? w.secrets.map((s) => secretRow(s, true)) : []));
   $("#headers").replaceChildren(...(w ? Object.entries(w.headers).map(([k, v]) => headerRow(k, v)) : []));
   $("#webhook-dialog").showModal();
@@ -349,6 +357,10 @@ function formBody() {
   };
   const timeout = f.elements.timeout.value.trim();
   if (timeout) body.timeout = timeout; else if (editing) body.timeout = null;
+  const format = f.elements.format.value;
+  if (format) body.format = format; else if (editing) body.format = null;
+  const retry = f.elements.retry_schedule.value.split(",").map((d) => d.trim()).filter(Boolean);
+  if (retry.length) body.retry_schedule = retry; else if (editing) body.retry_schedule = null;
   // Stored secrets and credential headers come masked; sent back unchanged, the server keeps
   // the stored values they stand for.
   body.secrets = [...document.querySelectorAll("#secrets .secret")]

@@ -185,6 +185,10 @@ public:
             all.push_back(webhook_json(w, now));
         boost::json::object o;
         o["webhooks"] = std::move(all);
+        boost::json::array formats; // what a webhook's format may name, the default first
+        for (auto const name : d_.formats())
+            formats.emplace_back(name);
+        o["formats"] = std::move(formats);
         return json_response(200, o);
     }
 
@@ -192,7 +196,7 @@ public:
         auto body = parse_body(req);
         if (!body)
             return problem_response(body.error());
-        auto p = parse_webhook_params(*body, "", parse_everything());
+        auto p = read_params(*body);
         if (!p)
             return problem_response(p.error());
         auto w = d_.store().create(std::move(*p));
@@ -216,7 +220,7 @@ public:
             return problem_response(body.error());
         if (auto current = d_.store().get(id))
             unmask(body->get_object(), *current);
-        auto p = parse_webhook_params(*body, "", parse_everything());
+        auto p = read_params(*body);
         if (!p)
             return problem_response(p.error());
         return stored(d_.store().update(id, std::move(*p)));
@@ -239,7 +243,7 @@ public:
                 merged[kv.key()] = kv.value();
         }
         unmask(merged, *current);
-        auto p = parse_webhook_params(merged, "", parse_everything());
+        auto p = read_params(merged);
         if (!p)
             return problem_response(p.error());
         // Secrets and headers are never shown in full: kept unless the patch sets them.
@@ -275,6 +279,16 @@ public:
     }
 
 private:
+    /// A body's params, with a format this dispatcher offers (the store cannot tell).
+    result<webhook_params> read_params(boost::json::value const& body) const {
+        auto p = parse_webhook_params(body, "", parse_everything());
+        if (!p)
+            return p;
+        if (auto f = d_.check_format(*p); !f)
+            return f.error();
+        return p;
+    }
+
     /// A webhook as the API shows it: to_json and its recent activity.
     boost::json::object webhook_json(webhook const& w, time_point now) const {
         auto o = to_json(w);
