@@ -25,21 +25,27 @@ public:
 
     /// Waits for the next poll and appends what it found; false at the end (no more reading).
     asio::awaitable<bool> async_receive(std::vector<herald::object_event>& batch) {
+        auto const before = batch.size();
         timer_.expires_after(20ms);
         auto [ec] = co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
-        for (int i = 0; i < 2 && !ec && next_ <= 6; ++i)
+        (void)ec; // cancelled by close
+        for (int i = 0; i < 2 && !closed_ && next_ <= 6; ++i)
             batch.push_back(
                 herald::object_event::created("srv-" + std::to_string(next_++), {{"rack", "B3"}}));
-        done_ = batch.empty();
+        done_ = batch.size() == before;
         co_return !done_;
     }
-    void close() { timer_.cancel(); } // async_stop: no more polls
+    void close() { // async_stop: no more polls
+        closed_ = true;
+        timer_.cancel();
+    }
     bool done() const { return done_; }
 
 private:
     asio::steady_timer timer_;
     int next_ = 1;
     bool done_ = false;
+    bool closed_ = false;
 };
 static_assert(herald::event_source<polling_source>);
 
