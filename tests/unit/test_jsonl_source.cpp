@@ -57,27 +57,27 @@ std::vector<jsonl_line> read_all(std::string const& text, herald::jsonl_source_p
 
 /// A pipe whose ends close with it.
 struct pipe_fds {
-    int read = -1;
-    int write = -1;
+    int read_end = -1;
+    int write_end = -1;
     pipe_fds() {
         int fds[2];
         REQUIRE(::pipe(fds) == 0);
-        read = fds[0];
-        write = fds[1];
+        read_end = fds[0];
+        write_end = fds[1];
     }
     pipe_fds(pipe_fds const&) = delete;
     pipe_fds& operator=(pipe_fds const&) = delete;
     ~pipe_fds() {
         close_write();
-        ::close(read);
+        ::close(read_end);
     }
     void put(std::string const& s) const {
-        REQUIRE(::write(write, s.data(), s.size()) == static_cast<ssize_t>(s.size()));
+        REQUIRE(::write(write_end, s.data(), s.size()) == static_cast<ssize_t>(s.size()));
     }
     void close_write() {
-        if (write >= 0)
-            ::close(write);
-        write = -1;
+        if (write_end >= 0)
+            ::close(write_end);
+        write_end = -1;
     }
 };
 
@@ -230,7 +230,7 @@ TEST_CASE("jsonl_source: a file descriptor is read as lines arrive; the end of i
           "[jsonl_source]") {
     boost::asio::io_context io;
     pipe_fds p;
-    jsonl_source src(io.get_executor(), {.fd = p.read});
+    jsonl_source src(io.get_executor(), {.fd = p.read_end});
     // Each co_await binds a named variable: GCC 12 miscompiles it inside Catch's macros.
     run_async(io, [&]() -> boost::asio::awaitable<void> {
         std::vector<jsonl_line> got;
@@ -260,7 +260,7 @@ TEST_CASE("jsonl_source: close ends a wait for input; what was read is still han
           "[jsonl_source][shutdown]") {
     boost::asio::io_context io;
     pipe_fds p; // its writer never closes: only close() ends the reading
-    jsonl_source src(io.get_executor(), {.fd = p.read});
+    jsonl_source src(io.get_executor(), {.fd = p.read_end});
     run_async(
         io,
         [&]() -> boost::asio::awaitable<void> {
@@ -284,7 +284,7 @@ TEST_CASE("jsonl_source: closed before any receive, it reads nothing", "[jsonl_s
     boost::asio::io_context io;
     pipe_fds p;
     p.put(create_line + "\n");
-    jsonl_source src(io.get_executor(), {.fd = p.read});
+    jsonl_source src(io.get_executor(), {.fd = p.read_end});
     src.close();
     std::vector<herald::object_event> events;
     run_async(io, [&]() -> boost::asio::awaitable<void> {
@@ -308,7 +308,7 @@ TEST_CASE("jsonl_source: a dispatcher's Source, delivering every line's event",
           "[jsonl_source][dispatcher]") {
     boost::asio::io_context io;
     pipe_fds p;
-    dispatcher_input = p.read;
+    dispatcher_input = p.read_end;
     herald::recording_transport sent;
     herald::basic_dispatcher<herald::memory_store, pipe_source, herald::json_serializer,
                              herald::recording_transport>
