@@ -5,7 +5,9 @@
 //   {"method":..,"target":..,"headers":{..},"body":..,"received_at":"2024-01-01T00:00:00.000Z"}
 
 #include <herald/detail/json_writer.hpp>
+#include <herald/detail/utf8.hpp>
 #include <herald/signature.hpp>
+#include <herald/time.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -26,7 +28,6 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
-#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -173,58 +174,13 @@ void write_port_file(std::string const& path, std::uint16_t port) {
     }
 }
 
-// Replaces invalid UTF-8 with U+FFFD: Boost.JSON copies string bytes verbatim, and one stray
-// byte in a header or body would otherwise make the whole line invalid JSON.
+// Invalid UTF-8 becomes U+FFFD: Boost.JSON copies string bytes verbatim, and one stray byte in
+// a header or body would otherwise make the whole line invalid JSON.
 std::string valid_utf8(std::string_view in) {
     std::string out;
     out.reserve(in.size());
-    std::size_t i = 0;
-    while (i < in.size()) {
-        auto const lead = static_cast<unsigned char>(in[i]);
-        std::size_t len = 0;
-        char32_t cp = 0;
-        char32_t min = 0;
-        if (lead < 0x80) {
-            len = 1, cp = lead;
-        } else if ((lead & 0xE0) == 0xC0) {
-            len = 2, cp = lead & 0x1F, min = 0x80;
-        } else if ((lead & 0xF0) == 0xE0) {
-            len = 3, cp = lead & 0x0F, min = 0x800;
-        } else if ((lead & 0xF8) == 0xF0) {
-            len = 4, cp = lead & 0x07, min = 0x10000;
-        }
-        bool ok = len != 0 && i + len <= in.size();
-        for (std::size_t k = 1; ok && k < len; ++k) {
-            auto const c = static_cast<unsigned char>(in[i + k]);
-            ok = (c & 0xC0) == 0x80;
-            cp = (cp << 6) | (c & 0x3F);
-        }
-        ok = ok && cp >= min && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
-        if (ok) {
-            out.append(in.substr(i, len));
-            i += len;
-        } else {
-            out.append("\xEF\xBF\xBD");
-            ++i;
-        }
-    }
+    herald::detail::append_utf8(out, in);
     return out;
-}
-
-// RFC 3339 in UTC with millisecond precision, e.g. 2024-05-01T12:34:56.789Z.
-std::string rfc3339_utc(std::chrono::system_clock::time_point tp) {
-    using namespace std::chrono;
-    auto const ms = floor<milliseconds>(tp);
-    auto const day = floor<days>(ms);
-    year_month_day const ymd{day};
-    hh_mm_ss const time{ms - day};
-    std::array<char, 32> buf{};
-    std::snprintf(
-        buf.data(), buf.size(), "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
-        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-        static_cast<int>(time.hours().count()), static_cast<int>(time.minutes().count()),
-        static_cast<int>(time.seconds().count()), static_cast<int>(time.subseconds().count()));
-    return buf.data();
 }
 
 // The receiver's side of Standard Webhooks: herald::verify over the request as received.
@@ -268,7 +224,7 @@ std::string describe(http::request<http::string_body> const& req,
         body = valid_utf8(req.body());
     }
     line["body"] = std::move(body);
-    line["received_at"] = rfc3339_utc(received_at);
+    line["received_at"] = herald::format_rfc3339(received_at);
     if (!secrets.empty()) {
         json::object sig;
         sig["valid"] = !failure;

@@ -13,44 +13,43 @@
 // Every line read ends accepted as an event or reported on standard error with its number.
 // Exit status: 0 when every line read was accepted, 1 when some line was not, 2 for bad
 // options or a bad webhooks file (nothing is sent then).
-#include "input.hpp"
 #include "options.hpp"
+#include "problems.hpp"
 
 #include <herald/admin/server.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/serializer/datagerry_serializer.hpp>
-#include <herald/transport/http_transport.hpp>
-#include <herald/serializer/json_serializer.hpp>
 #include <herald/log/jsonl_log.hpp>
 #include <herald/log/metered_log.hpp>
+#include <herald/log/tee_log.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
+#include <herald/serializer/json_serializer.hpp>
+#include <herald/source/jsonl_source.hpp>
 #include <herald/sqlite/sqlite_log.hpp>
 #include <herald/sqlite/sqlite_store.hpp>
+#include <herald/transport/http_transport.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/use_future.hpp>
 #include <boost/json/value.hpp>
 #include <herald/detail/json_strict.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cstdio>
 #include <deque>
 #include <fstream>
-#include <future>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -60,36 +59,37 @@ using namespace std::chrono_literals;
 using relay::options;
 
 /**
- * Attempts go to standard output as JSON lines and, with --log sqlite:PATH, to the file too.
+ * Where the relay keeps attempts for queries (the admin page's View Logs, Test, Redeliver): in
+ * memory, or with --log sqlite:PATH in the file. A tee_log prints each on standard output too.
  */
-class relay_log {
+class kept_log {
 public:
-    relay_log(herald::jsonl_log lines, std::optional<herald::sqlite_log> kept)
-        : lines_(std::move(lines))
-        , kept_(std::move(kept)) {}
+    explicit kept_log(std::optional<herald::sqlite_log> file)
+        : file_(std::move(file)) {}
 
-    /// Returns the seq of the log that answers queries, so Test and Redeliver link to it.
     std::uint64_t record(herald::log_entry e) {
-        if (!kept_)
-            return lines_.record(std::move(e));
-        auto const seq = kept_->record(e);
-        lines_.record(std::move(e));
-        return seq;
+        return file_ ? file_->record(std::move(e)) : recent_.record(std::move(e));
     }
     herald::log_page query(herald::log_query const& q) const {
-        return kept_ ? kept_->query(q) : lines_.query(q);
+        return file_ ? file_->query(q) : recent_.query(q);
     }
     void flush() {
-        lines_.flush();
-        if (kept_)
-            kept_->flush();
+        if (file_)
+            file_->flush();
+    }
+    /// The file's failed writes, for /metrics (none in memory).
+    herald::log_write_stats write_stats() const {
+        return file_ ? file_->write_stats() : herald::log_write_stats{};
     }
 
 private:
-    herald::jsonl_log lines_;
-    std::optional<herald::sqlite_log> kept_;
+    std::optional<herald::sqlite_log> file_;
+    herald::memory_log recent_{{.capacity = file_ ? 0 : herald::memory_log_params{}.capacity}};
 };
-static_assert(herald::log_sink<relay_log>);
+static_assert(herald::log_sink<kept_log> && herald::write_counting_log<kept_log>);
+
+/// Each attempt kept, then printed as a JSON line (the printer keeps none for queries).
+using relay_log = herald::metered_log<herald::tee_log<kept_log>>;
 
 // The whole file is checked before any webhook is created, so a bad file changes nothing.
 std::vector<herald::webhook_params> read_webhooks(std::string const& path, options const& o) {
@@ -143,12 +143,110 @@ bool apply_webhooks(Store& store, options const& o,
     return true;
 }
 
+struct feed_result {
+    std::size_t lines_read = 0; ///< the number of the last line taken (every line at the end)
+    std::size_t accepted = 0;
+    bool input_ended = false; ///< else stopped (a signal, or the dispatcher refused)
+};
+
+/**
+ * Publishes the events of the input's lines in order, up to 256 awaited at once (with a
+ * durable store they share commits): when the queue is full, or 256 commits are pending, no
+ * more lines are taken (and the source stops reading ahead). Each line taken ends accepted or
+ * reported with its number, in line order. Runs on io's one thread, as do the handlers of the
+ * publishes it waits for.
+ */
+template <class Dispatcher>
+boost::asio::awaitable<feed_result> feed(Dispatcher& d, herald::jsonl_source& in,
+                                         relay::line_problems& problems, options const& o,
+                                         bool const& stop_requested) {
+    using published = std::optional<herald::result<std::string>>;
+    struct waiting_line {
+        std::size_t number = 0;
+        std::shared_ptr<published> done{};
+    };
+    auto const ex = co_await boost::asio::this_coro::executor;
+    // A condition variable: each publish that ends cancels the wait.
+    boost::asio::steady_timer settled(ex);
+    std::deque<waiting_line> waiting;
+    feed_result r;
+    bool refused = false; // the dispatcher takes no more events
+    auto const too_long =
+        "longer than --max-line-bytes (" + std::to_string(o.max_line_bytes) + " bytes): skipped";
+    auto settle_ended = [&] {
+        while (!waiting.empty() && waiting.front().done->has_value()) {
+            auto const at = waiting.front().number;
+            auto const got = std::move(**waiting.front().done);
+            waiting.pop_front();
+            if (got) {
+                ++r.accepted;
+            } else if (got.error().code == herald::error::stopped) {
+                refused = true;
+                problems.report(at, "not accepted: the relay stopped before there was room for "
+                                    "it (send it again)");
+            } else {
+                problems.report(at, got.error().what());
+            }
+        }
+    };
+    auto const forever = boost::asio::steady_timer::time_point::max();
+
+    std::vector<herald::jsonl_line> lines;
+    bool more = true;
+    while (more && !refused && !stop_requested) {
+        lines.clear();
+        more = co_await in.async_receive_lines(lines);
+        for (auto& l : lines) {
+            if (refused || stop_requested)
+                break; // the lines not taken are not counted as read
+            r.lines_read = l.number;
+            if (!l.event) {
+                auto p = l.too_long
+                             ? herald::make_problem(herald::error::invalid_field, "", too_long)
+                             : l.event.error();
+                if (waiting.empty()) // else after the lines before it, which may be refused
+                    problems.report(l.number, p.what());
+                else
+                    waiting.push_back({l.number, std::make_shared<published>(std::move(p))});
+                continue;
+            }
+            auto slot = std::make_shared<published>();
+            waiting.push_back({l.number, slot});
+            // Waits for room when the queue is full: backpressure on the producer.
+            boost::asio::co_spawn(
+                ex, d.async_publish(std::move(*l.event)),
+                [slot, &settled](std::exception_ptr e, herald::result<std::string> got) {
+                    if (e)
+                        got = herald::make_problem(herald::error::invalid_field, "",
+                                                   "not accepted: internal error");
+                    *slot = std::move(got);
+                    settled.cancel();
+                });
+            for (settle_ended(); waiting.size() >= 256; settle_ended()) {
+                settled.expires_at(forever);
+                auto [ec] =
+                    co_await settled.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+                (void)ec;
+            }
+        }
+    }
+    for (settle_ended(); !waiting.empty(); settle_ended()) {
+        settled.expires_at(forever);
+        auto [ec] = co_await settled.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+        (void)ec;
+    }
+    problems.flush();
+    r.input_ended = !more && in.at_end();
+    if (r.input_ended)
+        r.lines_read = in.lines_read(); // blank lines at the end too
+    co_return r;
+}
+
 template <class Serializer, class Store>
 int run(options const& o, std::vector<herald::webhook_params> const& hooks, Store store,
         std::optional<herald::sqlite_log> kept) {
-    using relay_dispatcher =
-        herald::basic_dispatcher<Store, herald::channel_source, Serializer, herald::http_transport,
-                                 herald::metered_log<relay_log>>;
+    using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, Serializer,
+                                                      herald::http_transport, relay_log>;
     constexpr bool durable = std::is_same_v<Store, herald::sqlite_store>;
     if (!apply_webhooks(store, o, hooks))
         return 2;
@@ -157,8 +255,7 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
             std::cerr << "herald-relay: " << n << " deliveries pending in '" << o.store_path
                       << "' from an earlier run\n";
     // A SQLite log's rows commit before the store's completions (docs/durability.md); its
-    // failed writes show in /metrics.
-    auto const log_writes = kept ? kept->observer() : std::function<herald::log_write_stats()>();
+    // failed writes show in /metrics (kept_log::write_stats, through the tee).
     if constexpr (durable)
         if (kept)
             store.wait_for_log(kept->barrier());
@@ -166,13 +263,12 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
-    relay_dispatcher d(io.get_executor(), params,
-                       {.store = std::move(store),
-                        .transport = herald::http_transport(o.transport),
-                        .log = herald::metered_log<relay_log>(
-                            relay_log(herald::jsonl_log(stdout), std::move(kept)))});
-    if (log_writes)
-        d.log().watch_writes(log_writes);
+    relay_dispatcher d(
+        io.get_executor(), params,
+        {.store = std::move(store),
+         .transport = herald::http_transport(o.transport),
+         .log = relay_log(herald::tee_log<kept_log>(kept_log(std::move(kept)),
+                                                    herald::jsonl_log(stdout, {.capacity = 0})))});
 
     std::optional<herald::admin::server<relay_dispatcher>> admin;
     if (o.admin) {
@@ -186,11 +282,16 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         std::cerr << "herald-relay: admin page and API on " << admin->url() << "\n";
     }
 
-    std::atomic<bool> stop_requested{false};
+    // Standard input is read on a thread of the source's own: a blocking read must not hold
+    // up delivery. Its lines are published here, each one accepted or reported.
+    herald::jsonl_source in(io.get_executor(),
+                            {.fd = STDIN_FILENO, .max_line_bytes = o.max_line_bytes});
+    bool stop_requested = false; // on io's thread only, as everything below
     auto request_stop = [&] {
+        in.close(); // the reading stops at once
         if (admin && !stop_requested)
             admin->stop();
-        if (!stop_requested.exchange(true))
+        if (!std::exchange(stop_requested, true))
             d.async_stop(o.drain_timeout, [&](std::exception_ptr, herald::stop_report report) {
                 if (!report.drained)
                     std::cerr << "herald-relay: stopped with "
@@ -216,7 +317,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     d.async_run([&](std::exception_ptr e) {
         signals.cancel();
         finish_timer.cancel();
-        stop_requested = true; // the reader stops too
+        stop_requested = true; // the feeding stops too
+        in.close();
         if (e) {
             try {
                 std::rethrow_exception(e);
@@ -262,103 +364,46 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         request_stop();
     };
 
-    // Standard input is read on its own thread: a blocking read must not hold up delivery. It
-    // holds work on the io_context until every line it read is accepted or reported.
     relay::line_problems problems;
-    std::size_t lines_read = 0;
-    std::size_t lines_accepted = 0;
-    bool input_ended = false;
-    auto input_work = boost::asio::make_work_guard(io);
-    std::thread reader([&] {
-        relay::line_reader in(STDIN_FILENO, o.max_line_bytes);
-        std::string line;
-        std::size_t number = 0;
-        bool refused = false; // the dispatcher takes no more events
-        // Up to 256 publishes are awaited at once: with a durable store they share commits.
-        std::deque<std::pair<std::size_t, std::future<herald::result<std::string>>>> waiting;
-        auto settle_oldest = [&] {
-            auto [at, f] = std::move(waiting.front());
-            waiting.pop_front();
-            auto published = f.get();
-            if (published) {
-                ++lines_accepted;
-            } else if (published.error().code == herald::error::stopped) {
-                refused = true;
-                problems.report(at, "not accepted: the relay stopped before there was room for "
-                                    "it (send it again)");
-            } else {
-                problems.report(at, published.error().what());
-            }
-        };
-        auto const too_long = "longer than --max-line-bytes (" + std::to_string(o.max_line_bytes) +
-                              " bytes): skipped";
-        while (!refused && !stop_requested) {
-            auto const st = in.next(line, stop_requested);
-            if (st == relay::line_reader::status::end)
-                input_ended = true;
-            if (st == relay::line_reader::status::end || st == relay::line_reader::status::stopped)
-                break;
-            ++number;
-            if (st == relay::line_reader::status::too_long) {
-                problems.report(number, too_long);
-                continue;
-            }
-            if (line.find_first_not_of(" \t\r") == std::string::npos)
-                continue;
-            auto e = herald::parse_event_json(line); // a key given twice is refused too
-            if (!e) {
-                if (waiting.empty()) {
-                    problems.report(number, e.error().what());
-                } else { // after the lines before it, which publish may still refuse
-                    std::promise<herald::result<std::string>> refused_now;
-                    refused_now.set_value(e.error());
-                    waiting.emplace_back(number, refused_now.get_future());
+    bool feed_failed = false;
+    boost::asio::co_spawn(
+        io, feed(d, in, problems, o, stop_requested), [&](std::exception_ptr e, feed_result r) {
+            if (e) { // a failed allocation, say
+                try {
+                    std::rethrow_exception(e);
+                } catch (std::exception const& ex) {
+                    std::cerr << "herald-relay: reading standard input: " << ex.what() << "\n";
                 }
-                continue;
+                feed_failed = true;
+                request_stop();
+                return;
             }
-            // Waits for room when the queue is full: backpressure on the producer.
-            waiting.emplace_back(number, boost::asio::co_spawn(io, d.async_publish(std::move(*e)),
-                                                               boost::asio::use_future));
-            while (!waiting.empty() &&
-                   (waiting.size() >= 256 ||
-                    waiting.front().second.wait_for(0s) == std::future_status::ready))
-                settle_oldest();
-        }
-        while (!waiting.empty())
-            settle_oldest();
-        problems.flush();
-        lines_read = number;
-        boost::asio::post(io, [&] {
-            auto const refused_lines = problems.total();
             std::cerr << "herald-relay: "
-                      << (input_ended ? "end of input after " : "stopped reading after ")
-                      << lines_read << (lines_read == 1 ? " line: " : " lines: ") << lines_accepted
-                      << (lines_accepted == 1 ? " event accepted" : " events accepted");
-            if (refused_lines > 0)
-                std::cerr << ", " << refused_lines << " not (reported above)";
+                      << (r.input_ended ? "end of input after " : "stopped reading after ")
+                      << r.lines_read << (r.lines_read == 1 ? " line: " : " lines: ") << r.accepted
+                      << (r.accepted == 1 ? " event accepted" : " events accepted");
+            if (problems.total() > 0)
+                std::cerr << ", " << problems.total() << " not (reported above)";
             std::cerr << "\n";
             // With the admin server, events also come from POST /api/events: keep running.
-            if (!input_ended || admin || stop_requested)
+            if (!r.input_ended || admin || stop_requested)
                 return;
             if constexpr (durable)
-                // On the dispatcher's strand: after the hand-overs of the last commits, so
-                // that what they queued is counted as pending.
+                // On the dispatcher's strand: after the hand-overs of the last commits, so that
+                // what they queued is counted as pending.
                 boost::asio::co_spawn(d.get_executor(), finish_then_stop(), boost::asio::detached);
             else
                 request_stop();
         });
-        input_work.reset();
-    });
 
     io.run();
-    reader.join();
     d.log().flush();
     auto const s = d.stats();
     if (stopped_by)
         std::cerr << "herald-relay: stopped by " << stopped_by << "\n";
     std::cerr << "herald-relay: " << s.published << " events, " << s.delivered << " delivered, "
               << s.failed << " failed, " << s.attempts << " attempts\n";
-    return problems.total() > 0 ? 1 : 0;
+    return problems.total() > 0 || feed_failed ? 1 : 0;
 }
 
 } // namespace
