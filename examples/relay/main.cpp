@@ -23,6 +23,7 @@
 #include <herald/log/tee_log.hpp>
 #include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
+#include <herald/serializer/serializer_set.hpp>
 #include <herald/source/jsonl_source.hpp>
 #include <herald/sqlite/sqlite_log.hpp>
 #include <herald/sqlite/sqlite_store.hpp>
@@ -88,6 +89,9 @@ private:
 };
 static_assert(herald::log_sink<kept_log> && herald::write_counting_log<kept_log>);
 
+/// Both payload formats, a webhook picking one (`format`); --format sets the file's default.
+using relay_formats = herald::serializer_set<herald::json_serializer, herald::datagerry_serializer>;
+
 /// Each attempt kept, then printed as a JSON line (the printer keeps none for queries).
 using relay_log = herald::metered_log<herald::tee_log<kept_log>>;
 
@@ -119,6 +123,16 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path, optio
                                               o.transport.addresses, o.transport.https_only);
         if (!p)
             fail(p.error().what());
+        // The file's webhooks that name no format get --format's.
+        if (p->format.empty() && o.format != relay_formats::names[0])
+            p->format = o.format;
+        if (!herald::detail::format_table<relay_formats>::find(relay_formats{}, p->format)) {
+            std::string offered;
+            for (auto const name : relay_formats::names)
+                offered += (offered.empty() ? "" : ", ") + std::string(name);
+            fail("webhooks[" + std::to_string(i) + "].format: '" + p->format +
+                 "' is not a format herald-relay offers (" + offered + ")");
+        }
         hooks.push_back(std::move(*p));
     }
     return hooks;
@@ -242,10 +256,10 @@ boost::asio::awaitable<feed_result> feed(Dispatcher& d, herald::jsonl_source& in
     co_return r;
 }
 
-template <class Serializer, class Store>
+template <class Store>
 int run(options const& o, std::vector<herald::webhook_params> const& hooks, Store store,
         std::optional<herald::sqlite_log> kept) {
-    using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, Serializer,
+    using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, relay_formats,
                                                       herald::http_transport, relay_log>;
     constexpr bool durable = std::is_same_v<Store, herald::sqlite_store>;
     if (!apply_webhooks(store, o, hooks))
@@ -420,7 +434,6 @@ int main(int argc, char** argv) {
         }
         kept.emplace(std::move(*log));
     }
-    bool const datagerry = o.format == "datagerry";
     if (!o.store_path.empty()) {
         auto store = herald::sqlite_store::open(
             {o.store_path, o.transport.addresses, o.transport.https_only});
@@ -428,12 +441,8 @@ int main(int argc, char** argv) {
             std::cerr << "herald-relay: --store: " << store.error().message << "\n";
             return 2;
         }
-        return datagerry
-                   ? run<herald::datagerry_serializer>(o, hooks, std::move(*store), std::move(kept))
-                   : run<herald::json_serializer>(o, hooks, std::move(*store), std::move(kept));
+        return run(o, hooks, std::move(*store), std::move(kept));
     }
     herald::memory_store store({o.transport.addresses, o.transport.https_only});
-    return datagerry
-               ? run<herald::datagerry_serializer>(o, hooks, std::move(store), std::move(kept))
-               : run<herald::json_serializer>(o, hooks, std::move(store), std::move(kept));
+    return run(o, hooks, std::move(store), std::move(kept));
 }

@@ -216,6 +216,44 @@ TEST_CASE("the relay speaks DATAGERRY's format on request", "[relay][e2e][datage
             R"({"old":[{"name":"ip","value":"10.0.0.1"}],"new":[{"name":"ip","value":"10.0.0.2"}]})"));
 }
 
+TEST_CASE("the relay sends each webhook its own format and retry schedule, one event once each",
+          "[relay][e2e][formats]") {
+    loopback_server server;
+    std::atomic<int> flaky_calls{0}; // the first request fails
+    server.on("/flaky", [&](received_request const&) {
+        return ++flaky_calls == 1 ? reply{.status = 503} : reply{};
+    });
+    temp_file hooks(R"([{"name": "dg", "url": ")" + server.url("/dg") +
+                    R"(", "events": ["create"], "format": "datagerry"},
+                       {"name": "herald", "url": ")" + server.url("/h") +
+                    R"(", "events": ["create"]},
+                       {"name": "flaky", "url": ")" + server.url("/flaky") +
+                    R"(", "events": ["create"], "retry_schedule": ["0s", "200ms"]}])");
+    auto const r = run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
+                                hooks.path, "--retry-schedule", "0s,1h"},
+                               R"({"type": "create", "object_id": "9", "after": {"a": 1}})"
+                               "\n");
+    INFO(r.err);
+    CHECK(r.status == 0);
+    REQUIRE(server.requests("/dg").size() == 1);
+    REQUIRE(server.requests("/h").size() == 1);
+    auto const dg = boost::json::parse(server.requests("/dg")[0].body).as_object();
+    auto const h = boost::json::parse(server.requests("/h")[0].body).as_object();
+    CHECK(dg.at("operation") == "CREATE");
+    CHECK(h.at("object_id") == "9");
+    CHECK(server.requests("/dg")[0].header("webhook-id") ==
+          server.requests("/h")[0].header("webhook-id"));
+    // Its own schedule: retried after 200 ms, not the options' hour (the relay drained in time).
+    CHECK(server.requests("/flaky").size() == 2);
+
+    temp_file bad(R"([{"name": "x", "url": "https://x.example/h", "events": ["create"],
+                       "format": "xml"}])");
+    auto const refused = run_process({HERALD_RELAY_PATH, "--webhooks", bad.path}, "");
+    CHECK(refused.status == 2);
+    CHECK(refused.err.find("webhooks[0].format: 'xml' is not a format herald-relay offers "
+                           "(herald, datagerry)") != std::string::npos);
+}
+
 TEST_CASE("a bad event line is reported with its number and skipped", "[relay][e2e][validation]") {
     loopback_server server;
     temp_file hooks(R"([{"name": "all", "url": ")" + server.url("/all") +
