@@ -3,9 +3,9 @@
 #include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/transport/recording_transport.hpp>
 #include <herald/sqlite/sqlite_log.hpp>
 #include <herald/sqlite/sqlite_store.hpp>
+#include <herald/transport/recording_transport.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -140,7 +140,8 @@ TEST_CASE("a dispatcher on sqlite_store acknowledges publish after the commit an
         herald::recording_transport hanging;
         hanging.latency([](herald::http_request const&) { return herald::duration(1h); });
         boost::asio::io_context io;
-        sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store), .transport = hanging});
+        sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}),
+                            {.store = std::move(store), .transport = hanging});
 
         // Before async_run: publish returns once the event is in the file.
         for (int i = 0; i < 3; ++i) {
@@ -193,7 +194,8 @@ TEST_CASE("a dispatcher on sqlite_store acknowledges publish after the commit an
     CHECK(store.recovered() == 4);
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store), .transport = ok});
+    sqlite_dispatcher d(io.get_executor(), params({0ms, 1h}),
+                        {.store = std::move(store), .transport = ok});
     d.async_run(boost::asio::detached);
     std::thread t([&] { io.run(); });
     auto const until = std::chrono::steady_clock::now() + 20s;
@@ -234,7 +236,8 @@ TEST_CASE("a dispatcher on sqlite_store delivers while it runs and empties the q
                 .has_value());
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms}), {.store = std::move(store), .transport = ok});
+    sqlite_dispatcher d(io.get_executor(), params({0ms}),
+                        {.store = std::move(store), .transport = ok});
     d.async_run(boost::asio::detached);
     std::thread t([&] { io.run(); });
     // many publishers at once: their commits are shared
@@ -279,7 +282,8 @@ TEST_CASE("publishes waiting at the same time share one commit", "[sqlite][dispa
     REQUIRE(store->create(hook_params("receiver")).has_value());
     herald::recording_transport ok;
     boost::asio::io_context io;
-    sqlite_dispatcher d(io.get_executor(), params({0ms}), {.store = std::move(*store), .transport = ok});
+    sqlite_dispatcher d(io.get_executor(), params({0ms}),
+                        {.store = std::move(*store), .transport = ok});
     auto const before = d.store().stats().commits;
 
     // Another connection holds the write lock: the store's thread waits in its first commit

@@ -1,9 +1,9 @@
 #ifndef HERALD_DETAIL_SQLITE_HPP
 #define HERALD_DETAIL_SQLITE_HPP
 
-// A thin RAII layer over the SQLite C API for sqlite_store and sqlite_log, and the one schema
-// both use (a herald database file holds the webhooks, the delivery queue and the log; either
-// class may use a file of its own or share one with the other).
+// A thin RAII layer over the SQLite C API for sqlite_store and sqlite_log, and the migration to
+// the one schema both use (schema.hpp: a herald database file holds the webhooks, the delivery
+// queue and the log; either class may use a file of its own or share one with the other).
 //
 // Errors inside a unit of work are thrown as sqlite_error and turned into herald::problem at
 // the boundary; open() returns the problem directly, naming the file.

@@ -11,16 +11,16 @@ inline constexpr int schema_version = 4;
 
 /**
  * The steps from one schema version to the next, in order: schema_steps[v] brings a version v
- * file to v + 1 (migrate() runs them in the caller's write transaction).
+ * file to v + 1 (migrate() runs them in the caller's write transaction; a new file is
+ * version 0 and takes them all).
  *
- * - 0 (a new file): everything.
- * - 1: the first schema (webhooks, events, deliveries, log).
- * - 2: the log keeps the request as sent: its headers, and its body once per event in
+ * - to 1: the first schema (webhooks, events, deliveries, log).
+ * - to 2: the log keeps the request as sent: its headers, and its body once per event in
  *   log_bodies (every attempt of an event, to every webhook, sent the same bytes); and it is
  *   searchable by webhook name (the name stays when the webhook is deleted).
- * - 3: the log is indexed by delivery id (Redeliver and the admin's links name a delivery).
- * - 4: the queue is indexed by webhook and event seq (a lane's backlog is read back from the
- *   file in order, sqlite_store::async_load).
+ * - to 3: the log is indexed by delivery id (Redeliver and the admin's links name a delivery).
+ * - to 4: the queue is indexed by webhook and event seq (a lane's backlog is read back from
+ *   the file in order, sqlite_store::async_load).
  */
 inline constexpr char const* schema_steps[schema_version] = {
     // 0 -> 1
