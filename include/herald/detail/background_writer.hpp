@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <limits>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -60,8 +59,8 @@ public:
 private:
     std::atomic<std::uint64_t> count_{0};
     mutable std::mutex mutex_;
-    std::string last_;
-    std::optional<problem> first_;
+    std::string last_{};
+    std::optional<problem> first_{};
 };
 
 struct background_writer_params {

@@ -30,8 +30,8 @@ std::function<void(Args...)> post_back(Handler handler) {
     auto tracked = boost::asio::prefer(boost::asio::get_associated_executor(handler),
                                        boost::asio::execution::outstanding_work.tracked);
     struct held {
-        std::optional<Handler> handler;
-        std::optional<decltype(tracked)> work;
+        std::optional<Handler> handler{};
+        std::optional<decltype(tracked)> work{};
     };
     auto h = std::make_shared<held>(held{std::move(handler), std::move(tracked)});
     return [h](Args... args) {
