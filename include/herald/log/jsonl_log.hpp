@@ -2,19 +2,18 @@
 #define HERALD_JSONL_LOG_HPP
 
 #include <herald/concepts.hpp>
+#include <herald/detail/background_writer.hpp>
 #include <herald/detail/utf8.hpp>
 #include <herald/log.hpp>
 #include <herald/log/memory_log.hpp>
 
 #include <boost/json/serialize.hpp>
 
-#include <condition_variable>
 #include <cstdio>
+#include <limits>
 #include <memory>
-#include <mutex>
+#include <span>
 #include <string>
-#include <thread>
-#include <vector>
 
 namespace herald {
 
@@ -55,71 +54,42 @@ public:
         detail::append_utf8(line, boost::json::serialize(to_json(e)));
         line += '\n';
         auto const seq = s_->recent.record(std::move(e));
-        {
-            std::lock_guard lock(s_->mutex);
-            s_->lines.push_back(std::move(line));
-            ++s_->recorded;
-        }
-        s_->cv.notify_all();
+        s_->writer.push(std::move(line));
         return seq;
     }
 
     log_page query(log_query const& q) const { return s_->recent.query(q); }
 
     /// Blocks until every line recorded so far is written and flushed.
-    void flush() {
-        std::unique_lock lock(s_->mutex);
-        auto const target = s_->recorded;
-        s_->cv.wait(lock, [&] { return s_->written >= target; });
-    }
+    void flush() { s_->writer.flush(); }
 
 private:
     struct state {
         state(std::FILE* f, bool own, memory_log_params keep)
             : out(f)
             , owns(own)
-            , recent(keep)
-            , writer([this] { write_loop(); }) {}
+            , recent(keep) {
+            // Whatever is queued at once, then one fflush.
+            writer.start([this](std::span<std::string> lines, std::size_t) { return write(lines); },
+                         {.max_batch = std::numeric_limits<std::size_t>::max()});
+        }
         ~state() {
-            {
-                std::lock_guard lock(mutex);
-                stopping = true;
-            }
-            cv.notify_all();
-            writer.join();
+            writer.close();
             if (owns)
                 std::fclose(out);
         }
 
-        void write_loop() {
-            std::vector<std::string> batch;
-            std::unique_lock lock(mutex);
-            for (;;) {
-                cv.wait(lock, [&] { return stopping || !lines.empty(); });
-                if (lines.empty() && stopping)
-                    return;
-                batch.swap(lines);
-                lock.unlock();
-                for (auto const& l : batch)
-                    std::fwrite(l.data(), 1, l.size(), out);
-                std::fflush(out);
-                lock.lock();
-                written += batch.size();
-                batch.clear();
-                cv.notify_all();
-            }
+        std::size_t write(std::span<std::string const> lines) {
+            for (auto const& l : lines)
+                std::fwrite(l.data(), 1, l.size(), out);
+            std::fflush(out);
+            return lines.size();
         }
 
         std::FILE* out{};
         bool owns{};
         memory_log recent{};
-        std::mutex mutex{};
-        std::condition_variable cv{};
-        std::vector<std::string> lines{};
-        std::uint64_t recorded = 0;
-        std::uint64_t written = 0;
-        bool stopping = false;
-        std::thread writer{}; // last: starts once the rest is built
+        detail::background_writer<std::string> writer{}; // last: started once the rest is built
     };
     std::unique_ptr<state> s_;
 };

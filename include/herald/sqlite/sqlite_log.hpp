@@ -2,22 +2,23 @@
 #define HERALD_SQLITE_LOG_HPP
 
 #include <herald/concepts.hpp>
-#include <herald/sqlite/detail/connection.hpp>
+#include <herald/detail/background_writer.hpp>
 #include <herald/log.hpp>
 #include <herald/log/log_failures.hpp>
+#include <herald/sqlite/detail/connection.hpp>
+#include <herald/sqlite/detail/log_rows.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -114,21 +115,16 @@ public:
 
     /// Queues one attempt and returns the `seq` it assigned (the row has it once written).
     std::uint64_t record(log_entry e) {
-        std::uint64_t seq = 0;
-        {
-            std::lock_guard lock(s_->mutex);
-            seq = e.seq = ++s_->last_seq;
-            s_->queue.push_back(std::move(e));
-            ++s_->recorded;
-        }
-        s_->cv.notify_all();
+        std::lock_guard lock(s_->record_mutex); // queued in seq order
+        auto const seq = e.seq = ++s_->last_seq;
+        s_->writer.push(std::move(e));
         return seq;
     }
 
     /// The entries matching `q`, newest first, at most `q.limit` of them.
     log_page query(log_query const& q) const {
         auto const limit = std::clamp<std::size_t>(q.limit, 1, log_query::max_limit);
-        std::string sql = "SELECT " + std::string(columns) +
+        std::string sql = "SELECT " + std::string(detail::sqlite::log_columns) +
                           " FROM log LEFT JOIN log_bodies b ON b.id = log.request_body_id WHERE 1";
         if (q.webhook)
             sql += " AND webhook_id = ?1";
@@ -175,7 +171,7 @@ public:
                     page.next = page.entries.back().seq;
                     break;
                 }
-                auto e = read_entry(st);
+                auto e = detail::sqlite::read_entry(st);
                 if (!st.is_null(18)) {
                     auto& body = bodies[st.int64(18)];
                     if (!body)
@@ -187,23 +183,21 @@ public:
         } catch (detail::sqlite::sqlite_error const& e) {
             // "View Logs" shows nothing rather than failing the caller; the file's problem
             // is what the next write reports too.
-            s_->note_failure(e.what(), false);
+            s_->note_failure(problem{{}, {}, e.what()}, false);
             page = {};
         }
         return page;
     }
 
     /// Blocks until every entry recorded so far is written (or failed to be).
-    void flush() { s_->wait_written(); }
+    void flush() { s_->writer.flush(); }
 
     /// Runs the retention rule now, on the writer thread, and waits for it.
     /// @return the entries it deleted.
     std::size_t apply_retention() {
-        std::unique_lock lock(s_->mutex);
-        auto const ticket = ++s_->retention_requested;
-        s_->cv.notify_all();
-        s_->cv.wait(lock, [&] { return s_->retention_done >= ticket; });
-        return s_->retention_last;
+        std::size_t deleted = 0;
+        s_->writer.call([&] { deleted = s_->retain(); });
+        return deleted;
     }
 
     /// Entries in the file.
@@ -217,49 +211,16 @@ public:
     }
 
     /// Batches that could not be written, and the last reason (empty when none).
-    std::uint64_t write_failures() const { return s_->failures.load(); }
-    std::string last_error() const {
-        std::lock_guard lock(s_->mutex);
-        return s_->last_error;
-    }
+    std::uint64_t write_failures() const { return s_->writer.failures().count(); }
+    std::string last_error() const { return s_->writer.failures().last(); }
 
     std::string const& path() const noexcept { return s_->p.path; }
 
 private:
-    static constexpr char const* columns =
-        "seq, delivery_id, event_id, webhook_id, webhook_name, url, type, object_id, attempt, "
-        "started_at, elapsed_ms, status, outcome, error, response_excerpt, next_attempt_at, "
-        "warning, request_headers, request_body_id, b.body";
-
-    static log_entry read_entry(detail::sqlite::statement const& st) {
-        using detail::sqlite::from_column;
-        log_entry e;
-        e.seq = static_cast<std::uint64_t>(st.int64(0));
-        e.delivery_id = st.text(1);
-        e.event_id = st.text(2);
-        e.webhook = static_cast<webhook_id>(st.int64(3));
-        e.webhook_name = st.text(4);
-        e.url = st.text(5);
-        e.type = static_cast<event_type>(st.int64(6) % 3);
-        e.object_id = st.text(7);
-        e.attempt = static_cast<std::uint32_t>(st.int64(8));
-        e.started_at = from_column(st.int64(9));
-        e.elapsed = duration(st.int64(10));
-        e.status = static_cast<unsigned>(st.int64(11));
-        e.result = static_cast<outcome>(st.int64(12) % 3);
-        e.error = st.text(13);
-        e.response_excerpt = st.text(14);
-        if (!st.is_null(15))
-            e.next_attempt_at = from_column(st.int64(15));
-        e.warning = st.text(16);
-        e.request_headers = detail::sqlite::load_header_list(st.text(17));
-        return e;
-    }
-
     struct state {
         state(sqlite_log_params params, detail::sqlite::connection w, detail::sqlite::connection r)
             : p(std::move(params))
-            , writer(std::move(w))
+            , db(std::move(w))
             , reader(std::move(r)) {
             if (!p.now)
                 p.now = [] {
@@ -268,140 +229,62 @@ private:
         }
 
         ~state() {
-            if (!thread.joinable())
-                return;
-            {
-                std::lock_guard lock(mutex);
-                stopping = true;
-            }
-            cv.notify_all();
-            thread.join();
+            writer.close(); // writes what is queued while the rest is alive
             if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
                 tell(*rest);
         }
 
-        void wait_written() {
-            std::unique_lock lock(mutex);
-            auto const target = recorded;
-            cv.wait(lock, [&] { return written >= target; });
-        }
+        void wait_written() { writer.flush(); }
 
         log_write_stats write_stats() const {
             log_write_stats out;
-            out.failures = failures.load();
+            out.failures = writer.failures().count();
             out.entries_lost = entries_lost.load();
-            std::lock_guard lock(mutex);
-            out.last_error = last_error;
+            out.last_error = writer.failures().last();
             return out;
         }
 
         result<void> start() {
             try {
                 last_seq = static_cast<std::uint64_t>(
-                    writer.pragma_int("SELECT coalesce(max(seq), 0) FROM log"));
-                insert = writer.prepare(
-                    "INSERT INTO log(seq, delivery_id, event_id, webhook_id, webhook_name, url, "
-                    "type, object_id, attempt, started_at, elapsed_ms, status, outcome, error, "
-                    "response_excerpt, next_attempt_at, warning, request_headers, "
-                    "request_body_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-                    "?13, ?14, ?15, ?16, ?17, ?18, ?19)");
-                insert_body = writer.prepare("INSERT INTO log_bodies(body) VALUES(?1)");
+                    db.pragma_int("SELECT coalesce(max(seq), 0) FROM log"));
+                insert = db.prepare(detail::sqlite::log_insert);
+                insert_body = db.prepare("INSERT INTO log_bodies(body) VALUES(?1)");
             } catch (detail::sqlite::sqlite_error const& e) {
                 return detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout);
             }
-            thread = std::thread([this] { loop(); });
+            std::optional<duration> tick;
+            if (has_retention())
+                tick = p.retention_interval;
+            writer.start([this](std::span<log_entry> batch, std::size_t) { return write(batch); },
+                         {.max_batch = p.max_batch, .tick_interval = tick}, [this] { retain(); });
             return {};
         }
 
         bool has_retention() const { return p.max_age || p.max_per_webhook; }
 
-        void loop() {
-            using steady = std::chrono::steady_clock;
-            std::vector<log_entry> batch;
-            auto next_retention = steady::now() + p.retention_interval;
-            std::unique_lock lock(mutex);
-            for (;;) {
-                auto ready = [&] {
-                    return stopping || !queue.empty() || retention_requested > retention_done;
-                };
-                if (has_retention())
-                    cv.wait_until(lock, next_retention, ready);
-                else
-                    cv.wait(lock, ready);
-                if (!queue.empty()) {
-                    auto const n = std::min(queue.size(), std::max<std::size_t>(p.max_batch, 1));
-                    batch.assign(std::make_move_iterator(queue.begin()),
-                                 std::make_move_iterator(queue.begin() + long(n)));
-                    queue.erase(queue.begin(), queue.begin() + long(n));
-                    lock.unlock();
-                    write(batch);
-                    batch.clear();
-                    lock.lock();
-                }
-                auto const requested = retention_requested;
-                if (requested > retention_done ||
-                    (has_retention() && steady::now() >= next_retention)) {
-                    lock.unlock();
-                    auto const deleted = retain();
-                    lock.lock();
-                    retention_last = deleted;
-                    retention_done = requested;
-                    next_retention = steady::now() + p.retention_interval;
-                    cv.notify_all();
-                }
-                if (stopping && queue.empty())
-                    return;
-            }
-        }
-
-        /// Writes the batch in transactions of at most commit_interval each, counting each
-        /// as written once it commits (or fails).
-        void write(std::vector<log_entry> const& batch) {
-            std::size_t done = 0;
-            while (done < batch.size()) {
-                auto const n = write_some(batch, done);
-                done += n;
-                // Told before the entries count as written, so a flush() sees it done.
-                if (!failing_now && limiter.pending() > 0)
-                    if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
-                        tell(*rest); // the failures stopped: their count, once
-                std::lock_guard lock(mutex);
-                written += n;
-                cv.notify_all();
-            }
+        /// One transaction of the writer's batch; told before the entries count as written,
+        /// so that a flush() sees it done.
+        std::size_t write(std::span<log_entry const> batch) {
+            auto const n = write_some(batch, 0);
+            if (!failing_now && limiter.pending() > 0)
+                if (auto rest = limiter.flush(std::chrono::steady_clock::now()))
+                    tell(*rest); // the failures stopped: their count, once
+            return n;
         }
 
         /// One transaction from batch[from]: the entries it applied within commit_interval.
-        std::size_t write_some(std::vector<log_entry> const& batch, std::size_t from) {
-            using detail::sqlite::to_column;
+        std::size_t write_some(std::span<log_entry const> batch, std::size_t from) {
             using steady = std::chrono::steady_clock;
             std::size_t i = from;
             try {
-                detail::sqlite::transaction t(writer);
+                detail::sqlite::transaction t(db);
                 auto const until = steady::now() + p.commit_interval;
                 for (; i < batch.size(); ++i) {
                     if (i > from && steady::now() >= until)
                         break;
                     auto const& e = batch[i];
-                    insert.bind(1, std::int64_t(e.seq))
-                        .bind(2, e.delivery_id)
-                        .bind(3, e.event_id)
-                        .bind(4, std::int64_t(e.webhook))
-                        .bind(5, e.webhook_name)
-                        .bind(6, e.url)
-                        .bind(7, std::int64_t(e.type))
-                        .bind(8, e.object_id)
-                        .bind(9, std::int64_t(e.attempt))
-                        .bind(10, to_column(e.started_at))
-                        .bind(11, std::int64_t(e.elapsed.count()))
-                        .bind(12, std::int64_t(e.status))
-                        .bind(13, std::int64_t(e.result))
-                        .bind(14, e.error)
-                        .bind(15, e.response_excerpt)
-                        .bind(17, e.warning)
-                        .bind(18, detail::sqlite::header_list(e.request_headers));
-                    if (e.next_attempt_at)
-                        insert.bind(16, to_column(*e.next_attempt_at));
+                    detail::sqlite::bind_entry(insert, e);
                     if (e.request_body)
                         insert.bind(19, body_id(e.request_body));
                     insert.run();
@@ -417,8 +300,7 @@ private:
                 auto const lost = std::min(i + 1, batch.size()) - from;
                 entries_lost.fetch_add(lost, std::memory_order_relaxed);
                 failing_now = true;
-                note_failure(
-                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what());
+                note_failure(detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout));
                 return lost;
             }
         }
@@ -437,7 +319,7 @@ private:
                 sweep_at = std::max<std::size_t>(4096, 2 * bodies.size());
             }
             insert_body.bind_blob(1, body->data(), body->size()).run();
-            auto const id = sqlite3_last_insert_rowid(writer.get());
+            auto const id = sqlite3_last_insert_rowid(db.get());
             bodies.insert_or_assign(body.get(), std::pair{std::weak_ptr(body), id});
             return id;
         }
@@ -447,51 +329,48 @@ private:
                 return 0;
             std::size_t deleted = 0;
             try {
-                detail::sqlite::transaction t(writer);
+                detail::sqlite::transaction t(db);
                 if (p.max_age) {
-                    auto del = writer.prepare("DELETE FROM log WHERE started_at < ?1");
+                    auto del = db.prepare("DELETE FROM log WHERE started_at < ?1");
                     del.bind(1, detail::sqlite::to_column(p.now() - *p.max_age)).run();
-                    deleted += static_cast<std::size_t>(sqlite3_changes(writer.get()));
+                    deleted += static_cast<std::size_t>(sqlite3_changes(db.get()));
                 }
                 if (p.max_per_webhook) {
                     auto const keep = std::int64_t(*p.max_per_webhook);
-                    auto over = writer.prepare("SELECT webhook_id FROM log GROUP BY webhook_id "
-                                               "HAVING count(*) > ?1");
+                    auto over = db.prepare("SELECT webhook_id FROM log GROUP BY webhook_id "
+                                           "HAVING count(*) > ?1");
                     over.bind(1, keep);
                     std::vector<std::int64_t> hooks;
                     while (over.step())
                         hooks.push_back(over.int64(0));
                     over.reset();
-                    auto del = writer.prepare(
+                    auto del = db.prepare(
                         "DELETE FROM log WHERE webhook_id = ?1 AND seq <= (SELECT seq FROM log "
                         "WHERE webhook_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
                     for (auto id : hooks) {
                         del.bind(1, id).bind(2, keep).run();
-                        deleted += static_cast<std::size_t>(sqlite3_changes(writer.get()));
+                        deleted += static_cast<std::size_t>(sqlite3_changes(db.get()));
                     }
                 }
                 if (deleted > 0)
-                    writer.exec("DELETE FROM log_bodies WHERE NOT EXISTS (SELECT 1 FROM log WHERE "
-                                "log.request_body_id = log_bodies.id)");
+                    db.exec("DELETE FROM log_bodies WHERE NOT EXISTS (SELECT 1 FROM log WHERE "
+                            "log.request_body_id = log_bodies.id)");
                 t.commit();
                 bodies.clear(); // a body still alive may have lost its row
             } catch (detail::sqlite::sqlite_error const& e) {
                 bodies.clear();
-                note_failure(
-                    detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout).what() +
-                    " (retention)");
+                auto failure = detail::sqlite::describe(p.path, e.code(), e.what(), p.busy_timeout);
+                failure.message += " (retention)";
+                note_failure(std::move(failure));
                 return 0;
             }
             return deleted;
         }
 
         /// Counts a failure and tells it (on the writer thread; from query, only counted).
-        void note_failure(std::string what, bool tell_it = true) {
-            failures.fetch_add(1, std::memory_order_relaxed);
-            {
-                std::lock_guard lock(mutex);
-                last_error = what;
-            }
+        void note_failure(problem failure, bool tell_it = true) {
+            auto const what = failure.what();
+            writer.failures().note(std::move(failure));
             if (!tell_it)
                 return;
             if (auto line = limiter.note(what, std::chrono::steady_clock::now()))
@@ -516,7 +395,7 @@ private:
         }
 
         sqlite_log_params p{};
-        detail::sqlite::connection writer{}; // the writer thread's
+        detail::sqlite::connection db{}; // the writer thread's
         detail::sqlite::statement insert, insert_body;
         // the writer thread's: body object -> its row in log_bodies
         std::unordered_map<std::string const*,
@@ -526,21 +405,12 @@ private:
         mutable std::mutex reader_mutex;
         detail::sqlite::connection reader{};
 
-        mutable std::mutex mutex;
-        std::condition_variable cv{};
-        std::vector<log_entry> queue{};
+        std::mutex record_mutex;
         std::uint64_t last_seq = 0;
-        std::uint64_t recorded = 0;
-        std::uint64_t written = 0;
-        std::uint64_t retention_requested = 0;
-        std::uint64_t retention_done = 0;
-        std::size_t retention_last = 0;
-        bool stopping = false;
-        std::atomic<std::uint64_t> failures{0}, entries_lost{0};
-        std::string last_error{};
+        std::atomic<std::uint64_t> entries_lost{0};
         detail::repeat_limiter limiter{p.report_interval}; // the writer thread's
         bool failing_now = false;                          // the writer thread's
-        std::thread thread{};                                // last: started once the rest is built
+        detail::background_writer<log_entry> writer{};     // last: stopped first
     };
 
     explicit sqlite_log(std::shared_ptr<state> s)

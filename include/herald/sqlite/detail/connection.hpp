@@ -1,14 +1,15 @@
 #ifndef HERALD_DETAIL_SQLITE_HPP
 #define HERALD_DETAIL_SQLITE_HPP
 
-// A thin RAII layer over the SQLite C API for sqlite_store and sqlite_log, and the one schema
-// both use (a herald database file holds the webhooks, the delivery queue and the log; either
-// class may use a file of its own or share one with the other).
+// A thin RAII layer over the SQLite C API for sqlite_store and sqlite_log, and the migration to
+// the one schema both use (schema.hpp: a herald database file holds the webhooks, the delivery
+// queue and the log; either class may use a file of its own or share one with the other).
 //
 // Errors inside a unit of work are thrown as sqlite_error and turned into herald::problem at
 // the boundary; open() returns the problem directly, naming the file.
 
 #include <herald/error.hpp>
+#include <herald/sqlite/detail/schema.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
 
@@ -18,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -38,9 +40,6 @@ enum class sqlite_sync {
 };
 
 namespace detail::sqlite {
-
-/// The first version this library wrote, and the one it writes now. See migrate().
-inline constexpr int schema_version = 4;
 
 class sqlite_error : public std::runtime_error {
 public:
@@ -217,85 +216,10 @@ inline problem describe(std::string const& path, int rc, std::string const& what
     return make_problem(error::storage_failed, "path", std::move(msg));
 }
 
-/**
- * Brings the schema to schema_version inside the caller's write transaction.
- *
- * - 0 (a new file): everything.
- * - 1: the first schema (webhooks, events, deliveries, log).
- * - 2: the log keeps the request as sent: its headers, and its body once per event in
- *   log_bodies (every attempt of an event, to every webhook, sent the same bytes); and it is
- *   searchable by webhook name (the name stays when the webhook is deleted).
- * - 3: the log is indexed by delivery id (Redeliver and the admin's links name a delivery).
- * - 4: the queue is indexed by webhook and event seq (a lane's backlog is read back from the
- *   file in order, sqlite_store::async_load).
- */
+/// Brings the schema to schema_version inside the caller's write transaction (schema.hpp).
 inline void migrate(connection& c, int from) {
-    if (from < 1)
-        c.exec(R"sql(
-CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE webhooks (
-    id INTEGER PRIMARY KEY,
-    name_key TEXT NOT NULL UNIQUE,
-    params TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    disabled_reason TEXT NOT NULL DEFAULT '',
-    disabled_at INTEGER);
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    type INTEGER NOT NULL,
-    object_id TEXT NOT NULL,
-    object_type TEXT,
-    actor TEXT,
-    occurred_at INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    content_type TEXT NOT NULL,
-    headers TEXT NOT NULL);
-CREATE TABLE deliveries (
-    id BLOB PRIMARY KEY,
-    event_seq INTEGER NOT NULL,
-    webhook_id INTEGER NOT NULL,
-    webhook_name TEXT NOT NULL,
-    url TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    due INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX deliveries_event ON deliveries(event_seq);
-CREATE TABLE log (
-    seq INTEGER PRIMARY KEY,
-    delivery_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    webhook_id INTEGER NOT NULL,
-    webhook_name TEXT NOT NULL,
-    url TEXT NOT NULL,
-    type INTEGER NOT NULL,
-    object_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    started_at INTEGER NOT NULL,
-    elapsed_ms INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    outcome INTEGER NOT NULL,
-    error TEXT NOT NULL,
-    response_excerpt TEXT NOT NULL,
-    next_attempt_at INTEGER,
-    warning TEXT NOT NULL);
-CREATE INDEX log_webhook ON log(webhook_id, seq);
-CREATE INDEX log_type ON log(type, seq);
-CREATE INDEX log_outcome ON log(outcome, seq);
-CREATE INDEX log_started ON log(started_at);
-)sql");
-    if (from < 2)
-        c.exec(R"sql(
-CREATE TABLE log_bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
-ALTER TABLE log ADD COLUMN request_headers TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE log ADD COLUMN request_body_id INTEGER;
-CREATE INDEX log_body ON log(request_body_id);
-CREATE INDEX log_webhook_name ON log(webhook_name COLLATE NOCASE, seq);
-)sql");
-    if (from < 3)
-        c.exec("CREATE INDEX log_delivery ON log(delivery_id, seq);");
-    if (from < 4)
-        c.exec("CREATE INDEX deliveries_webhook ON deliveries(webhook_id, event_seq);");
+    for (int v = std::max(from, 0); v < schema_version; ++v)
+        c.exec(schema_steps[static_cast<std::size_t>(v)]);
 }
 
 inline result<connection> connection::open(std::string const& path, open_options const& o) {
