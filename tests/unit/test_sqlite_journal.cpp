@@ -3,6 +3,8 @@
 #include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
+#include <herald/serializer/serializer_set.hpp>
 #include <herald/sqlite/sqlite_log.hpp>
 #include <herald/sqlite/sqlite_store.hpp>
 #include <herald/transport/recording_transport.hpp>
@@ -557,6 +559,77 @@ TEST_CASE("after a restart, a backlog larger than a lane's share stays in the fi
     for (auto const& r : sent)
         seen.insert(std::string(r.header("webhook-id")));
     CHECK(seen.size() == std::size_t(events));
+}
+
+} // namespace herald_test_sqlite_journal
+
+namespace herald_test_sqlite_journal {
+
+TEST_CASE("a durable dispatcher keeps one row per body of an event in two formats, and resends "
+          "each webhook its format and schedule after a restart",
+          "[sqlite][dispatcher][formats][recovery]") {
+    using formats = herald::serializer_set<herald::json_serializer, herald::datagerry_serializer>;
+    using formats_dispatcher =
+        herald::basic_dispatcher<herald::sqlite_store, herald::channel_source, formats,
+                                 herald::recording_transport, herald::memory_log>;
+    temp_dir dir;
+    auto const path = dir.file("formats.db");
+    std::string event_id;
+    {
+        auto store = open_store(path);
+        auto dg = hook_params("dg", "https://receiver.example.com/dg");
+        dg.format = "datagerry";
+        dg.retry_schedule = {0ms, 1h};
+        REQUIRE(store.create(dg).has_value());
+        REQUIRE(store.create(hook_params("plain", "https://receiver.example.com/plain")).has_value());
+        boost::asio::io_context io;
+        formats_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store)});
+        // Not run: the deliveries wait in the file.
+        auto id = d.publish(herald::object_event::updated("5", {{"a", 1}}, {{"a", 2}}));
+        REQUIRE(id.has_value());
+        event_id = *id;
+        CHECK(d.serializations() == 2);
+        REQUIRE(d.store().flush().has_value());
+        raw_db raw(path);
+        CHECK(raw.value("SELECT count(*) FROM deliveries") == 2);
+        // one row per body, each with its own seq; both the one event
+        CHECK(raw.value("SELECT count(*) FROM events") == 2);
+        CHECK(raw.value("SELECT count(DISTINCT seq) FROM events") == 2);
+        CHECK(raw.value("SELECT count(DISTINCT id) FROM events") == 1);
+    }
+    auto store = open_store(path);
+    CHECK(store.recovered() == 2);
+    herald::recording_transport ok;
+    boost::asio::io_context io;
+    formats_dispatcher d(io.get_executor(), params({0ms, 1h}),
+                         {.store = std::move(store), .transport = ok});
+    CHECK(d.serializations() == 0); // the bodies come from the file
+    d.async_run(boost::asio::detached);
+    std::thread t([&] { io.run(); });
+    auto const until = std::chrono::steady_clock::now() + 20s;
+    while (d.stats().delivered < 2 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(5ms);
+    auto report = d.async_stop(5s, boost::asio::use_future).get();
+    t.join();
+    CHECK(report.drained);
+    auto const sent = ok.requests();
+    REQUIRE(sent.size() == 2);
+    std::map<std::string, std::string> body_by_url;
+    for (auto const& r : sent) {
+        CHECK(r.header("webhook-id") == event_id);
+        body_by_url[r.url] = *r.body;
+    }
+    CHECK_THAT(body_by_url.at("https://receiver.example.com/dg"),
+               Catch::Contains("\"operation\":\"UPDATE\""));
+    CHECK_THAT(body_by_url.at("https://receiver.example.com/plain"),
+               Catch::Contains("\"object_id\":\"5\""));
+    auto const dg = d.store().list().front();
+    CHECK(dg.format == "datagerry");
+    CHECK(d.retries().max_attempts(dg) == 2);
+    REQUIRE(d.store().flush().has_value());
+    raw_db raw(path);
+    CHECK(raw.value("SELECT count(*) FROM deliveries") == 0);
+    CHECK(raw.value("SELECT count(*) FROM events") == 0);
 }
 
 } // namespace herald_test_sqlite_journal

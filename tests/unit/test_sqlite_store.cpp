@@ -48,6 +48,8 @@ TEST_CASE("sqlite_store keeps the webhooks table in its file", "[sqlite][store]"
         p.connect_timeout = 1500ms;
         p.allow_private.push_back(herald::cidr::parse("10.0.0.0/8").value());
         p.verify_tls = false;
+        p.format = "datagerry";
+        p.retry_schedule = {0ms, 90s, 2h};
         auto a = s.create(p);
         REQUIRE(a.has_value());
         first = a->id;
@@ -87,7 +89,11 @@ TEST_CASE("sqlite_store keeps the webhooks table in its file", "[sqlite][store]"
     CHECK(a.allow_private[0].to_string() == "10.0.0.0/8");
     CHECK_FALSE(a.verify_tls);
     CHECK(a.active);
+    CHECK(a.format == "datagerry");
+    CHECK(a.retry_schedule == std::vector<herald::duration>{0ms, 90s, 2h});
     auto const& b = all[1];
+    CHECK(b.format.empty()); // not set: the dispatcher's
+    CHECK(b.retry_schedule.empty());
     CHECK(b.id == second);
     CHECK(b.name == "audit trail");
     CHECK(b.url == "https://audit.example.com/in");

@@ -44,6 +44,15 @@ inline std::string stored_params(webhook_params const& p) {
     for (auto const& c : p.allow_private)
         allow.emplace_back(c.to_string());
     o["allow_private"] = std::move(allow);
+    // Optional keys: a file written before they existed reads as the defaults.
+    if (!p.format.empty())
+        o["format"] = p.format;
+    if (!p.retry_schedule.empty()) {
+        boost::json::array delays;
+        for (auto const d : p.retry_schedule)
+            delays.emplace_back(d.count());
+        o["retry_schedule_ms"] = std::move(delays);
+    }
     return boost::json::serialize(o);
 }
 
@@ -91,6 +100,11 @@ inline result<webhook_params> load_params(std::string const& text, std::string c
                 return range.error();
             p.allow_private.push_back(*range);
         }
+        if (auto const* f = o.if_contains("format"))
+            p.format = std::string(f->as_string());
+        if (auto const* r = o.if_contains("retry_schedule_ms"))
+            for (auto const& d : r->as_array())
+                p.retry_schedule.push_back(duration(d.to_number<std::int64_t>()));
         return p;
     } catch (std::exception const& e) {
         return bad(std::string("is missing a field or has a wrong type (") + e.what() + ")");
