@@ -373,6 +373,8 @@ private:
 } // namespace herald
 
 #include <herald/impl/basic_dispatcher.hpp>
+#include <herald/impl/dispatcher_commit.hpp>
+#include <herald/impl/dispatcher_once.hpp>
 #include <herald/impl/dispatcher_loops.hpp>
 
 #endif
