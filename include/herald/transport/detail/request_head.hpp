@@ -40,6 +40,7 @@ inline bool is_safe_header_text(std::string_view s) {
  */
 inline std::optional<std::string> format_head(std::string& head, std::string_view start,
                                               http_request const& req, std::size_t body_size) {
+    using namespace std::string_view_literals;
     head.assign(start);
     auto const& hs = req.headers;
     auto const later = [&](std::size_t i, std::string_view name) {
@@ -51,7 +52,7 @@ inline std::optional<std::string> format_head(std::string& head, std::string_vie
     if (!req.content_type.empty() && !later(0, "Content-Type")) {
         if (!is_safe_header_text(req.content_type))
             return std::string("Content-Type");
-        head.append("\r\nContent-Type: ").append(req.content_type);
+        head.append("\r\nContent-Type: "sv).append(req.content_type);
     }
     bool agent = false;
     for (std::size_t i = 0; i < hs.size(); ++i) {
@@ -62,14 +63,14 @@ inline std::optional<std::string> format_head(std::string& head, std::string_vie
         if (is_framing_header(h.name) || later(i + 1, h.name))
             continue;
         agent = agent || iequals(h.name, "User-Agent");
-        head.append("\r\n").append(h.name).append(": ").append(h.value);
+        head.append("\r\n"sv).append(h.name).append(": "sv).append(h.value);
     }
     if (!agent)
-        head.append("\r\nUser-Agent: ").append(user_agent);
+        head.append("\r\nUser-Agent: "sv).append(user_agent);
     char digits[24];
     auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, body_size);
     (void)ec;
-    head.append("\r\nContent-Length: ").append(digits, end).append("\r\n\r\n");
+    head.append("\r\nContent-Length: "sv).append(digits, end).append("\r\n\r\n"sv);
     return std::nullopt;
 }
 
