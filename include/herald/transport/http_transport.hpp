@@ -2,10 +2,11 @@
 #define HERALD_HTTP_TRANSPORT_HPP
 
 #include <herald/address_policy.hpp>
-#include <herald/transport/http_transport_params.hpp>
 #include <herald/concepts.hpp>
 #include <herald/error.hpp>
 #include <herald/transport.hpp>
+#include <herald/transport/detail/route.hpp>
+#include <herald/transport/http_transport_params.hpp>
 #include <herald/version.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -138,6 +139,7 @@ private:
         std::map<std::string, std::vector<connection_ptr>, std::less<>> idle{};
         std::map<std::string, std::shared_ptr<boost::asio::ssl::context>, std::less<>> contexts{};
         std::uint64_t opened = 0;
+        detail::route_cache routes{}; // what each request's URL and trust settings imply
     };
 
     /** How one exchange on a connection ended. */
@@ -145,7 +147,9 @@ private:
 
     connection_ptr take_idle(std::string const& key);
     void give_back(std::string const& key, connection_ptr c);
-    result<std::shared_ptr<boost::asio::ssl::context>> tls_context(http_request const& req);
+    /// The TLS context of `req`'s trust settings, `key` naming them (detail::route::tls_key).
+    result<std::shared_ptr<boost::asio::ssl::context>> tls_context(http_request const& req,
+                                                                   std::string const& key);
 
     template <class Stream>
     boost::asio::awaitable<exchange_end> exchange(Stream& stream, connection& c, bool reused,

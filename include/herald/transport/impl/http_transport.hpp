@@ -2,23 +2,20 @@
 #define HERALD_IMPL_HTTP_TRANSPORT_HPP
 
 #include <herald/detail/utf8.hpp>
+#include <herald/transport/detail/io_errors.hpp>
+#include <herald/transport/detail/request_head.hpp>
+#include <herald/transport/detail/response_reader.hpp>
+#include <herald/transport/detail/route.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/url/parse.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -30,190 +27,6 @@
 #include <limits>
 
 namespace herald {
-
-namespace detail {
-
-// A failure while talking to the receiver, as a herald error where one fits and a sentence.
-inline std::pair<boost::system::error_code, std::string>
-describe_io_error(boost::system::error_code ec, std::string_view phase, duration timeout) {
-    namespace http = boost::beast::http;
-    if (ec == boost::beast::error::timeout)
-        return {make_error_code(error::timeout), "no complete response within " +
-                                                     format_duration(timeout) + " (timed out " +
-                                                     std::string(phase) + ")"};
-    if (ec == http::error::header_limit)
-        return {make_error_code(error::response_too_large), "response headers too large"};
-    if (ec == http::error::end_of_stream || ec == boost::asio::error::eof ||
-        ec == boost::asio::ssl::error::stream_truncated)
-        return {ec, "the receiver closed the connection " + std::string(phase)};
-    if (ec.category() == http::make_error_code(http::error::bad_version).category())
-        return {make_error_code(error::malformed_response),
-                "malformed HTTP response: " + ec.message()};
-    if (ec == boost::asio::error::operation_aborted)
-        return {ec, "cancelled " + std::string(phase)};
-    return {ec, ec.message() + " (" + std::string(phase) + ")"};
-}
-
-// A pooled connection that fails before any byte of a response was read was most likely
-// closed by the server while idle: the request can go again on a fresh connection.
-inline bool is_stale_connection(boost::system::error_code ec) {
-    namespace http = boost::beast::http;
-    return ec == http::error::end_of_stream || ec == boost::asio::error::eof ||
-           ec == boost::asio::error::connection_reset || ec == boost::asio::error::broken_pipe ||
-           ec == boost::asio::error::connection_aborted ||
-           ec == boost::asio::ssl::error::stream_truncated;
-}
-
-} // namespace detail
-
-namespace detail {
-// A name lookup raced against a deadline. getaddrinfo cannot be interrupted, so whichever of
-// the answer and the timer comes first wakes the waiting coroutine through a thread-safe
-// channel; the state is shared by both handlers and outlives the coroutine's frame.
-struct pending_lookup {
-    explicit pending_lookup(boost::asio::any_io_executor ex)
-        : resolver(ex)
-        , timer(boost::asio::make_strand(ex))
-        , signal(ex, 2) {}
-    boost::asio::ip::tcp::resolver resolver;
-    boost::asio::steady_timer timer;
-    boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> signal;
-    boost::system::error_code ec{};
-    boost::asio::ip::tcp::resolver::results_type results{};
-    std::atomic<bool> done{false};
-};
-} // namespace detail
-
-namespace detail {
-
-/**
- * Reads a response without keeping its header fields: the status, Location and Retry-After
- * go to the send_result, the start of the body to `raw`, and the rest is only counted (up to
- * `max_drain`, then the read stops). No allocation per header field.
- */
-class response_reader : public boost::beast::http::basic_parser<false> {
-public:
-    response_reader(send_result& res, std::string& raw, std::size_t max_excerpt,
-                    std::size_t max_drain)
-        : res_(res)
-        , raw_(raw)
-        , max_excerpt_(max_excerpt)
-        , max_drain_(max_drain) {}
-
-    /// True when the body was longer than max_drain and the read stopped there.
-    bool drain_exceeded() const { return drain_exceeded_; }
-
-private:
-    using string_view = boost::beast::string_view;
-    using error_code = boost::system::error_code;
-
-    void on_request_impl(boost::beast::http::verb, string_view, string_view, int,
-                         error_code& ec) override {
-        ec = boost::beast::http::error::bad_version;
-    }
-    void on_response_impl(int code, string_view, int, error_code&) override {
-        res_.status = static_cast<unsigned>(code);
-    }
-    void on_field_impl(boost::beast::http::field name, string_view, string_view value,
-                       error_code&) override {
-        if (name == boost::beast::http::field::location) {
-            res_.location.clear();
-            append_utf8(res_.location,
-                        std::string_view(value.data(), std::min<std::size_t>(value.size(), 2048)));
-        } else if (name == boost::beast::http::field::retry_after) {
-            res_.retry_after.assign(value.data(), std::min<std::size_t>(value.size(), 128));
-        }
-    }
-    void on_header_impl(error_code&) override {}
-    void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
-    std::size_t on_body_impl(string_view body, error_code& ec) override { return take(body, ec); }
-    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
-    std::size_t on_chunk_body_impl(std::uint64_t, string_view body, error_code& ec) override {
-        return take(body, ec);
-    }
-    void on_finish_impl(error_code&) override {}
-
-    std::size_t take(string_view body, error_code& ec) {
-        if (raw_.size() < max_excerpt_)
-            raw_.append(body.data(), std::min(body.size(), max_excerpt_ - raw_.size()));
-        drained_ += body.size();
-        if (drained_ > max_drain_) {
-            drain_exceeded_ = true;
-            ec = boost::beast::http::error::body_limit;
-        }
-        return body.size();
-    }
-
-    send_result& res_;
-    std::string& raw_;
-    std::size_t max_excerpt_;
-    std::size_t max_drain_;
-    std::size_t drained_ = 0;
-    bool drain_exceeded_ = false;
-};
-
-/// Interim (1xx) responses read and dropped before a final one; one more fails the attempt.
-inline constexpr std::size_t max_interim_responses = 16;
-
-// The transport frames the message itself: these never come from the request's headers.
-inline bool is_framing_header(std::string_view name) {
-    return iequals(name, "Host") || iequals(name, "Content-Length") ||
-           iequals(name, "Transfer-Encoding") || iequals(name, "Connection");
-}
-
-// A header line must not be able to end early or start another one.
-inline bool is_safe_header_text(std::string_view s) {
-    for (char const c : s)
-        if (c == '\r' || c == '\n' || c == '\0')
-            return false;
-    return true;
-}
-
-/**
- * Writes the request head into `head` (reusing its capacity): request line, Host,
- * Content-Type, the request's headers, User-Agent unless given, Content-Length. One field per
- * name (case-insensitive): of two headers with one name the later is written, and
- * a Content-Type among the headers replaces the request's. Returns the name of an unsafe
- * header, if any, and writes nothing usable then.
- */
-inline std::optional<std::string> format_head(std::string& head, std::string_view target,
-                                              std::string_view host_and_port,
-                                              http_request const& req, std::size_t body_size) {
-    head.clear();
-    head.append("POST ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_and_port);
-    auto const& hs = req.headers;
-    auto const later = [&](std::size_t i, std::string_view name) {
-        for (std::size_t j = i; j < hs.size(); ++j)
-            if (iequals(hs[j].name, name))
-                return true;
-        return false;
-    };
-    if (!req.content_type.empty() && !later(0, "Content-Type")) {
-        if (!is_safe_header_text(req.content_type))
-            return std::string("Content-Type");
-        head.append("\r\nContent-Type: ").append(req.content_type);
-    }
-    bool agent = false;
-    for (std::size_t i = 0; i < hs.size(); ++i) {
-        auto const& h = hs[i];
-        if (h.name.empty() || !is_safe_header_text(h.name) || !is_safe_header_text(h.value) ||
-            h.name.find(':') != std::string::npos)
-            return h.name;
-        if (is_framing_header(h.name) || later(i + 1, h.name))
-            continue;
-        agent = agent || iequals(h.name, "User-Agent");
-        head.append("\r\n").append(h.name).append(": ").append(h.value);
-    }
-    if (!agent)
-        head.append("\r\nUser-Agent: ").append(user_agent);
-    char digits[24];
-    auto const [end, ec] = std::to_chars(digits, digits + sizeof digits, body_size);
-    (void)ec;
-    head.append("\r\nContent-Length: ").append(digits, end).append("\r\n\r\n");
-    return std::nullopt;
-}
-
-} // namespace detail
 
 inline void http_transport::connection::watch(std::chrono::steady_clock::time_point until) {
     timed_out = false;
@@ -282,10 +95,8 @@ inline void http_transport::give_back(std::string const& key, connection_ptr c) 
 
 // One TLS context per trust configuration, built once: loading a CA bundle is file I/O.
 inline result<std::shared_ptr<boost::asio::ssl::context>>
-http_transport::tls_context(http_request const& req) {
+http_transport::tls_context(http_request const& req, std::string const& key) {
     namespace ssl = boost::asio::ssl;
-    std::string const key = std::string(req.verify_tls ? "verify:" : "noverify:") +
-                            (req.verify_tls && req.ca_file ? *req.ca_file : "");
     std::lock_guard lock(pool_->mutex);
     if (auto it = pool_->contexts.find(key); it != pool_->contexts.end())
         return it->second;
@@ -410,49 +221,27 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
         return std::move(res);
     };
 
-    auto const parsed = boost::urls::parse_uri(req.url);
-    if (!parsed) {
-        fail(parsed.error(), "invalid URL '" + req.url + "': " + parsed.error().message());
+    // The URL's parse, the pool key and the head's start: made once per distinct URL and
+    // trust settings (detail::route_cache), shared by every attempt with them.
+    auto const routed = pool_->routes.get(req);
+    if (!routed) {
+        fail(routed.error().code, routed.error().message);
         co_return finish();
     }
-    auto const& u = *parsed;
-    bool const https = detail::iequals(u.scheme(), "https");
-    if (!https && !detail::iequals(u.scheme(), "http")) {
-        fail(make_error_code(error::unsupported_scheme),
-             "scheme '" + std::string(u.scheme()) + "' is not supported by this transport");
-        co_return finish();
-    }
+    detail::route const& route = **routed;
+    bool const https = route.https;
     if (!https && p_->https_only) {
         fail(make_error_code(error::unsupported_scheme),
              "plain http is refused (the transport is https_only)");
         co_return finish();
     }
-    std::string const host = u.host_address();
-    std::string const port = u.has_port() ? std::string(u.port()) : https ? "443" : "80";
-    bool const ip_host = u.host_type() == boost::urls::host_type::ipv4 ||
-                         u.host_type() == boost::urls::host_type::ipv6;
-    std::string_view target = u.encoded_target();
-    std::string rooted;
-    if (target.empty() || target.front() != '/') {
-        rooted.append("/").append(target);
-        target = rooted;
-    }
-    // A pooled connection was vetted under its request's allow-list: only a request with the
-    // same allow-list (and the same TLS trust) may reuse it.
-    std::string key;
-    key.reserve(32 + host.size());
-    key.append(https ? "https://" : "http://").append(host).append(":").append(port);
-    if (https) {
-        key.append(req.verify_tls ? "|v|" : "|n");
-        if (req.verify_tls && req.ca_file)
-            key.append(*req.ca_file);
-    }
-    for (auto const& c : req.allow_private)
-        key.append("|").append(c.to_string());
+    std::string const& host = route.host;
+    std::string const& port = route.port;
+    std::string const& key = route.pool_key;
 
     std::shared_ptr<asio::ssl::context> tls;
     if (https) {
-        auto ctx = tls_context(req);
+        auto ctx = tls_context(req, route.tls_key);
         if (!ctx) {
             fail(ctx.error().code, ctx.error().message);
             co_return finish();
@@ -552,10 +341,10 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
             if (https) {
                 c->watch(deadline);
                 SSL* ssl = c->tls->native_handle();
-                if (!ip_host)
+                if (!route.ip_host)
                     SSL_set_tlsext_host_name(ssl, host.c_str()); // SNI
                 if (req.verify_tls) {
-                    if (ip_host)
+                    if (route.ip_host)
                         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str());
                     else
                         SSL_set1_host(ssl, host.c_str());
@@ -579,8 +368,7 @@ inline boost::asio::awaitable<send_result> http_transport::async_send(http_reque
                 }
             }
         }
-        if (auto bad =
-                detail::format_head(c->head, target, u.encoded_host_and_port(), req, body.size())) {
+        if (auto bad = detail::format_head(c->head, route.head_start, req, body.size())) {
             fail(make_error_code(error::invalid_field),
                  "header '" + *bad + "' has an invalid name or a CR, LF or NUL in its value");
             give_back(key, std::move(c)); // nothing was sent on it
