@@ -2,7 +2,8 @@
 #define HERALD_HPP
 
 /// The whole library. Include single headers instead to keep Beast out of a translation unit
-/// that does not send (everything but herald/transport/http_transport.hpp and herald/dispatcher.hpp).
+/// that does not send (everything but herald/transport/http_transport.hpp and
+/// herald/dispatcher.hpp).
 
 #include <herald/address_policy.hpp>
 #include <herald/basic_dispatcher.hpp>

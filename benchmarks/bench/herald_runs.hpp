@@ -15,10 +15,10 @@
 #include <herald/address_policy.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/event.hpp>
-#include <herald/transport/http_transport.hpp>
 #include <herald/log/memory_log.hpp>
 #include <herald/store/memory_store.hpp>
 #include <herald/time.hpp>
+#include <herald/transport/http_transport.hpp>
 #include <herald/webhook.hpp>
 
 #include <malloc.h>

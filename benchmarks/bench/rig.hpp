@@ -12,18 +12,18 @@
 
 #include <herald/address_policy.hpp>
 #include <herald/basic_dispatcher.hpp>
-#include <herald/source/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/error.hpp>
 #include <herald/event.hpp>
-#include <herald/transport/http_transport.hpp>
-#include <herald/serializer/json_serializer.hpp>
 #include <herald/log.hpp>
 #include <herald/log/memory_log.hpp>
-#include <herald/store/memory_store.hpp>
+#include <herald/serializer/json_serializer.hpp>
 #include <herald/signature.hpp>
+#include <herald/source/channel_source.hpp>
+#include <herald/store/memory_store.hpp>
 #include <herald/time.hpp>
+#include <herald/transport/http_transport.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/asio/detached.hpp>
@@ -212,7 +212,7 @@ struct rig {
         herald::dispatcher_stats stats{};
         double seconds = 0;         // wall time
         double publish_seconds = 0; // until the last publish() returned
-        thread_use thread_used{};     // what the dispatcher thread used
+        thread_use thread_used{};   // what the dispatcher thread used
     };
 
     /// Starts the dispatcher, publishes `batch` and waits for `deliveries` to end (bounded by

@@ -12,14 +12,14 @@
 #include "rig.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/source/channel_source.hpp>
 #include <herald/dispatcher_params.hpp>
 #include <herald/event.hpp>
-#include <herald/transport/http_transport.hpp>
-#include <herald/serializer/json_serializer.hpp>
 #include <herald/log/memory_log.hpp>
+#include <herald/serializer/json_serializer.hpp>
 #include <herald/signature.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/sqlite/sqlite_store.hpp>
+#include <herald/transport/http_transport.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -87,7 +87,9 @@ inline report run_sqlite(options const& o, target const& t, event_factory const&
     herald::dispatcher_params p;
     p.scheduling.lane_concurrency = o.connections;
     asio::io_context io{1};
-    sqlite_dispatcher d(io.get_executor(), p, {.store = std::move(*store), .transport = herald::http_transport(transport_params(o))});
+    sqlite_dispatcher d(
+        io.get_executor(), p,
+        {.store = std::move(*store), .transport = herald::http_transport(transport_params(o))});
     herald::webhook_params hook;
     hook.name = "bench";
     hook.url = t.url;

@@ -110,7 +110,8 @@ int main() {
 
     boost::asio::io_context io;
     // Parameter order: executor, params, Store, Transport (then Log, Serializer).
-    custom_dispatcher dispatcher(io.get_executor(), {}, {.store = std::move(*table), .transport = stdout_transport{}});
+    custom_dispatcher dispatcher(io.get_executor(), {},
+                                 {.store = std::move(*table), .transport = stdout_transport{}});
 
     dispatcher.async_run(boost::asio::detached);
 
@@ -136,7 +137,7 @@ int main() {
         std::cout << boost::json::serialize(herald::to_json(entry)) << "\n";
 
     auto const stats = dispatcher.stats();
-    std::cerr << stats.delivered << " delivered, " << stats.failed << " failed, "
-              << stats.pending << " pending\n";
+    std::cerr << stats.delivered << " delivered, " << stats.failed << " failed, " << stats.pending
+              << " pending\n";
     return stats.delivered == 2 && stats.pending == 0 ? 0 : 1;
 }

@@ -5,10 +5,10 @@
 
 #include <herald/address_policy.hpp>
 #include <herald/admin/server.hpp>
-#include <herald/source/channel_source.hpp>
-#include <herald/transport/http_transport.hpp>
 #include <herald/engine/retry.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/time.hpp>
+#include <herald/transport/http_transport.hpp>
 
 #include <algorithm>
 #include <cctype>

@@ -191,9 +191,8 @@ struct address_policy {
             if (range.contains(a))
                 // "::1 is the loopback address", "127.0.0.1 is in the loopback range"
                 return a.to_string() +
-                       (std::string_view(what).ends_with(" address") ? " is " : " is in ") +
-                       what + " (" + range.to_string() +
-                       "); allow it with allow_private [\"" +
+                       (std::string_view(what).ends_with(" address") ? " is " : " is in ") + what +
+                       " (" + range.to_string() + "); allow it with allow_private [\"" +
                        cidr(a, a.is_v4() ? 32 : 128).to_string() + "\"]";
         }
         return std::nullopt;

@@ -1,43 +1,44 @@
 #ifndef HERALD_BASIC_DISPATCHER_HPP
 #define HERALD_BASIC_DISPATCHER_HPP
 
-#include <herald/source/channel_source.hpp>
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/dispatcher_params.hpp>
 #include <herald/engine/backlog.hpp>
 #include <herald/engine/flights.hpp>
 #include <herald/engine/lifecycle.hpp>
+#include <herald/engine/retry.hpp>
+#include <herald/engine/scheduler.hpp>
 #include <herald/engine/wakeup.hpp>
-#include <herald/dispatcher_params.hpp>
+#include <herald/log.hpp>
+#include <herald/log/memory_log.hpp>
 #include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
 #include <herald/serializer/serializer_set.hpp>
-#include <herald/log.hpp>
-#include <herald/log/memory_log.hpp>
+#include <herald/source/channel_source.hpp>
 #include <herald/store/memory_store.hpp>
 #include <herald/store/null_journal.hpp>
-#include <herald/engine/retry.hpp>
-#include <herald/engine/scheduler.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/basic_waitable_timer.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <type_traits>
-#include <string>
 #include <vector>
 
 namespace herald {
 
-class http_transport; // herald/transport/http_transport.hpp; include herald/dispatcher.hpp for the alias
+class http_transport; // herald/transport/http_transport.hpp; include herald/dispatcher.hpp for the
+                      // alias
 
 namespace detail {
 /// A store's journal type: its own, or null_journal.
@@ -67,8 +68,7 @@ struct journal_of<Store> {
  */
 template <class Store = memory_store, class Source = channel_source,
           class Serializer = serializer_set<json_serializer, datagerry_serializer>,
-          class Transport = http_transport,
-          class Log = memory_log, class Clock = herald::clock>
+          class Transport = http_transport, class Log = memory_log, class Clock = herald::clock>
 class basic_dispatcher {
     static_assert(webhook_table<Store>, "Store must model herald::webhook_table");
     static_assert(event_source<Source>, "Source must model herald::event_source");
@@ -374,7 +374,7 @@ private:
 
 #include <herald/impl/basic_dispatcher.hpp>
 #include <herald/impl/dispatcher_commit.hpp>
-#include <herald/impl/dispatcher_once.hpp>
 #include <herald/impl/dispatcher_loops.hpp>
+#include <herald/impl/dispatcher_once.hpp>
 
 #endif

@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
-#include <span>
 #include <vector>
 
 /**
@@ -61,13 +61,13 @@ concept webhook_table = requires(T& t, T const& ct, webhook_id id, object_event 
  * Thread safety: any thread.
  */
 template <class T>
-concept editable_webhook_table =
-    webhook_table<T> && requires(T& t, T const& ct, webhook_params p, webhook_id id) {
-        { t.create(p) } -> std::same_as<result<webhook>>;
-        { t.update(id, p) } -> std::same_as<result<webhook>>;
-        { t.remove(id) } -> std::same_as<result<void>>;
-        { ct.list() } -> std::same_as<std::vector<webhook>>;
-    };
+concept editable_webhook_table = webhook_table<T> &&
+    requires(T& t, T const& ct, webhook_params p, webhook_id id) {
+    { t.create(p) } -> std::same_as<result<webhook>>;
+    { t.update(id, p) } -> std::same_as<result<webhook>>;
+    { t.remove(id) } -> std::same_as<result<void>>;
+    { ct.list() } -> std::same_as<std::vector<webhook>>;
+};
 
 /**
  * The delivery journal: where deliveries wait outside memory, so that they outlive the
@@ -116,11 +116,11 @@ concept durable_journal = delivery_journal<J> && requires {
  *   after < seq <= upto, at most `max`, in seq order, each with its seq.
  */
 template <class J>
-concept backlog_journal =
-    durable_journal<J> && requires(J& j, webhook_id id, std::uint64_t n, std::size_t max) {
-        { j.journal_seq() } -> std::same_as<std::uint64_t>;
-        j.async_load(id, n, n, max, boost::asio::use_awaitable);
-    };
+concept backlog_journal = durable_journal<J> &&
+    requires(J& j, webhook_id id, std::uint64_t n, std::size_t max) {
+    { j.journal_seq() } -> std::same_as<std::uint64_t>;
+    j.async_load(id, n, n, max, boost::asio::use_awaitable);
+};
 
 /// A store with a delivery journal of its own: `store.journal()` returns it (by reference).
 template <class S>
@@ -185,13 +185,17 @@ concept transport = requires(T& t, http_request const& req) {
 /// A transport that keeps connections: `t.close_idle()` closes the idle ones (the dispatcher
 /// calls it when async_run ends, so that the io_context's run() can return).
 template <class T>
-concept pooling_transport = transport<T> && requires(T& t) { t.close_idle(); };
+concept pooling_transport = transport<T> && requires(T& t) {
+    t.close_idle();
+};
 
 /// A policy that checks destinations against an address_policy (memory_store at create and
 /// update, http_transport at connect): `p.guard(addresses)`. dispatcher_params::addresses
 /// sets the one policy on the table and the transport.
 template <class P>
-concept address_guarded = requires(P& p, address_policy const& a) { p.guard(a); };
+concept address_guarded = requires(P& p, address_policy const& a) {
+    p.guard(a);
+};
 
 /**
  * Keeps every attempt and answers "View Logs".

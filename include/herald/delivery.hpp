@@ -40,8 +40,8 @@ struct delivery {
     delivery_id id{};
     std::shared_ptr<prepared_event const> event{};
     std::shared_ptr<webhook const> hook{}; ///< the webhook as it was when the event matched
-    std::uint32_t attempts = 0;          ///< attempts made so far
-    time_point due{};                    ///< when the next attempt may start
+    std::uint32_t attempts = 0;            ///< attempts made so far
+    time_point due{};                      ///< when the next attempt may start
     /// The event's place in a durable store's journal, numbered by the dispatcher (every
     /// delivery of one event has the same); 0 with a store that keeps no journal.
     std::uint64_t seq = 0;

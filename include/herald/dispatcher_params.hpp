@@ -1,10 +1,10 @@
 #ifndef HERALD_DISPATCHER_PARAMS_HPP
 #define HERALD_DISPATCHER_PARAMS_HPP
 
-#include <herald/source/channel_source.hpp>
 #include <herald/engine/circuit_breaker.hpp>
 #include <herald/engine/retry.hpp>
 #include <herald/engine/scheduler.hpp>
+#include <herald/source/channel_source.hpp>
 
 #include <herald/address_policy.hpp>
 
@@ -86,7 +86,7 @@ struct dispatcher_stats {
 
 /** What async_stop reports. */
 struct stop_report {
-    bool drained = true;                ///< everything finished before the deadline
+    bool drained = true;                  ///< everything finished before the deadline
     std::vector<std::string> abandoned{}; ///< delivery ids logged as failed at shutdown
     /// Deliveries a durable store keeps for the next start that were never loaded from it
     /// (a lane's backlog beyond memory): not in `abandoned`, which lists what was in memory.

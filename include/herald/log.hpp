@@ -175,7 +175,7 @@ struct log_query {
     std::optional<herald::outcome> result{};
     std::optional<time_point> since{};         ///< started_at >= since
     std::optional<time_point> until{};         ///< started_at < until
-    std::size_t limit = 50;                  ///< page size, at most max_limit
+    std::size_t limit = 50;                    ///< page size, at most max_limit
     std::optional<std::uint64_t> before_seq{}; ///< the cursor: entries older than this one
     /// The webhook's name as the entry recorded it, case-insensitive: finds the entries of a
     /// webhook that was deleted (or renamed) since.

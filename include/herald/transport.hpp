@@ -27,12 +27,12 @@ struct http_request {
     std::string url{};
     std::string content_type{};
     std::shared_ptr<std::string const> body{};
-    std::vector<http_header> headers{};   ///< herald's headers; a transport adds Host, Content-Length
+    std::vector<http_header> headers{}; ///< herald's headers; a transport adds Host, Content-Length
     duration connect_timeout{0};        ///< 0: the transport's default
     duration timeout{0};                ///< total for connect, send and receive; 0: default
     bool verify_tls = true;             ///< false: accept any certificate (the log says so)
     std::optional<std::string> ca_file{}; ///< PEM bundle to trust instead of the system's
-    std::vector<cidr> allow_private{};    ///< ranges this request may reach beyond the global policy
+    std::vector<cidr> allow_private{}; ///< ranges this request may reach beyond the global policy
 
     /// The value of a header this request carries, "" when absent (case-insensitive).
     std::string_view header(std::string_view name) const {

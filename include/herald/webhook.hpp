@@ -38,7 +38,7 @@ struct webhook_params {
     /// Extra request headers (an API key, a tenant id); never herald's own headers.
     std::vector<http_header> headers{};
     std::optional<std::string> ca_file{}; ///< PEM bundle to trust instead of the system's
-    bool verify_tls = true;             ///< false: no certificate check, marked in every log entry
+    bool verify_tls = true; ///< false: no certificate check, marked in every log entry
     /// Ranges this webhook may reach although they are not globally routable.
     std::vector<cidr> allow_private{};
     /// The payload format: the name of one of the dispatcher's serializers (`herald`,
@@ -60,8 +60,7 @@ inline std::optional<std::string> format_problem(std::string_view name) {
     if (name.size() > max_format_name)
         return "is longer than " + std::to_string(max_format_name) + " characters";
     for (char c : name)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
             return "'" + std::string(name) +
                    "' is not a format name (lower-case letters, digits, '-', '_' and '.')";
     return std::nullopt;
@@ -78,7 +77,6 @@ struct webhook : webhook_params {
     std::string disabled_reason{};
     std::optional<time_point> disabled_at{};
 };
-
 
 /**
  * Checks a webhook's fields, everything but the uniqueness of the name (the store checks that).

@@ -3,8 +3,8 @@
 // crashes, and every body herald would send is JSON that carries the event's object unchanged.
 #include "fuzz.hpp"
 
-#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/event.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
 
 #include <boost/json/parse.hpp>

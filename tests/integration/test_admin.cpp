@@ -105,9 +105,9 @@ reply_t call(unsigned short port, http::verb method, std::string const& target,
 template <class Log, class Store = memory_store>
 struct admin_fixture {
     // The default serializers: herald's format and DATAGERRY's, a webhook picking one.
-    using dispatcher_type =
-        basic_dispatcher<Store, channel_source, serializer_set<json_serializer, datagerry_serializer>,
-                         http_transport, Log>;
+    using dispatcher_type = basic_dispatcher<Store, channel_source,
+                                             serializer_set<json_serializer, datagerry_serializer>,
+                                             http_transport, Log>;
 
     loopback_server receiver;
     boost::asio::io_context io;
@@ -327,8 +327,8 @@ TEST_CASE("admin: a webhook's format and retry schedule, checked against the dis
     REQUIRE(list.status == 200);
     CHECK(json::serialize(list.object().at("formats")) == R"(["herald","datagerry"])");
 
-    auto const dg = f.create("legacy", "/legacy",
-                             R"(, "format": "datagerry", "retry_schedule": ["0s", "1m"])");
+    auto const dg =
+        f.create("legacy", "/legacy", R"(, "format": "datagerry", "retry_schedule": ["0s", "1m"])");
     CHECK(dg.at("format") == "datagerry");
     CHECK(json::serialize(dg.at("retry_schedule")) == R"(["0s","1m"])");
     auto const plain = f.create("plain", "/plain");
@@ -342,7 +342,8 @@ TEST_CASE("admin: a webhook's format and retry schedule, checked against the dis
     CHECK(bad.object().at("detail").as_string() ==
           "format: 'xml' is not a format this dispatcher offers (herald, datagerry)");
     auto const id = std::to_string(dg.at("id").as_int64());
-    auto patch_bad = call(f.port(), http::verb::patch, "/api/webhooks/" + id, R"({"format": "xml"})");
+    auto patch_bad =
+        call(f.port(), http::verb::patch, "/api/webhooks/" + id, R"({"format": "xml"})");
     CHECK(patch_bad.status == 400);
     CHECK(f.get("/api/webhooks").object().at("webhooks").as_array().size() == 2);
 

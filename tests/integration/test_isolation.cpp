@@ -78,10 +78,9 @@ run_result run_load(dispatcher_params p, std::vector<std::pair<std::string, std:
     address_policy loopback;
     loopback.allow.push_back(cidr::parse("127.0.0.1/32").value());
     boost::asio::io_context io;
-    dispatcher_type d(io.get_executor(), p,
-                      {.store = memory_store({loopback, false}),
-                       .transport = http_transport(tp),
-                       .log = log});
+    dispatcher_type d(
+        io.get_executor(), p,
+        {.store = memory_store({loopback, false}), .transport = http_transport(tp), .log = log});
     for (auto const& [name, url] : urls)
         ids.push_back(d.store().create(hook(name, url)).value().id);
     d.async_run(boost::asio::detached);

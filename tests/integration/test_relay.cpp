@@ -225,9 +225,11 @@ TEST_CASE("the relay sends each webhook its own format and retry schedule, one e
     });
     temp_file hooks(R"([{"name": "dg", "url": ")" + server.url("/dg") +
                     R"(", "events": ["create"], "format": "datagerry"},
-                       {"name": "herald", "url": ")" + server.url("/h") +
+                       {"name": "herald", "url": ")" +
+                    server.url("/h") +
                     R"(", "events": ["create"]},
-                       {"name": "flaky", "url": ")" + server.url("/flaky") +
+                       {"name": "flaky", "url": ")" +
+                    server.url("/flaky") +
                     R"(", "events": ["create"], "retry_schedule": ["0s", "200ms"]}])");
     auto const r = run_process({HERALD_RELAY_PATH, "--allow-private", "127.0.0.1/32", "--webhooks",
                                 hooks.path, "--retry-schedule", "0s,1h"},

@@ -11,8 +11,8 @@
 // Exit status: 0 when everything reconciles, 1 at the first discrepancy (printed with the
 // event, webhook and webhook-id), 2 for bad options or a setup failure.
 #include <herald/detail/base64.hpp>
-#include <herald/sqlite/detail/connection.hpp>
 #include <herald/signature.hpp>
+#include <herald/sqlite/detail/connection.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

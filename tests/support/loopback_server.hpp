@@ -53,7 +53,7 @@ struct received_request {
     std::vector<std::pair<std::string, std::string>> headers{}; // in arrival order, names as sent
     std::string body{};
     std::chrono::steady_clock::time_point at{}; // when the full request was read
-    std::size_t connection_index = 0;         // which accepted connection carried it (0-based)
+    std::size_t connection_index = 0;           // which accepted connection carried it (0-based)
 
     // Case-insensitive lookup of the first occurrence; "" if absent.
     std::string header(std::string_view name) const {

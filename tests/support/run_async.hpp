@@ -53,8 +53,8 @@ boost::asio::awaitable<void> until(Pred pred) {
 
 /// Lets a few milliseconds of real time pass: enough for anything already due to happen (a
 /// timer on manual_clock looks at it every millisecond), to check that nothing else did.
-inline boost::asio::awaitable<void> settle(boost::asio::io_context&,
-                                           std::chrono::milliseconds d = std::chrono::milliseconds(20)) {
+inline boost::asio::awaitable<void>
+settle(boost::asio::io_context&, std::chrono::milliseconds d = std::chrono::milliseconds(20)) {
     boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, d);
     co_await t.async_wait(boost::asio::use_awaitable);
 }

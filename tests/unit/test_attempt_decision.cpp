@@ -49,8 +49,7 @@ struct decided {
 
 } // namespace
 
-TEST_CASE("a 2xx completes the delivery as delivered, with nothing to say",
-          "[engine][decision]") {
+TEST_CASE("a 2xx completes the delivery as delivered, with nothing to say", "[engine][decision]") {
     decided a(answered(204), 1);
     CHECK(a->resume() == attempt_action::complete);
     CHECK(a->result() == outcome::delivered);
@@ -102,8 +101,7 @@ TEST_CASE("a retryable failure on the last attempt gives up and says after how m
     SECTION("one attempt, in the singular") {
         decided a(answered(500), 1);
         a.policy = retry_policy(retry_params{{0s}, 0.0, 1h});
-        a.d.emplace(attempt_facts{a.sent, 1, a.policy.decide(a.sent, 1, t0, 0.5), {}, false,
-                                  false},
+        a.d.emplace(attempt_facts{a.sent, 1, a.policy.decide(a.sent, 1, t0, 0.5), {}, false, false},
                     a.health);
         CHECK(a->resume() == attempt_action::complete);
         CHECK(a->error() == "receiver answered HTTP 500 (gave up after 1 attempt)");

@@ -52,8 +52,8 @@ auto& journal_of(Store& s) {
 }
 
 template <class Store>
-constexpr bool is_durable = herald::durable_journal<
-    std::remove_reference_t<decltype(journal_of(std::declval<Store&>()))>>;
+constexpr bool is_durable =
+    herald::durable_journal<std::remove_reference_t<decltype(journal_of(std::declval<Store&>()))>>;
 
 /// Runs one asynchronous journal operation to completion on an io_context of its own.
 template <class Result, class Start>
@@ -275,7 +275,8 @@ TEMPLATE_TEST_CASE("a durable journal keeps the dispatcher's seq and loads a web
                 ds.push_back(delivery_for(ev, two, seq));
             REQUIRE(enqueue(store, ds).has_value());
             if (seq == 3)
-                journal_of(store).complete(ds[0], herald::outcome::delivered); // gone from the journal
+                journal_of(store).complete(ds[0],
+                                           herald::outcome::delivered); // gone from the journal
         }
     }
     auto store = open_backlog(model);

@@ -4,10 +4,10 @@
 #include "temp_db.hpp"
 
 #include <herald/basic_dispatcher.hpp>
-#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/manual_clock.hpp>
-#include <herald/transport/recording_transport.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/sqlite/sqlite_log.hpp>
+#include <herald/transport/recording_transport.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -495,7 +495,8 @@ TEST_CASE("a custom store sees every delivery enqueued, rescheduled and complete
     journaling_store store;
     auto calls = store.calls;
     REQUIRE(store.create(hook("j")).has_value());
-    test_dispatcher<json_serializer, journaling_store> d(io.get_executor(), quick(), {.store = std::move(store), .transport = transport});
+    test_dispatcher<json_serializer, journaling_store> d(
+        io.get_executor(), quick(), {.store = std::move(store), .transport = transport});
     test::run_async(io, [&]() -> asio::awaitable<void> {
         d.async_run(asio::detached);
         REQUIRE(d.publish(object_event::created("1", {})).has_value());

@@ -32,9 +32,8 @@ namespace json = boost::json;
 namespace {
 
 using formats = serializer_set<json_serializer, datagerry_serializer>;
-using format_dispatcher =
-    basic_dispatcher<memory_store, channel_source, formats, recording_transport, memory_log,
-                     manual_clock>;
+using format_dispatcher = basic_dispatcher<memory_store, channel_source, formats,
+                                           recording_transport, memory_log, manual_clock>;
 
 webhook_params hook(std::string name, std::string format = "",
                     std::vector<duration> schedule = {}) {
@@ -138,8 +137,8 @@ TEST_CASE("serializer_set offers its members' formats, the first the default",
     // This set (the default dispatcher's) offers both; a single serializer offers its name.
     asio::io_context io;
     dispatcher_params p;
-    basic_dispatcher<memory_store, channel_source, formats, recording_transport> all(io.get_executor(),
-                                                                                p);
+    basic_dispatcher<memory_store, channel_source, formats, recording_transport> all(
+        io.get_executor(), p);
     REQUIRE(all.formats().size() == 2);
     CHECK(all.check_format(hook("a", "datagerry")).has_value());
     CHECK(all.check_format(hook("a", "")).has_value());
@@ -256,8 +255,7 @@ TEST_CASE("a webhook's retry schedule times its attempts; the others keep the di
         s.status = 503;
         return s;
     });
-    format_dispatcher d(io.get_executor(), no_jitter({0ms, 5min, 5min}),
-                        {.transport = transport});
+    format_dispatcher d(io.get_executor(), no_jitter({0ms, 5min, 5min}), {.transport = transport});
     auto const own = d.store().create(hook("own", "", {1min, 10s})).value();
     auto const dflt = d.store().create(hook("default")).value();
     auto const t0 = manual_clock::now();

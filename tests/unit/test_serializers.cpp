@@ -1,7 +1,7 @@
 #include "fixtures.hpp"
 
-#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/detail/json_writer.hpp>
+#include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
 
 #include <catch2/catch.hpp>

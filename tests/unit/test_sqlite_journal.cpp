@@ -581,7 +581,8 @@ TEST_CASE("a durable dispatcher keeps one row per body of an event in two format
         dg.format = "datagerry";
         dg.retry_schedule = {0ms, 1h};
         REQUIRE(store.create(dg).has_value());
-        REQUIRE(store.create(hook_params("plain", "https://receiver.example.com/plain")).has_value());
+        REQUIRE(
+            store.create(hook_params("plain", "https://receiver.example.com/plain")).has_value());
         boost::asio::io_context io;
         formats_dispatcher d(io.get_executor(), params({0ms, 1h}), {.store = std::move(store)});
         // Not run: the deliveries wait in the file.

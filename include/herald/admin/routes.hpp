@@ -85,9 +85,8 @@ public:
      * The answer to `req`, whose path is `path` and its segments `seg` (path_segments): the
      * handler's, or 404, 405 or a segment check's.
      */
-    boost::asio::awaitable<response> dispatch(request const& req,
-                                              std::vector<std::string> const& seg,
-                                              std::string_view path) const {
+    boost::asio::awaitable<response>
+    dispatch(request const& req, std::vector<std::string> const& seg, std::string_view path) const {
         std::optional<response> refused; // the first failed segment check
         for (auto const& r : resources_) {
             path_params params;
@@ -95,8 +94,8 @@ public:
                 continue;
             auto const m = req.method();
             for (auto const& [verb, handler] : r.methods)
-                if (verb == m || (m == boost::beast::http::verb::head &&
-                                  verb == boost::beast::http::verb::get))
+                if (verb == m ||
+                    (m == boost::beast::http::verb::head && verb == boost::beast::http::verb::get))
                     co_return co_await handler(req, params);
             co_return detail::method_not_allowed(allow(r));
         }
@@ -169,8 +168,8 @@ private:
     /// The methods of `r` in the order Allow lists them: GET, HEAD, POST, PUT, PATCH, DELETE.
     static std::string allow(resource const& r) {
         using boost::beast::http::verb;
-        static constexpr std::array<verb, 6> order = {verb::get,   verb::head,  verb::post,
-                                                      verb::put,   verb::patch, verb::delete_};
+        static constexpr std::array<verb, 6> order = {verb::get, verb::head,  verb::post,
+                                                      verb::put, verb::patch, verb::delete_};
         auto has = [&](verb v) {
             for (auto const& kv : r.methods)
                 if (kv.first == v || (v == verb::head && kv.first == verb::get))

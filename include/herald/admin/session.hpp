@@ -162,8 +162,8 @@ inline boost::asio::awaitable<session::read_result> session::read(parser_type& p
     (void)n;
     if (ec == http::error::header_limit) {
         r.early = problem_response(431, "headers_too_large", "",
-                                   "the request headers exceed " +
-                                       std::to_string(p_.header_limit) + " bytes");
+                                   "the request headers exceed " + std::to_string(p_.header_limit) +
+                                       " bytes");
     } else if (ec == http::error::body_limit) { // a Content-Length over the limit
         r.early = too_large();
     } else if (is_malformed(ec)) {
@@ -242,8 +242,7 @@ inline boost::asio::awaitable<void> session::answer_early(response res, bool hea
     std::size_t drained = 0;
     std::vector<char> scratch(16 * 1024);
     while (drained < 16 * p_.body_limit) {
-        auto [dec, dn] =
-            co_await stream_.async_read_some(boost::asio::buffer(scratch), use_tuple);
+        auto [dec, dn] = co_await stream_.async_read_some(boost::asio::buffer(scratch), use_tuple);
         if (dec)
             break;
         drained += dn;

@@ -2,9 +2,9 @@
 #define HERALD_ENGINE_ATTEMPT_DECISION_HPP
 
 #include <herald/engine/circuit_breaker.hpp>
+#include <herald/engine/retry.hpp>
 #include <herald/error.hpp>
 #include <herald/log.hpp>
-#include <herald/engine/retry.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
 #include <herald/webhook.hpp>
@@ -40,7 +40,7 @@ enum class attempt_action {
 struct attempt_facts {
     send_result const& sent;
     std::uint32_t attempts = 1; ///< attempts made so far, this one included
-    retry_decision retry{};       ///< retry_policy::decide on this attempt
+    retry_decision retry{};     ///< retry_policy::decide on this attempt
     /// What the failure did to the webhook's circuit (scheduler::done); ignored on success.
     circuit_breaker::failure_effect health{};
     bool abandoning = false; ///< past the drain deadline: no retry waits any more

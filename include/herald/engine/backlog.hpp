@@ -2,8 +2,8 @@
 #define HERALD_ENGINE_BACKLOG_HPP
 
 #include <herald/delivery.hpp>
-#include <herald/error.hpp>
 #include <herald/engine/scheduler.hpp>
+#include <herald/error.hpp>
 #include <herald/time.hpp>
 
 #include <algorithm>
@@ -127,7 +127,8 @@ public:
                 continue; // it cannot go before the deadline anyway
             st.loading = true;
             ++loads_;
-            out.push_back(load{id, st.cursor, arrived_, std::min<std::size_t>(share - waiting, 1024)});
+            out.push_back(
+                load{id, st.cursor, arrived_, std::min<std::size_t>(share - waiting, 1024)});
         }
         return retry;
     }
@@ -167,7 +168,7 @@ public:
         return n;
     }
 
-    std::size_t stored() const noexcept { return stored_; }  ///< in the journal only
+    std::size_t stored() const noexcept { return stored_; } ///< in the journal only
     std::size_t loading() const noexcept { return loads_; } ///< loads not come back
 
 private:

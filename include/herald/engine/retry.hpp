@@ -96,7 +96,7 @@ inline std::optional<duration> parse_retry_after(std::string_view v, time_point 
 struct retry_decision {
     verdict kind{};                   ///< delivered, retryable (next is set) or final
     std::optional<time_point> next{}; ///< when to try again
-    bool used_retry_after = false;  ///< the delay came from the receiver's Retry-After
+    bool used_retry_after = false;    ///< the delay came from the receiver's Retry-After
 };
 
 /**

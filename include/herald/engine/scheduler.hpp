@@ -1,8 +1,8 @@
 #ifndef HERALD_SCHEDULER_HPP
 #define HERALD_SCHEDULER_HPP
 
-#include <herald/engine/circuit_breaker.hpp>
 #include <herald/delivery.hpp>
+#include <herald/engine/circuit_breaker.hpp>
 #include <herald/time.hpp>
 
 #include <algorithm>

@@ -189,8 +189,8 @@ dispatcher_stats basic_dispatcher<Store, Source, Serializer, Transport, Log, Clo
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 std::shared_ptr<prepared_event const>
-basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::prepare_body(object_event& e,
-                                                                                 std::size_t format) {
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::prepare_body(
+    object_event& e, std::size_t format) {
     payload body = detail::format_table<Serializer>::serialize(serializer_, e, format);
     serializations_.fetch_add(1, std::memory_order_relaxed);
     // The body carries the objects from now on: the deliveries (and the log entries that share
@@ -278,9 +278,9 @@ bool basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::admit(
                 if (format_of[i] == k)
                     add(bodies[k], (*hooks)[i]);
         // The refused keep the event's metadata for their log entries.
-        auto const meta = order.empty() ? std::make_shared<prepared_event const>(
-                                              prepared_event{std::move(e), {}})
-                                        : std::shared_ptr<prepared_event const>(bodies[order[0]]);
+        auto const meta =
+            order.empty() ? std::make_shared<prepared_event const>(prepared_event{std::move(e), {}})
+                          : std::shared_ptr<prepared_event const>(bodies[order[0]]);
         for (std::size_t i = 0; i < hooks->size(); ++i)
             if (format_of[i] == none)
                 refused.push_back(delivery{make_delivery_id(now), meta, (*hooks)[i], 0, now});
@@ -344,7 +344,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_re
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(object_event& e,
-                                                                               time_point now) {
+                                                                                time_point now) {
     if constexpr (publishable_source<Source>) {
         n_.queued.fetch_sub(1, std::memory_order_relaxed); // publish prepared it
     } else if (auto r = prepare_event(e, now); !r) {
@@ -387,7 +387,8 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
             batch_.clear();
         } else if (hooks && !hooks->empty()) {
             // Matched, not serialized: one entry per webhook, with the event's metadata.
-            auto const ev = std::make_shared<prepared_event const>(prepared_event{std::move(e), {}});
+            auto const ev =
+                std::make_shared<prepared_event const>(prepared_event{std::move(e), {}});
             for (auto const& h : *hooks)
                 batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, now});
             fail_unqueued(batch_, why, now, false);

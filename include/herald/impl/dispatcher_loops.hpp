@@ -28,7 +28,8 @@ inline double unit_random() {
 } // namespace detail
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
-boost::asio::awaitable<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::run() {
+boost::asio::awaitable<void>
+basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::run() {
     if (state_ != lifecycle::idle)
         throw boost::system::system_error(make_error_code(error::stopped),
                                           "async_run: the dispatcher is already running or done");
@@ -248,8 +249,7 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
                 lane, delivered ? attempt_result::delivered : attempt_result::failed, now);
             lane_released = true;
             attempt_decision decision(
-                {r, d.attempts, retry, health, is_abandoning(state_), durable},
-                params_.health);
+                {r, d.attempts, retry, health, is_abandoning(state_), durable}, params_.health);
             auto action = decision.resume();
             if (action == attempt_action::disable) {
                 auto off = store_.disable(lane, decision.disable_reason());
@@ -303,8 +303,8 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::finish(delivery& d,
-                                                                               log_entry entry,
-                                                                               outcome o) {
+                                                                                log_entry entry,
+                                                                                outcome o) {
     entry.result = o;
     entry.next_attempt_at.reset();
     log_.record(std::move(entry));
@@ -372,10 +372,10 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::claim_more(t
     if (now < next_claim_)
         return next_claim_;
     claiming_ = true;
-    journal().async_claim(now, claim_page,
-                          boost::asio::bind_executor(strand_, [this](result<std::vector<delivery>> r) {
-                              take_claimed(std::move(r));
-                          }));
+    journal().async_claim(
+        now, claim_page,
+        boost::asio::bind_executor(
+            strand_, [this](result<std::vector<delivery>> r) { take_claimed(std::move(r)); }));
     return std::nullopt;
 }
 
@@ -404,10 +404,9 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::take_cl
     wake_pump();
 }
 
-
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::place(delivery d,
-                                                                              time_point now) {
+                                                                               time_point now) {
     if constexpr (keeps_backlog) {
         if (backlog_.keep(d, sched_, now)) {
             count_stored();
@@ -436,10 +435,10 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::load_stored(
         retry = backlog_.plan(now, sched_, is_stopping(state_), loads_);
         for (auto const& l : loads_)
             journal().async_load(l.lane, l.after, l.upto, l.max,
-                              boost::asio::bind_executor(
-                                  strand_, [this, l](result<std::vector<delivery>> r) mutable {
-                                      take_loaded(l, std::move(r));
-                                  }));
+                                 boost::asio::bind_executor(
+                                     strand_, [this, l](result<std::vector<delivery>> r) mutable {
+                                         take_loaded(l, std::move(r));
+                                     }));
     } else {
         (void)now;
     }

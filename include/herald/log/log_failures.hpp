@@ -7,10 +7,10 @@
 #include <herald/time.hpp>
 
 #include <chrono>
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <concepts>
 #include <string>
 
 namespace herald {
@@ -19,7 +19,7 @@ namespace herald {
 struct log_write_stats {
     std::uint64_t failures = 0;     ///< transactions (or retention runs) that failed
     std::uint64_t entries_lost = 0; ///< attempts recorded but never written
-    std::string last_error{};         ///< the newest failure's text; empty when none
+    std::string last_error{};       ///< the newest failure's text; empty when none
 };
 
 /// A log that counts its failed writes: `log.write_stats()` -> log_write_stats (sqlite_log,

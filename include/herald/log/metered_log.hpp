@@ -34,8 +34,8 @@ struct log_metrics {
 /** What the webhooks table shows of one webhook's recent deliveries. */
 struct webhook_activity {
     std::optional<log_entry> last{}; ///< its newest attempt (response excerpt dropped)
-    std::uint64_t delivered = 0;   ///< deliveries that ended delivered in the window
-    std::uint64_t failed = 0;      ///< deliveries that ended failed in the window
+    std::uint64_t delivered = 0;     ///< deliveries that ended delivered in the window
+    std::uint64_t failed = 0;        ///< deliveries that ended failed in the window
     duration window = std::chrono::hours(24);
 
     /// delivered / (delivered + failed), or nothing when no delivery ended in the window.
@@ -65,7 +65,9 @@ concept activity_log = requires(L& log, L const& clog, webhook_id id, time_point
 /// `log.forget(id)` (metered_log's activity counts; every activity_log). The admin server calls
 /// it after DELETE /api/webhooks/{id}; the log's entries stay.
 template <class L>
-concept forgetting_log = requires(L& log, webhook_id id) { log.forget(id); };
+concept forgetting_log = requires(L& log, webhook_id id) {
+    log.forget(id);
+};
 
 /**
  * A log sink decorator: forwards every attempt to `Log` and counts it on the way, for the

@@ -44,10 +44,10 @@ concept multi_format_serializer = requires(S const& s, object_event const& e, st
  * ```
  */
 template <named_serializer... S>
-    requires(sizeof...(S) > 0)
-class serializer_set {
+requires(sizeof...(S) > 0) class serializer_set {
 public:
-    static constexpr std::array<std::string_view, sizeof...(S)> names{std::string_view(S::format)...};
+    static constexpr std::array<std::string_view, sizeof...(S)> names{
+        std::string_view(S::format)...};
 
     serializer_set() = default;
     explicit serializer_set(S... members)

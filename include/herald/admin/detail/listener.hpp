@@ -46,8 +46,7 @@ public:
      * @throws std::invalid_argument when the token is missing or short or the address is not
      * an IP address; boost::system::system_error when the address cannot be bound.
      */
-    listener(boost::asio::any_io_executor ex, server_params const& params,
-             request_handler& handler)
+    listener(boost::asio::any_io_executor ex, server_params const& params, request_handler& handler)
         : ex_(ex)
         , strand_(boost::asio::make_strand(ex))
         , p_(params)

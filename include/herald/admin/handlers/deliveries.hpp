@@ -36,9 +36,10 @@ inline std::optional<prepared_event> resend_of(log_entry const& e, webhook const
             body.content_type = h.value;
             continue;
         }
-        bool const from_webhook = std::any_of(
-            hook.headers.begin(), hook.headers.end(),
-            [&](http_header const& mine) { return boost::beast::iequals(mine.name, h.name); });
+        bool const from_webhook =
+            std::any_of(hook.headers.begin(), hook.headers.end(), [&](http_header const& mine) {
+                return boost::beast::iequals(mine.name, h.name);
+            });
         // What is left is what the serializer added (CloudEvents' ce-* headers).
         if (!is_reserved_header(h.name) && !boost::beast::iequals(h.name, "user-agent") &&
             !from_webhook)

@@ -271,8 +271,8 @@ public:
         auto type = test_type(req);
         if (!type)
             co_return problem_response(type.error());
-        auto r = co_await d_.async_deliver_once(id, test_event(*w, *type),
-                                                boost::asio::use_awaitable);
+        auto r =
+            co_await d_.async_deliver_once(id, test_event(*w, *type), boost::asio::use_awaitable);
         if (!r)
             co_return problem_response(r.error());
         co_return json_response(200, entry_json(*r, log_detail::full));

@@ -38,7 +38,9 @@ template <class Dispatcher>
 route_table server<Dispatcher>::make_routes() {
     using boost::beast::http::verb;
     using detail::ready;
-    auto id = [](path_params const& p) { return *detail::parse_id(p["id"]); }; // checked
+    auto id = [](path_params const& p) {
+        return *detail::parse_id(p["id"]);
+    }; // checked
     route_table r;
     r.check("/api/webhooks/{id}", [](std::string_view s) -> std::optional<response> {
         if (detail::parse_id(s))
@@ -52,8 +54,8 @@ route_table server<Dispatcher>::make_routes() {
           [](auto&, auto& p) { return ready(detail::get_asset(p["name"])); });
     r.add(verb::get, "/healthz", [](auto&, auto&) { return ready(detail::get_health()); });
     r.add(verb::get, "/metrics", [this](auto&, auto&) {
-        return ready(detail::make_response(200, detail::metrics_text(d_),
-                                           detail::metrics_content_type));
+        return ready(
+            detail::make_response(200, detail::metrics_text(d_), detail::metrics_content_type));
     });
     // /api/...: the token was checked before.
     r.add(verb::get, "/api/webhooks", [this](auto& q, auto&) { return ready(webhooks_.list(q)); });
@@ -86,8 +88,7 @@ boost::asio::awaitable<response> server<Dispatcher>::answer(request const& req) 
                                            "is not a valid request target");
     auto const seg = detail::path_segments(*target);
     if (detail::needs_token(seg, p_.public_metrics) && !detail::token_ok(req, p_.token))
-        co_return detail::unauthorized(
-            !req[boost::beast::http::field::authorization].empty());
+        co_return detail::unauthorized(!req[boost::beast::http::field::authorization].empty());
     std::string const path = target->path();
     co_return co_await routes_.dispatch(req, seg, path);
 }
