@@ -89,7 +89,7 @@ private:
 };
 static_assert(herald::log_sink<kept_log> && herald::write_counting_log<kept_log>);
 
-/// Both payload formats, a webhook picking one (`format`); --format sets the file's default.
+/// Both payload formats, a webhook picking one (`format`); --format is the default.
 using relay_formats = herald::serializer_set<herald::json_serializer, herald::datagerry_serializer>;
 
 /// Each attempt kept, then printed as a JSON line (the printer keeps none for queries).
@@ -123,9 +123,6 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path, optio
                                               o.transport.addresses, o.transport.https_only);
         if (!p)
             fail(p.error().what());
-        // The file's webhooks that name no format get --format's.
-        if (p->format.empty() && o.format != relay_formats::names[0])
-            p->format = o.format;
         if (!herald::detail::format_table<relay_formats>::find(relay_formats{}, p->format)) {
             std::string offered;
             for (auto const name : relay_formats::names)
@@ -277,9 +274,12 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     herald::dispatcher_params params;
     params.retry = o.retry;
     params.intake.capacity = o.queue;
+    relay_formats formats;
+    formats.prefer(o.format).value(); // parse_options took herald or datagerry only
     relay_dispatcher d(
         io.get_executor(), params,
         {.store = std::move(store),
+         .serializer = formats,
          .transport = herald::http_transport(o.transport),
          .log = relay_log(herald::tee_log<kept_log>(kept_log(std::move(kept)),
                                                     herald::jsonl_log(stdout, {.capacity = 0})))});

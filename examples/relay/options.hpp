@@ -63,7 +63,7 @@ inline std::vector<option_doc> option_docs() {
          "the webhooks, a JSON array (docs/relay.md); required unless --store sqlite:PATH "
          "holds them or --admin manages them. With a store, adds or updates them by name"},
         {"--format", "herald|datagerry",
-         "the payload format of the file's webhooks that name none (default " + d.format +
+         "the payload format of webhooks that name none (default " + d.format +
              "); a webhook's \"format\" picks its own"},
         {"--retry-schedule", "D,D,...",
          "delay before the first attempt, then after each failed one; used up, the delivery "

@@ -109,8 +109,9 @@ concept durable_journal = delivery_journal<J> && requires {
  * in memory only what a lane has room for and leaves the rest of a backlog in the journal
  * (docs/durability.md, "A backlog larger than memory"):
  * - `j.journal_seq()` -> `std::uint64_t`: the highest delivery::seq the journal held when it
- *   was opened; the dispatcher numbers the events it enqueues from the next one, and the
- *   journal keeps that number (every delivery of one event has the same).
+ *   was opened; the dispatcher numbers the bodies it enqueues from the next one, and the
+ *   journal keeps that number (every delivery of one body has the same: an event sent in two
+ *   formats has two bodies, each its own number, consecutive in the enqueued vector).
  * - `j.async_load(webhook, after, upto, max, token)`, completing with
  *   `void(result<std::vector<delivery>>)`: the webhook's queued deliveries with
  *   after < seq <= upto, at most `max`, in seq order, each with its seq.

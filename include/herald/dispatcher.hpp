@@ -1,5 +1,5 @@
-#ifndef HERALD_DISPATCHER_HPP
-#define HERALD_DISPATCHER_HPP
+#ifndef HERALD_HPP_DISPATCHER
+#define HERALD_HPP_DISPATCHER
 
 #include <herald/basic_dispatcher.hpp>
 #include <herald/transport/http_transport.hpp>

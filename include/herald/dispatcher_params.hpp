@@ -1,5 +1,5 @@
-#ifndef HERALD_DISPATCHER_PARAMS_HPP
-#define HERALD_DISPATCHER_PARAMS_HPP
+#ifndef HERALD_HPP_DISPATCHER_PARAMS
+#define HERALD_HPP_DISPATCHER_PARAMS
 
 #include <herald/engine/circuit_breaker.hpp>
 #include <herald/engine/retry.hpp>

@@ -153,6 +153,41 @@ TEST_CASE("serializer_set offers its members' formats, the first the default",
     CHECK_FALSE(one.check_format(hook("a", "herald")).has_value());
 }
 
+TEST_CASE("serializer_set::prefer makes another format the default", "[formats][serializer]") {
+    formats set;
+    auto const bad = set.prefer("xml");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().what() == "format: 'xml' is not one of herald, datagerry");
+    CHECK(set.formats()[0] == "herald"); // unchanged
+    REQUIRE(set.prefer("datagerry").has_value());
+    REQUIRE(set.formats().size() == 2);
+    CHECK(set.formats()[0] == "datagerry");
+    CHECK(set.formats()[1] == "herald");
+    auto const e = object_event::created("7", {{"hostname", "db1"}});
+    CHECK(set.serialize(e, 0).body == datagerry_serializer{}.serialize(e).body);
+    CHECK(set.serialize(e, 1).body == json_serializer{}.serialize(e).body);
+
+    // In a dispatcher: a webhook without a format gets the preferred one, "herald" still herald's.
+    asio::io_context io;
+    recording_transport transport;
+    format_dispatcher d(io.get_executor(), no_jitter(),
+                        {.serializer = set, .transport = transport});
+    CHECK(d.formats()[0] == "datagerry");
+    REQUIRE(d.store().create(hook("plain")).has_value());
+    REQUIRE(d.store().create(hook("own", "herald")).has_value());
+    test::run_async(io, [&]() -> asio::awaitable<void> {
+        d.async_run(asio::detached);
+        REQUIRE(d.publish(object_event::created("8", {{"a", 1}})).has_value());
+        co_await until([&] { return d.stats().delivered == 2; });
+        co_await d.async_stop(5s, asio::use_awaitable);
+    });
+    std::map<std::string, std::string> body_by_url;
+    for (auto const& r : transport.requests())
+        body_by_url[r.url] = *r.body;
+    CHECK(json::parse(body_by_url.at("http://receiver.test/plain")).at("operation") == "CREATE");
+    CHECK(json::parse(body_by_url.at("http://receiver.test/own")).at("object_id") == "8");
+}
+
 TEST_CASE("one dispatcher sends each webhook its format, serializing once per format in use",
           "[formats][dispatcher]") {
     asio::io_context io;

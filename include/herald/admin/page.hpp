@@ -754,9 +754,12 @@ function openForm(w) {
   f.elements.timeout.value = w && w.timeout ? w.timeout : "";
   // The dispatcher's formats, the first its default ("" sends none: the default).
   const formats = state.formats || [];
+  // A stored format the dispatcher no longer offers stays selected (saving keeps it).
+  const shown = w && w.format && !formats.includes(w.format) ? [...formats, w.format] : formats;
   f.elements.format.replaceChildren(
     h("option", { value: "" }, formats.length ? `default (${formats[0]})` : "default"),
-    ...formats.map((name) => h("option", { value: name }, name)));
+    ...shown.map((name) => h("option", { value: name },
+      formats.includes(name) ? name : `${name} (not offered)`)));
   f.elements.format.value = w && w.format ? w.format : "";
   f.elements.retry_schedule.value = w && w.retry_schedule ? w.retry_schedule.join(", ") : "";
   $("#secrets").replaceChildren(...(w ? w.secrets.map((s) => secretRow(s, true)) : []));

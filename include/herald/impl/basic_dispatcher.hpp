@@ -332,14 +332,16 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_un
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
 void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_refused(
     std::vector<delivery>& ds, time_point now) {
-    for (auto const& d : ds) {
+    // Each leaves `ds` as it is logged: on an exception, what is left was not.
+    while (!ds.empty()) {
+        auto const d = std::move(ds.back());
+        ds.pop_back();
         auto entry = detail::make_entry(d, *d.hook, now);
         entry.attempt = 0;
         entry.error = format_refusal(*d.hook);
         n_.failed.fetch_add(1, std::memory_order_relaxed);
         log_.record(std::move(entry));
     }
-    ds.clear();
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>
@@ -353,13 +355,15 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
     }
     webhook_list hooks;
     bool owe_seqs = false; // this event's seqs, not yet noted as come back
+    bool admitted = false; // matched and serialized: batch_ and refused_ hold every webhook
     try {
         bool const any = admit(e, now, hooks, batch_, refused_);
+        admitted = true;
+        owe_seqs = keeps_backlog && any;
         if (!refused_.empty())
             fail_refused(refused_, now);
         if (!any)
             return;
-        owe_seqs = keeps_backlog;
         if constexpr (!durable)
             shed_parked(batch_, now); // a durable journal keeps them all
         if constexpr (journaled) {
@@ -382,10 +386,12 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
         if (owe_seqs)
             arrived_all(batch_); // never reached the store
         auto const why = std::string("internal error: ") + ex.what();
-        if (!batch_.empty()) {
+        if (!batch_.empty() || !refused_.empty()) {
             fail_unqueued(batch_, why, now, false);
+            fail_unqueued(refused_, why, now, false); // those fail_refused had not logged
             batch_.clear();
-        } else if (hooks && !hooks->empty()) {
+            refused_.clear();
+        } else if (!admitted && hooks && !hooks->empty()) {
             // Matched, not serialized: one entry per webhook, with the event's metadata.
             auto const ev =
                 std::make_shared<prepared_event const>(prepared_event{std::move(e), {}});
@@ -393,7 +399,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::accept(
                 batch_.push_back(delivery{make_delivery_id(now), ev, h, 0, now});
             fail_unqueued(batch_, why, now, false);
             batch_.clear();
-        } else {
+        } else if (!admitted) {
             n_.rejected.fetch_add(1, std::memory_order_relaxed);
         }
         return;

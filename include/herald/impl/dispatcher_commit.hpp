@@ -26,25 +26,37 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::stage(object
     }
     std::vector<delivery> ds, refused;
     webhook_list hooks;
+    bool any = false; // deliveries staged: the caller commits them, then hands them over
     try {
         auto const now = Clock::now();
-        if (!admit(e, now, hooks, ds, refused))
-            release_commit();
+        any = admit(e, now, hooks, ds, refused);
         if (!refused.empty()) {
-            // Logged on the strand, as a commit in progress (a stop waits for it).
+            // Logged on the strand, as a commit in progress of its own, counted before this
+            // one is released: a stop never sees none in progress while they wait.
             committing_.fetch_add(1);
-            boost::asio::post(strand_, [this, now, refused = std::move(refused)]() mutable {
-                fail_refused(refused, now);
+            try {
+                boost::asio::post(strand_, [this, now, refused = std::move(refused)]() mutable {
+                    fail_refused(refused, now);
+                    release_commit();
+                });
+            } catch (...) {
                 release_commit();
-            });
+                throw;
+            }
         }
     } catch (std::exception const& ex) {
         n_.rejected.fetch_add(1, std::memory_order_relaxed);
-        release_commit();
-        return make_problem(error::invalid_field, "",
-                            std::string("the event could not be accepted: internal error: ") +
-                                ex.what());
+        auto why = make_problem(error::invalid_field, "",
+                                std::string("the event could not be accepted: internal error: ") +
+                                    ex.what());
+        if (any)
+            hand_over(std::move(ds), why, false); // their seqs come back on the strand
+        else
+            release_commit();
+        return why;
     }
+    if (!any)
+        release_commit();
     return ds;
 }
 

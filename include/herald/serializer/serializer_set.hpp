@@ -3,12 +3,14 @@
 
 #include <herald/concepts.hpp>
 #include <herald/delivery.hpp>
+#include <herald/error.hpp>
 #include <herald/event.hpp>
 
 #include <array>
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -53,13 +55,41 @@ public:
     explicit serializer_set(S... members)
         : members_(std::move(members)...) {}
 
-    std::span<std::string_view const> formats() const noexcept { return names; }
+    /// The names, the default first: `names` in order, or as prefer() arranged them.
+    std::span<std::string_view const> formats() const noexcept { return shown_; }
+
+    /**
+     * Makes `format` the default (the first of formats(), what a webhook without a `format`
+     * gets); the others keep their order. herald-relay's `--format` does this.
+     * @return a problem naming `format` when no member has that name (nothing changes).
+     */
+    result<void> prefer(std::string_view format) {
+        std::size_t at = names.size();
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if (names[i] == format)
+                at = i;
+        if (at == names.size()) {
+            std::string offered;
+            for (auto const name : names)
+                offered += (offered.empty() ? "" : ", ") + std::string(name);
+            return make_problem(error::invalid_field, "format",
+                                "'" + std::string(format) + "' is not one of " + offered);
+        }
+        std::size_t k = 0;
+        order_[k++] = at;
+        for (std::size_t i = 0; i < names.size(); ++i)
+            if (i != at)
+                order_[k++] = i;
+        for (std::size_t i = 0; i < names.size(); ++i)
+            shown_[i] = names[order_[i]];
+        return {};
+    }
 
     /// The body in the format numbered `i` (an index into formats()).
     payload serialize(object_event const& e, std::size_t i) const {
-        return serialize_at(e, i, std::index_sequence_for<S...>{});
+        return serialize_at(e, order_[i], std::index_sequence_for<S...>{});
     }
-    /// The body in the first format: a serializer_set is a serializer too.
+    /// The body in the default format: a serializer_set is a serializer too.
     payload serialize(object_event const& e) const { return serialize(e, 0); }
 
     template <std::size_t I>
@@ -88,7 +118,16 @@ private:
         return out;
     }
 
+    static constexpr std::array<std::size_t, sizeof...(S)> identity() {
+        std::array<std::size_t, sizeof...(S)> out{};
+        for (std::size_t i = 0; i < out.size(); ++i)
+            out[i] = i;
+        return out;
+    }
+
     std::tuple<S...> members_;
+    std::array<std::size_t, sizeof...(S)> order_ = identity(); // formats()[i] is member order_[i]
+    std::array<std::string_view, sizeof...(S)> shown_ = names;
 };
 
 namespace detail {
@@ -117,9 +156,11 @@ struct format_table {
     }
     /// The index of a webhook's format: empty is the first; nothing when it is not offered.
     static std::optional<std::size_t> find(S const& s, std::string_view format) {
+        auto const all = names(s);
+        if (all.empty()) // a multi-format serializer that offers none
+            return std::nullopt;
         if (format.empty())
             return 0;
-        auto const all = names(s);
         for (std::size_t i = 0; i < all.size(); ++i)
             if (all[i] == format)
                 return i;
