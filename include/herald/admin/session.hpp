@@ -41,7 +41,9 @@ public:
     virtual boost::asio::awaitable<response> handle(request req) = 0;
 
 protected:
-    ~request_handler() = default;
+    // Virtual: server derives from it and is not final (clang's
+    // -Wdelete-non-abstract-non-virtual-dtor, when a std::optional<server> is destroyed).
+    virtual ~request_handler() = default;
 };
 
 namespace detail {

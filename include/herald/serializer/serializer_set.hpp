@@ -114,7 +114,7 @@ private:
     template <std::size_t... I>
     payload serialize_at(object_event const& e, std::size_t i, std::index_sequence<I...>) const {
         payload out;
-        ((i == I ? (out = std::get<I>(members_).serialize(e), true) : false) || ...);
+        (void)((i == I ? (out = std::get<I>(members_).serialize(e), true) : false) || ...);
         return out;
     }
 
