@@ -123,13 +123,10 @@ std::vector<herald::webhook_params> read_webhooks(std::string const& path, optio
                                               o.transport.addresses, o.transport.https_only);
         if (!p)
             fail(p.error().what());
-        if (!herald::detail::format_table<relay_formats>::find(relay_formats{}, p->format)) {
-            std::string offered;
-            for (auto const name : relay_formats::names)
-                offered += (offered.empty() ? "" : ", ") + std::string(name);
+        if (!herald::detail::format_table<relay_formats>::find(relay_formats{}, p->format))
             fail("webhooks[" + std::to_string(i) + "].format: '" + p->format +
-                 "' is not a format herald-relay offers (" + offered + ")");
-        }
+                 "' is not a format herald-relay offers (" +
+                 herald::detail::list_formats(relay_formats::names) + ")");
         hooks.push_back(std::move(*p));
     }
     return hooks;

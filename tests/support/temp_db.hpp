@@ -4,6 +4,10 @@
 // A temporary directory for database files, removed with everything in it, and a raw SQLite
 // connection for tests that look into (or damage) a file behind herald's back.
 
+#include <herald/sqlite/sqlite_store.hpp>
+
+#include <catch2/catch.hpp>
+
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -31,6 +35,14 @@ struct temp_dir {
 
     std::string file(std::string const& name) const { return (dir / name).string(); }
 };
+
+/// A sqlite_store on `path`; the test fails when the file cannot be opened.
+inline sqlite_store open_store(std::string const& path) {
+    auto s = sqlite_store::open({.path = path});
+    if (!s)
+        FAIL("open " << path << ": " << s.error().what());
+    return std::move(*s);
+}
 
 /// A plain connection; exec throws with SQLite's message.
 struct raw_db {

@@ -38,16 +38,7 @@ using herald::test::prepared;
 using herald::test::raw_db;
 using herald::test::temp_dir;
 
-namespace {
-
-herald::sqlite_store open_store(std::string const& path) {
-    auto s = herald::sqlite_store::open({.path = path});
-    if (!s)
-        FAIL("open " << path << ": " << s.error().what());
-    return std::move(*s);
-}
-
-} // namespace
+using herald::test::open_store;
 
 TEST_CASE("sqlite_store keeps the delivery queue in its file: a row per delivery, one per event",
           "[sqlite][store][queue]") {

@@ -21,16 +21,7 @@ using herald::test::hook_params;
 using herald::test::raw_db;
 using herald::test::temp_dir;
 
-namespace {
-
-herald::sqlite_store open_store(std::string const& path) {
-    auto s = herald::sqlite_store::open({.path = path});
-    if (!s)
-        FAIL("open " << path << ": " << s.error().what());
-    return std::move(*s);
-}
-
-} // namespace
+using herald::test::open_store;
 
 TEST_CASE("sqlite_store keeps the webhooks table in its file", "[sqlite][store]") {
     temp_dir dir;

@@ -206,12 +206,9 @@ result<void> basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>:
     webhook_params const& p) const {
     if (detail::format_table<Serializer>::find(serializer_, p.format))
         return {};
-    std::string offered;
-    for (auto const name : formats())
-        offered += (offered.empty() ? "" : ", ") + std::string(name);
     return make_problem(error::invalid_field, "format",
-                        "'" + p.format + "' is not a format this dispatcher offers (" + offered +
-                            ")");
+                        "'" + p.format + "' is not a format this dispatcher offers (" +
+                            detail::list_formats(formats()) + ")");
 }
 
 template <class Store, class Source, class Serializer, class Transport, class Log, class Clock>

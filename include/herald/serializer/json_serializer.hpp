@@ -15,7 +15,7 @@
 namespace herald {
 
 /**
- * herald's own envelope (the default serializer):
+ * herald's own envelope, format `herald` (the default format of the default serializer_set):
  * ```json
  * {"id": "evt_...", "type": "update", "timestamp": "2026-11-27T15:52:54.123Z",
  *  "object_id": "42", "object_type": "server", "actor": "alice",

@@ -17,6 +17,16 @@
 
 namespace herald {
 
+namespace detail {
+/// "herald, datagerry": the names as problems list them.
+inline std::string list_formats(std::span<std::string_view const> names) {
+    std::string out;
+    for (auto const name : names)
+        out.append(out.empty() ? "" : ", ").append(name);
+    return out;
+}
+} // namespace detail
+
 /// A serializer with a format name, `S::format` (`json_serializer`: "herald"), which a
 /// webhook's `format` field names.
 template <class S>
@@ -68,13 +78,10 @@ public:
         for (std::size_t i = 0; i < names.size(); ++i)
             if (names[i] == format)
                 at = i;
-        if (at == names.size()) {
-            std::string offered;
-            for (auto const name : names)
-                offered += (offered.empty() ? "" : ", ") + std::string(name);
+        if (at == names.size())
             return make_problem(error::invalid_field, "format",
-                                "'" + std::string(format) + "' is not one of " + offered);
-        }
+                                "'" + std::string(format) + "' is not one of " +
+                                    detail::list_formats(names));
         std::size_t k = 0;
         order_[k++] = at;
         for (std::size_t i = 0; i < names.size(); ++i)
