@@ -3,6 +3,7 @@
 
 #include <herald/error.hpp>
 #include <herald/event.hpp>
+#include <herald/shared_text.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
 #include <herald/version.hpp>
@@ -53,17 +54,19 @@ inline result<outcome> parse_outcome(std::string_view s, std::string_view field 
 
 /**
  * One attempt to deliver one event to one webhook: a row of "View Logs". The webhook's name
- * and URL are copied as they were, so the entry stays readable after the webhook changes.
+ * and URL are kept as they were, so the entry stays readable after the webhook changes. The
+ * text fields share the event's and the webhook snapshot's characters (`shared_text`) rather
+ * than copy them per attempt; assign a `std::string` to give an entry text of its own.
  */
 struct log_entry {
     std::uint64_t seq = 0; ///< assigned by the sink, increasing; the paging cursor
-    std::string delivery_id{};
-    std::string event_id{};
+    shared_text delivery_id{};
+    shared_text event_id{};
     webhook_id webhook = 0;
-    std::string webhook_name{};
-    std::string url{};
+    shared_text webhook_name{};
+    shared_text url{};
     event_type type = event_type::create;
-    std::string object_id{};
+    shared_text object_id{};
     std::uint32_t attempt = 0; ///< 1 for the first attempt
     time_point started_at{};
     duration elapsed{0};
@@ -131,13 +134,13 @@ enum class log_detail : std::uint8_t {
 /** The relay's JSON line and the admin API's log object for one entry. */
 inline boost::json::object to_json(log_entry const& e, log_detail detail = log_detail::summary) {
     boost::json::object o;
-    o["delivery_id"] = e.delivery_id;
-    o["event_id"] = e.event_id;
+    o["delivery_id"] = e.delivery_id.view();
+    o["event_id"] = e.event_id.view();
     o["webhook_id"] = e.webhook;
-    o["webhook_name"] = e.webhook_name;
+    o["webhook_name"] = e.webhook_name.view();
     o["url"] = mask_url(e.url); // query credentials masked, as in to_json(webhook)
     o["event_type"] = to_string(e.type);
-    o["object_id"] = e.object_id;
+    o["object_id"] = e.object_id.view();
     o["attempt"] = e.attempt;
     o["started_at"] = format_rfc3339(e.started_at);
     o["duration_ms"] = e.elapsed.count();

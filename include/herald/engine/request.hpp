@@ -26,8 +26,10 @@ inline void add_header(std::vector<http_header>& h, char const* name, std::strin
     h.push_back(http_header{name, std::move(value)});
 }
 
-/// The request of `d`'s next attempt to `hook`, signed at `now`.
-inline http_request make_request(delivery const& d, webhook const& hook, time_point now) {
+/// The request of `d`'s next attempt to `hook`, signed at `now`; `delivery_text` is
+/// `d.id_string()` (the attempt's log entry has it already).
+inline http_request make_request(delivery const& d, webhook const& hook, time_point now,
+                                 std::string_view delivery_text) {
     auto const& ev = *d.event;
     http_request req;
     req.url = hook.url;
@@ -50,7 +52,7 @@ inline http_request make_request(delivery const& d, webhook const& hook, time_po
         add_header(req.headers, "webhook-signature",
                    sign(ev.event.id, timestamp, ev.body.body, hook.secrets));
     add_header(req.headers, "herald-event", std::string(to_string(ev.event.type)));
-    add_header(req.headers, "herald-delivery", d.id_string());
+    add_header(req.headers, "herald-delivery", std::string(delivery_text));
     add_header(req.headers, "herald-attempt", std::to_string(d.attempts + 1));
     for (auto const& h : ev.body.headers)
         if (!hook_has(h.name)) // the webhook's header of that name replaces the serializer's
@@ -65,16 +67,20 @@ inline http_request make_request(delivery const& d, webhook const& hook, time_po
     return req;
 }
 
-/// The log entry of `d`'s next attempt to `hook`, started at `started`; failed until told.
-inline log_entry make_entry(delivery const& d, webhook const& hook, time_point started) {
+/// The log entry of `d`'s next attempt to `hook_ref`, started at `started`; failed until
+/// told. Its text shares the event's and the snapshot's (no copies but the delivery's id).
+inline log_entry make_entry(delivery const& d, std::shared_ptr<webhook const> const& hook_ref,
+                            time_point started) {
+    auto const& hook = *hook_ref;
     log_entry e;
+    auto const& ev = d.event->event;
     e.delivery_id = d.id_string();
-    e.event_id = d.event->event.id;
+    e.event_id = shared_text::alias(d.event, ev.id);
     e.webhook = hook.id;
-    e.webhook_name = hook.name;
-    e.url = hook.url;
-    e.type = d.event->event.type;
-    e.object_id = d.event->event.object_id;
+    e.webhook_name = shared_text::alias(hook_ref, hook.name);
+    e.url = shared_text::alias(hook_ref, hook.url);
+    e.type = ev.type;
+    e.object_id = shared_text::alias(d.event, ev.object_id);
     e.attempt = d.attempts + 1;
     e.started_at = started;
     e.result = outcome::failed;

@@ -317,7 +317,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_un
     std::vector<delivery> const& ds, std::string const& why, time_point now, bool no_attempt) {
     // Deliveries that cannot be queued still end in the log, each as failed.
     for (auto const& d : ds) {
-        auto entry = detail::make_entry(d, *d.hook, now);
+        auto entry = detail::make_entry(d, d.hook, now);
         if (no_attempt)
             entry.attempt = 0;
         entry.error = why;
@@ -333,7 +333,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::fail_re
     while (!ds.empty()) {
         auto const d = std::move(ds.back());
         ds.pop_back();
-        auto entry = detail::make_entry(d, *d.hook, now);
+        auto entry = detail::make_entry(d, d.hook, now);
         entry.attempt = 0;
         entry.error = format_refusal(*d.hook);
         n_.failed.fetch_add(1, std::memory_order_relaxed);
@@ -423,7 +423,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::shed_pa
             *keep++ = std::move(d);
             continue;
         }
-        auto entry = detail::make_entry(d, *d.hook, now);
+        auto entry = detail::make_entry(d, d.hook, now);
         entry.attempt = 0;
         entry.error = detail::describe_shed(why, sched_, d.target(), params_);
         n_.failed.fetch_add(1, std::memory_order_relaxed);

@@ -230,15 +230,15 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
         // deactivation and herald's own disabling stop it.
         std::shared_ptr<webhook const> hook = store_.get(lane);
         if (auto why = why_not_sent(hook.get(), d.attempts > 0)) {
-            auto entry = detail::make_entry(d, hook ? *hook : *d.hook, started);
+            auto entry = detail::make_entry(d, hook ? hook : d.hook, started);
             entry.error = std::move(*why);
             finish(d, std::move(entry), outcome::failed);
         } else {
             d.hook = hook;
-            auto entry = detail::make_entry(d, *hook, started);
+            auto entry = detail::make_entry(d, hook, started);
             entry.warning = attempt_warning(*hook, false);
             n_.attempts.fetch_add(1, std::memory_order_relaxed);
-            http_request req = detail::make_request(d, *hook, started);
+            http_request req = detail::make_request(d, *hook, started, entry.delivery_id);
             send_result r = co_await transport_.async_send(req);
             auto const now = Clock::now();
             detail::take_exchange(entry, req, r, now);
@@ -287,7 +287,7 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::attempt_once
     } catch (std::exception const& ex) {
         // A policy threw: the delivery still ends in the log, if the log itself can take it.
         try {
-            auto entry = detail::make_entry(d, *d.hook, Clock::now());
+            auto entry = detail::make_entry(d, d.hook, Clock::now());
             entry.error = std::string("internal error: ") + ex.what();
             finish(d, std::move(entry), outcome::failed);
         } catch (...) {
@@ -350,7 +350,7 @@ void basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::abandon
             report_.abandoned.push_back(d.id_string());
             n_.pending.fetch_sub(1, std::memory_order_relaxed);
         } else {
-            auto entry = detail::make_entry(d, *d.hook, now);
+            auto entry = detail::make_entry(d, d.hook, now);
             entry.attempt = d.attempts; // no attempt was made now
             entry.error = "abandoned at shutdown: not delivered before the drain deadline (" +
                           std::to_string(d.attempts) +

@@ -80,11 +80,11 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::deliver_once
         ev = prepare_body(e, *format);
     }
     delivery d{make_delivery_id(started), std::move(ev), hook, 0, started};
-    auto entry = detail::make_entry(d, *hook, started);
+    auto entry = detail::make_entry(d, hook, started);
     entry.warning = attempt_warning(*hook, true);
     n_.attempts.fetch_add(1, std::memory_order_relaxed);
     n_.in_flight.fetch_add(1, std::memory_order_relaxed);
-    http_request request = detail::make_request(d, *hook, started);
+    http_request request = detail::make_request(d, *hook, started, entry.delivery_id);
     send_result r = co_await transport_.async_send(request);
     n_.in_flight.fetch_sub(1, std::memory_order_relaxed);
     detail::take_exchange(entry, request, r, Clock::now());

@@ -146,7 +146,7 @@ boost::json::object activity_json(Log const& log, webhook_id id, time_point now)
     boost::json::object o;
     if (a.last) {
         boost::json::object last;
-        last["delivery_id"] = a.last->delivery_id;
+        last["delivery_id"] = a.last->delivery_id.view();
         last["started_at"] = format_rfc3339(a.last->started_at);
         last["status"] = a.last->status;
         last["outcome"] = to_string(a.last->result);
