@@ -36,7 +36,8 @@ public:
     shared_text& operator=(shared_text const&) = default;
     /// A moved-from text is empty (its view does not outlive the owner it gave away).
     shared_text(shared_text&& o) noexcept
-        : owner_(std::move(o.owner_)), view_(std::exchange(o.view_, std::string_view(""))) {}
+        : owner_(std::move(o.owner_))
+        , view_(std::exchange(o.view_, std::string_view(""))) {}
     shared_text& operator=(shared_text&& o) noexcept {
         owner_ = std::move(o.owner_);
         view_ = std::exchange(o.view_, std::string_view(""));
@@ -72,26 +73,22 @@ public:
         return a.view_ <=> b.view_;
     }
     template <class S>
-        requires text_like<S>
+    requires text_like<S>
     friend bool operator==(shared_text const& a, S const& b) noexcept {
         return a.view_ == std::string_view(b);
     }
     template <class S>
-        requires text_like<S>
+    requires text_like<S>
     friend std::strong_ordering operator<=>(shared_text const& a, S const& b) noexcept {
         return a.view_ <=> std::string_view(b);
     }
     /// Concatenation makes a `std::string`, as with `std::string`s.
     template <class S>
-        requires text_like<S>
-    friend std::string operator+(S const& a, shared_text const& b) {
-        return cat(a, b.view_);
-    }
+    requires text_like<S>
+    friend std::string operator+(S const& a, shared_text const& b) { return cat(a, b.view_); }
     template <class S>
-        requires text_like<S>
-    friend std::string operator+(shared_text const& a, S const& b) {
-        return cat(a.view_, b);
-    }
+    requires text_like<S>
+    friend std::string operator+(shared_text const& a, S const& b) { return cat(a.view_, b); }
     friend std::string operator+(shared_text const& a, shared_text const& b) {
         return cat(a.view_, b.view_);
     }

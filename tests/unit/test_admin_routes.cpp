@@ -16,11 +16,11 @@
 // One namespace a file: the unit tests build as one translation unit (unity).
 namespace herald_test_admin_routes {
 
+using boost::beast::http::verb;
 using herald::admin::path_params;
 using herald::admin::request;
 using herald::admin::response;
 using herald::admin::route_table;
-using boost::beast::http::verb;
 
 namespace {
 
@@ -43,8 +43,7 @@ response dispatch(route_table const& table, verb method, std::vector<std::string
         path = "/";
     request req{method, path, 11};
     boost::asio::io_context ctx;
-    auto done =
-        boost::asio::co_spawn(ctx, table.dispatch(req, seg, path), boost::asio::use_future);
+    auto done = boost::asio::co_spawn(ctx, table.dispatch(req, seg, path), boost::asio::use_future);
     ctx.run();
     return done.get();
 }

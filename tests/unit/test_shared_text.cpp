@@ -12,8 +12,7 @@ namespace shared_text_tests {
 
 using herald::shared_text;
 
-TEST_CASE("shared_text aliases its owner's characters and keeps them alive",
-          "[shared_text][log]") {
+TEST_CASE("shared_text aliases its owner's characters and keeps them alive", "[shared_text][log]") {
     auto owner = std::make_shared<std::string const>("evt_0123456789abcdefghijklmnop");
     auto const* chars = owner->data();
     auto t = shared_text::alias(owner, *owner);
