@@ -30,8 +30,8 @@ class shared_text {
 public:
     shared_text() = default;
     shared_text(std::string s) { own(std::move(s)); }
-    shared_text(std::string_view s) { own(std::string(s)); }
-    shared_text(char const* s) { own(std::string(s)); }
+    shared_text(std::string_view s) { copy(s); }
+    shared_text(char const* s) { copy(s); }
     shared_text(shared_text const&) = default;
     shared_text& operator=(shared_text const&) = default;
     /// A moved-from text is empty (its view does not outlive the owner it gave away).
@@ -104,6 +104,17 @@ private:
         return out;
     }
 
+    /// One allocation: the characters and the reference count together.
+    void copy(std::string_view s) {
+        if (s.empty())
+            return;
+        auto p = std::make_shared_for_overwrite<char[]>(s.size());
+        s.copy(p.get(), s.size());
+        view_ = std::string_view(p.get(), s.size());
+        owner_ = std::move(p);
+    }
+
+    /// One allocation: the string (its characters move) and the reference count together.
     void own(std::string s) {
         if (s.empty())
             return;

@@ -48,9 +48,9 @@ struct id128 {
         return {next, random_u64()};
     }
 
-    void append_to(std::string& out) const {
+    /// The 26 characters of the id (Crockford base 32), written to `out`.
+    void write_digits(char* out) const {
         static constexpr char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-        char buf[26];
         // 128 bits as 26 five-bit digits (the first digit carries the top 3 bits)
         for (int i = 25; i >= 0; --i) {
             int const bit = (25 - i) * 5; // position of this digit's lowest bit
@@ -61,8 +61,13 @@ struct id128 {
                 v = (lo >> bit) | (hi << (64 - bit));
             else
                 v = lo >> bit;
-            buf[i] = alphabet[v & 31];
+            out[i] = alphabet[v & 31];
         }
+    }
+
+    void append_to(std::string& out) const {
+        char buf[26];
+        write_digits(buf);
         out.append(buf, 26);
     }
 

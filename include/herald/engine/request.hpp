@@ -74,7 +74,9 @@ inline log_entry make_entry(delivery const& d, std::shared_ptr<webhook const> co
     auto const& hook = *hook_ref;
     log_entry e;
     auto const& ev = d.event->event;
-    e.delivery_id = d.id_string();
+    char id[4 + 26] = {'d', 'l', 'v', '_'}; // d.id_string(), without a string of its own
+    d.id.write_digits(id + 4);
+    e.delivery_id = std::string_view(id, sizeof id);
     e.event_id = shared_text::alias(d.event, ev.id);
     e.webhook = hook.id;
     e.webhook_name = shared_text::alias(hook_ref, hook.name);
