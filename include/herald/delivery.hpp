@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace herald {
@@ -32,6 +33,9 @@ struct prepared_event {
 
 using delivery_id = detail::id128;
 
+/// What every delivery id starts with: `dlv_` and then the id's 26 characters.
+inline constexpr std::string_view delivery_id_prefix = "dlv_";
+
 /**
  * One event on its way to one webhook. Small on purpose: the event and its body are shared,
  * the webhook is shared, so a pending delivery costs a few dozen bytes.
@@ -48,7 +52,7 @@ struct delivery {
 
     webhook_id target() const { return hook->id; }
     /// `dlv_` and 26 characters; the `herald-delivery` header.
-    std::string id_string() const { return id.to_string("dlv_"); }
+    std::string id_string() const { return id.to_string(delivery_id_prefix.data()); }
 };
 
 inline delivery_id make_delivery_id(time_point now = clock::now()) {

@@ -74,8 +74,11 @@ inline log_entry make_entry(delivery const& d, std::shared_ptr<webhook const> co
     auto const& hook = *hook_ref;
     log_entry e;
     auto const& ev = d.event->event;
-    char id[4 + 26] = {'d', 'l', 'v', '_'}; // d.id_string(), without a string of its own
-    d.id.write_digits(id + 4);
+    // d.id_string(), on the stack rather than in a string of its own
+    constexpr auto prefix = delivery_id_prefix.size();
+    char id[prefix + 26];
+    delivery_id_prefix.copy(id, prefix);
+    d.id.write_digits(id + prefix);
     e.delivery_id = std::string_view(id, sizeof id);
     e.event_id = shared_text::alias(d.event, ev.id);
     e.webhook = hook.id;

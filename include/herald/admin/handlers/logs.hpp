@@ -4,6 +4,7 @@
 #include <herald/admin/detail/http.hpp>
 #include <herald/admin/detail/util.hpp>
 #include <herald/admin/message.hpp>
+#include <herald/delivery.hpp>
 #include <herald/log.hpp>
 
 #include <boost/json/array.hpp>
@@ -67,7 +68,7 @@ inline result<log_query> parse_log_query(boost::urls::params_view params) {
                 return bad(key, "'" + value + "' is not a cursor (the `next` of a page)");
             q.before_seq = *c;
         } else if (key == "delivery") {
-            if (!value.starts_with("dlv_"))
+            if (!value.starts_with(delivery_id_prefix))
                 return bad(key, "'" + value + "' is not a delivery id (dlv_…)");
             q.delivery_id = value;
         } else {
@@ -90,7 +91,7 @@ std::optional<log_entry> find_entry(Log const& log, std::string const& id) {
             return std::move(page.entries.front());
         return std::nullopt;
     }
-    if (!id.starts_with("dlv_"))
+    if (!id.starts_with(delivery_id_prefix))
         return std::nullopt;
     log_query q;
     q.delivery_id = id;
