@@ -7,6 +7,9 @@ install(TARGETS herald EXPORT heraldTargets INCLUDES DESTINATION "${CMAKE_INSTAL
 if(TARGET herald_sqlite)
     install(TARGETS herald_sqlite EXPORT heraldTargets)
 endif()
+if(TARGET herald_postgres)
+    install(TARGETS herald_postgres EXPORT heraldTargets)
+endif()
 
 set(herald_config_dir "${CMAKE_INSTALL_DATADIR}/herald" CACHE PATH "Where herald's CMake package files go")
 mark_as_advanced(herald_config_dir)

@@ -5,7 +5,9 @@
 // With --store sqlite:PATH the webhooks and the pending deliveries live in PATH: an event is
 // acknowledged once committed there, and what was pending when the relay stopped or died is
 // delivered at its next start. --webhooks then adds or updates webhooks by name (and may be
-// left out). With --log sqlite:PATH every attempt is also kept in PATH.
+// left out). With --store postgres:CONNINFO several relays share the webhooks and the queue
+// in one PostgreSQL database (docs/deployment.md). With --log sqlite:PATH every attempt is
+// also kept in PATH.
 //
 // With --admin it also serves the admin API and web page (herald::admin::server), takes events
 // on POST /api/events, and keeps running after standard input closes, until SIGINT / SIGTERM.
@@ -21,6 +23,7 @@
 #include <herald/log/jsonl_log.hpp>
 #include <herald/log/metered_log.hpp>
 #include <herald/log/tee_log.hpp>
+#include <herald/postgres/postgres_store.hpp>
 #include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
 #include <herald/serializer/serializer_set.hpp>
@@ -255,16 +258,22 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         std::optional<herald::sqlite_log> kept) {
     using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, relay_formats,
                                                       herald::http_transport, relay_log>;
-    constexpr bool durable = std::is_same_v<Store, herald::sqlite_store>;
+    constexpr bool durable = herald::durable_journal<Store>;
+    constexpr bool on_file = std::is_same_v<Store, herald::sqlite_store>;
+    // Where what is left waits for the next start (messages).
+    std::string const kept_in =
+        o.store_pg.empty()
+            ? "'" + o.store_path + "'"
+            : "the database (" + herald::detail::pg::describe_target(o.store_pg) + ")";
     if (!apply_webhooks(store, o, hooks))
         return 2;
-    if constexpr (durable)
+    if constexpr (on_file)
         if (auto n = store.recovered())
             std::cerr << "herald-relay: " << n << " deliveries pending in '" << o.store_path
                       << "' from an earlier run\n";
     // A SQLite log's rows commit before the store's completions (docs/durability.md); its
     // failed writes show in /metrics (kept_log::write_stats, through the tee).
-    if constexpr (durable)
+    if constexpr (on_file)
         if (kept)
             store.wait_for_log(kept->barrier());
     boost::asio::io_context io;
@@ -308,7 +317,7 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
                     std::cerr << "herald-relay: stopped with "
                               << report.abandoned.size() + report.left_in_store
                               << " deliveries undelivered ("
-                              << (durable ? "kept in '" + o.store_path + "' for the next start"
+                              << (durable ? "kept in " + kept_in + " for the next start"
                                           : std::string("logged as failed"))
                               << "): the drain timeout came first, or they could not be sent "
                                  "before it\n";
@@ -363,8 +372,8 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
             }
             if (!said) {
                 std::cerr << "herald-relay: " << s.pending << " deliveries pending: running until "
-                          << "they end" << limit << " (SIGTERM stops now; they stay in '"
-                          << o.store_path << "')\n";
+                          << "they end" << limit << " (SIGTERM stops now; they stay in " << kept_in
+                          << ")\n";
                 said = true;
             }
             finish_timer.expires_after(200ms);
@@ -430,6 +439,26 @@ int main(int argc, char** argv) {
             return 2;
         }
         kept.emplace(std::move(*log));
+    }
+    if (!o.store_pg.empty()) {
+        // The lease must outlast the longest attempt: the transport's, or a webhook's own.
+        auto longest = o.transport.connect_timeout + o.transport.timeout;
+        for (auto const& h : hooks)
+            longest = std::max(longest, h.connect_timeout.value_or(o.transport.connect_timeout) +
+                                            h.timeout.value_or(o.transport.timeout));
+        herald::postgres_store_params p;
+        p.conninfo = o.store_pg;
+        p.addresses = o.transport.addresses;
+        p.https_only = o.transport.https_only;
+        p.lease = o.lease;
+        p.longest_attempt = longest;
+        auto store = herald::postgres_store::open(std::move(p));
+        if (!store) {
+            std::cerr << "herald-relay: --" << (store.error().field == "lease" ? "lease" : "store")
+                      << ": " << store.error().message << "\n";
+            return 2;
+        }
+        return run(o, hooks, std::move(*store), std::move(kept));
     }
     if (!o.store_path.empty()) {
         auto store = herald::sqlite_store::open(

@@ -37,7 +37,9 @@ struct options {
     std::size_t queue = herald::channel_params{}.capacity;
     std::size_t max_line_bytes = 1024 * 1024;
     std::string store_path{}; ///< --store sqlite:PATH; empty: in memory
-    std::string log_path{};   ///< --log sqlite:PATH; empty: standard output only
+    std::string store_pg{};   ///< --store postgres:CONNINFO; empty: not on PostgreSQL
+    herald::duration lease = std::chrono::seconds(60); ///< --lease, with --store postgres
+    std::string log_path{}; ///< --log sqlite:PATH; empty: standard output only
     std::optional<herald::admin::server_params> admin{}; ///< --admin: serve the API and the page
     std::string admin_token_file{};
 };
@@ -93,9 +95,14 @@ inline std::vector<option_doc> option_docs() {
         {"--allow-private", "CIDR",
          "let webhooks reach this private or loopback range (repeatable; default none)"},
         {"--https-only", "", "refuse webhooks with plain http URLs"},
-        {"--store", "memory|sqlite:PATH",
+        {"--store", "memory|sqlite:PATH|postgres:CONNINFO",
          "where webhooks and pending deliveries live (default memory); with sqlite an event "
-         "is acknowledged once committed, and what was pending is delivered at the next start"},
+         "is acknowledged once committed, and what was pending is delivered at the next start; "
+         "with postgres (a libpq connection string) several relays share the webhooks and the "
+         "queue, and take over what a relay that is gone held (docs/deployment.md)"},
+        {"--lease", "DURATION",
+         "with --store postgres, how long a relay holds a delivery before another may take it "
+         "over (default 60s; at least the longest attempt plus 5s)"},
         {"--log", "stdout|sqlite:PATH",
          "also keep every attempt in PATH, for the admin API (default stdout only)"},
         {"--admin", "HOST:PORT",
@@ -236,15 +243,26 @@ inline options parse_options(int argc, char** argv) {
             if (!c)
                 usage_error(c.error().what());
             o.transport.addresses.allow.push_back(*c);
+        } else if (arg == "--store" && value.starts_with("postgres:")) {
+            if (value.size() == 9)
+                usage_error("--store: 'postgres:' needs a connection string (e.g. "
+                            "postgres:host=127.0.0.1 dbname=herald)");
+            o.store_pg = value.substr(9);
+            o.store_path.clear();
+        } else if (arg == "--lease") {
+            o.lease = duration_option(arg, value);
         } else if (arg == "--store" || arg == "--log") {
             auto& path = arg == "--store" ? o.store_path : o.log_path;
+            if (arg == "--store")
+                o.store_pg.clear();
             if (value == (arg == "--store" ? "memory" : "stdout"))
                 path.clear();
             else if (value.starts_with("sqlite:") && value.size() > 7)
                 path = value.substr(7);
             else
                 usage_error(arg + ": '" + value + "' is not " +
-                            (arg == "--store" ? "memory" : "stdout") + " or sqlite:PATH");
+                            (arg == "--store" ? "memory, sqlite:PATH or postgres:CONNINFO"
+                                              : "stdout or sqlite:PATH"));
         } else if (arg == "--admin") {
             // HOST:PORT, IPv6 in brackets: 127.0.0.1:8080, [::1]:8080; port 0 picks a free one
             auto const colon = value.rfind(':');
@@ -266,16 +284,16 @@ inline options parse_options(int argc, char** argv) {
         else if (arg == "--max-line-bytes")
             o.max_line_bytes = count_option(arg, value);
     }
-    if (o.webhooks_file.empty() && o.store_path.empty() && !o.admin)
-        usage_error("--webhooks FILE is required (unless --store sqlite:PATH holds them, or "
-                    "--admin manages them)");
+    if (o.webhooks_file.empty() && o.store_path.empty() && o.store_pg.empty() && !o.admin)
+        usage_error("--webhooks FILE is required (unless --store sqlite:PATH or "
+                    "postgres:CONNINFO holds them, or --admin manages them)");
     if (o.admin && o.admin_token_file.empty())
         usage_error("--admin needs --admin-token-file FILE (the bearer token for the API)");
     if (!o.admin && !o.admin_token_file.empty())
         usage_error("--admin-token-file is only used with --admin");
-    if (o.finish_timeout && o.store_path.empty())
-        usage_error("--finish-timeout is only used with --store sqlite:PATH (with the memory "
-                    "store, --drain-timeout bounds the end)");
+    if (o.finish_timeout && o.store_path.empty() && o.store_pg.empty())
+        usage_error("--finish-timeout is only used with --store sqlite:PATH or "
+                    "postgres:CONNINFO (with the memory store, --drain-timeout bounds the end)");
     if (o.admin)
         o.admin->token = read_token(o.admin_token_file);
     if (o.transport.timeout.count() <= 0 || o.transport.connect_timeout.count() <= 0)

@@ -125,6 +125,11 @@ public:
 
     basic_dispatcher(basic_dispatcher const&) = delete;
     basic_dispatcher& operator=(basic_dispatcher const&) = delete;
+    /// Stops listening to the journal (a waking_journal calls no more once this begins).
+    ~basic_dispatcher() {
+        if constexpr (waking_journal<journal_type>)
+            journal().on_claimable({});
+    }
 
     executor_type get_executor() const noexcept { return strand_; }
 

@@ -15,6 +15,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -80,8 +81,10 @@ concept editable_webhook_table = webhook_table<T> &&
  *   committed, and the event counts as accepted only then.
  * - `j.async_claim(now, max, token)`, completing with
  *   `void(result<std::vector<delivery>>)`: at most `max` deliveries nobody holds (left by an
- *   earlier run, or by another process), each handed out once. The dispatcher claims when it
- *   is built and then every dispatcher_params::claim_interval.
+ *   earlier run, or by another process), each handed out once; a journal may hand out only
+ *   those due by `now` (postgres_store), or all whatever their due time (sqlite_store: the
+ *   dispatcher waits for due times itself). The dispatcher claims when it is built and then
+ *   every dispatcher_params::claim_interval.
  * - `j.reschedule(d)`: the delivery failed and waits for `d.due`;
  *   `j.complete(d, outcome)`: it ended (delivered or failed). Both queue their write.
  * A store that has a journal gives it by `store.journal()` (journaled_store); a store that has
@@ -121,6 +124,18 @@ concept backlog_journal = durable_journal<J> &&
     requires(J& j, webhook_id id, std::uint64_t n, std::size_t max) {
     { j.journal_seq() } -> std::same_as<std::uint64_t>;
     j.async_load(id, n, n, max, boost::asio::use_awaitable);
+};
+
+/**
+ * A journal shared by several processes that can tell when deliveries became claimable (a
+ * process stopped and gave its own back, or its leases lapsed and were requeued):
+ * `j.on_claimable(f)`, `f` a `std::function<void()>` the journal calls from any thread, and
+ * no more once `on_claimable({})` has returned. The dispatcher then claims at once instead of
+ * at its next claim_interval (postgres_store: a notification, with the interval as backstop).
+ */
+template <class J>
+concept waking_journal = delivery_journal<J> && requires(J& j, std::function<void()> f) {
+    j.on_claimable(std::move(f));
 };
 
 /// A store with a delivery journal of its own: `store.journal()` returns it (by reference).

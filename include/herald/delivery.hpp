@@ -49,6 +49,11 @@ struct delivery {
     /// The event's place in a durable store's journal, numbered by the dispatcher (every
     /// delivery of one event has the same); 0 with a store that keeps no journal.
     std::uint64_t seq = 0;
+    /// The fencing token of the claim that holds this delivery in a journal with leases
+    /// (postgres_store): the journal applies later writes for it (reschedule, complete) only
+    /// while the token still holds the row. 0 for a journal without leases, and for the
+    /// deliveries a process enqueued itself (they are held by its own token).
+    std::uint64_t lease = 0;
 
     webhook_id target() const { return hook->id; }
     /// `dlv_` and 26 characters; the `herald-delivery` header.

@@ -168,7 +168,8 @@ TEST_CASE("relay on SQLite keeps webhooks across runs, updates them by name, log
                        "' is not a herald database or is corrupt") != std::string::npos);
     auto const usage = herald::test::run_process({HERALD_RELAY_PATH, "--store", "disk"}, "", 60s);
     CHECK(usage.status == 2);
-    CHECK(usage.err.find("--store: 'disk' is not memory or sqlite:PATH") != std::string::npos);
+    CHECK(usage.err.find("--store: 'disk' is not memory, sqlite:PATH or postgres:CONNINFO") !=
+          std::string::npos);
 }
 
 TEST_CASE("relay on a SQLite store: killed mid-run, the next start delivers every acknowledged "

@@ -24,6 +24,14 @@
 #define HERALD_TEST_SQLITE 0
 #endif
 
+// The PostgreSQL models run in the postgres test program only (tests/postgres, against the
+// fixture's cluster): it compiles the conformance suites again with HERALD_TEST_POSTGRES_ONLY.
+#if HERALD_TEST_POSTGRES_ONLY
+#include "pg_cluster.hpp"
+
+#include <herald/postgres/postgres_store.hpp>
+#endif
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -62,6 +70,27 @@ struct on_sqlite_file {
 
 using sqlite_store_model = on_sqlite_file<sqlite_store>;
 using sqlite_log_model = on_sqlite_file<sqlite_log>;
+#endif
+
+#if HERALD_TEST_POSTGRES_ONLY
+/// A model on a database of its own on the test cluster, dropped with the traits; each
+/// `make()` is another process opening the same database.
+template <class T, class Params>
+struct on_postgres {
+    using type = T;
+    temp_database db{};
+    type make() {
+        Params p;
+        p.conninfo = db.conninfo();
+        p.poll_interval = std::chrono::milliseconds(200);
+        auto r = T::open(std::move(p));
+        if (!r)
+            throw std::runtime_error("cannot open the model: " + r.error().what());
+        return std::move(*r);
+    }
+};
+
+using postgres_store_model = on_postgres<postgres_store, postgres_store_params>;
 #endif
 
 /// Its lines go to a temporary file that is gone once closed (what it writes is tested in
@@ -114,9 +143,14 @@ inline delivery delivery_for(std::shared_ptr<prepared_event const> ev, webhook c
 } // namespace herald::test
 
 // The lists TEMPLATE_TEST_CASE takes (a test's name ends with its model's).
-#if HERALD_TEST_SQLITE
+#if HERALD_TEST_POSTGRES_ONLY
+#define HERALD_TEST_TABLE_MODELS herald::test::postgres_store_model
+#define HERALD_TEST_DURABLE_JOURNAL_MODELS herald::test::postgres_store_model
+#define HERALD_TEST_LOG_MODELS herald::test::memory_log_model
+#elif HERALD_TEST_SQLITE
 #define HERALD_TEST_TABLE_MODELS herald::test::memory_store_model, herald::test::sqlite_store_model
 #define HERALD_TEST_DURABLE_JOURNAL_MODELS herald::test::sqlite_store_model
+#define HERALD_TEST_BACKLOG_JOURNAL_MODELS herald::test::sqlite_store_model
 #define HERALD_TEST_LOG_MODELS                                                                     \
     herald::test::memory_log_model, herald::test::sqlite_log_model, herald::test::jsonl_log_model
 #else

@@ -103,6 +103,16 @@ basic_dispatcher<Store, Source, Serializer, Transport, Log, Clock>::basic_dispat
         }
         next_claim_ = now + params_.claim_interval;
         n_.parked.store(sched_.parked(), std::memory_order_relaxed);
+        if constexpr (waking_journal<journal_type>) {
+            // Deliveries became claimable (another process's leases lapsed, or it stopped and
+            // gave its own back): claim at once rather than at the next interval.
+            journal().on_claimable([this] {
+                boost::asio::post(strand_, [this] {
+                    next_claim_ = std::min(next_claim_, Clock::now());
+                    wake_pump();
+                });
+            });
+        }
     }
 }
 

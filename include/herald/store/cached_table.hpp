@@ -3,6 +3,7 @@
 
 #include <herald/concepts.hpp>
 #include <herald/error.hpp>
+#include <herald/store/detail/webhook_codec.hpp>
 #include <herald/store/memory_store.hpp>
 #include <herald/webhook.hpp>
 
@@ -85,36 +86,61 @@ public:
         auto t = backend_.load_table();
         if (!t)
             return t.error();
+        replace(std::move(*t));
+        return {};
+    }
+
+    /**
+     * Replaces the cached copy with `t`, a table the backend read (load, or a backend that
+     * reads it itself when another process changed it): webhooks it does not have leave the
+     * cache, the others are put back as stored, and a webhook whose stored copy is the same as
+     * the cached one is left alone (what get() returned stays the same object).
+     */
+    void replace(stored_table t) {
         std::lock_guard lock(mutex_);
         std::set<webhook_id> kept;
-        for (auto const& w : t->hooks)
+        for (auto const& w : t.hooks)
             kept.insert(w.id);
         for (auto const& w : cache_.list())
             if (!kept.contains(w.id))
                 (void)cache_.remove(w.id);
-        cache_.reserve_ids(t->last_id);
-        for (auto& w : t->hooks)
+        cache_.reserve_ids(t.last_id);
+        for (auto& w : t.hooks) {
+            if (auto now = cache_.get(w.id); now && same_stored(*now, w))
+                continue;
             cache_.restore(std::move(w));
-        return {};
+        }
     }
 
-    /// Validates and stores a new webhook; returns once the backend has it.
+    /**
+     * Validates and stores a new webhook; returns once the backend has it. A backend shared by
+     * several processes refuses an id another process has just given (a problem with field
+     * "id"): the cache then reads the backend's table again and tries the next id, up to 3
+     * times (the reread table may also hold the name: then that is the problem).
+     */
     result<webhook> create(webhook_params p) {
-        std::future<result<void>> stored;
-        result<webhook> r = make_problem(error::storage_failed, "", "");
-        {
-            std::lock_guard lock(mutex_);
-            r = cache_.create(std::move(p));
-            if (!r)
+        for (int attempt = 0;; ++attempt) {
+            std::future<result<void>> stored;
+            result<webhook> r = make_problem(error::storage_failed, "", "");
+            {
+                std::lock_guard lock(mutex_);
+                r = cache_.create(p);
+                if (!r)
+                    return r;
+                stored = backend_.write_hook(*r);
+            }
+            auto done = stored.get();
+            if (done)
                 return r;
-            stored = backend_.write_hook(*r);
+            {
+                std::lock_guard lock(mutex_);
+                (void)cache_.remove(r->id);
+            }
+            if (done.error().field != "id" || attempt == 2)
+                return done.error();
+            if (auto reread = load(); !reread)
+                return reread.error();
         }
-        if (auto done = stored.get(); !done) {
-            std::lock_guard lock(mutex_);
-            (void)cache_.remove(r->id);
-            return done.error();
-        }
-        return r;
     }
 
     std::shared_ptr<webhook const> get(webhook_id id) const { return cache_.get(id); }
@@ -176,6 +202,12 @@ public:
     Backend& backend() noexcept { return backend_; }
 
 private:
+    static bool same_stored(webhook const& a, webhook const& b) {
+        return a.created_at == b.created_at && a.updated_at == b.updated_at &&
+               a.disabled_reason == b.disabled_reason && a.disabled_at == b.disabled_at &&
+               detail::stored_params(a) == detail::stored_params(b);
+    }
+
     Backend backend_;
     memory_store cache_;
     std::mutex mutex_; // a change and its write are queued in the same order

@@ -10,6 +10,7 @@
 
 #include <herald/error.hpp>
 #include <herald/sqlite/detail/schema.hpp>
+#include <herald/store/detail/webhook_codec.hpp>
 #include <herald/time.hpp>
 #include <herald/transport.hpp>
 
@@ -317,28 +318,8 @@ private:
     bool done_ = false;
 };
 
-/// Headers as a JSON array of [name, value] pairs, and back (unreadable text gives none).
-inline std::string header_list(std::vector<http_header> const& headers) {
-    boost::json::array a;
-    for (auto const& h : headers)
-        a.emplace_back(boost::json::array{h.name, h.value});
-    return boost::json::serialize(a);
-}
-
-inline std::vector<http_header> load_header_list(std::string const& text) {
-    std::vector<http_header> out;
-    boost::system::error_code ec;
-    auto const v = boost::json::parse(text, ec);
-    if (ec || !v.is_array())
-        return out;
-    for (auto const& h : v.get_array()) {
-        auto const* pair = h.if_array();
-        if (pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string())
-            out.push_back(http_header{std::string((*pair)[0].get_string()),
-                                      std::string((*pair)[1].get_string())});
-    }
-    return out;
-}
+using detail::header_list;
+using detail::load_header_list;
 
 /// Milliseconds since the epoch for a column, and back.
 inline std::int64_t to_column(time_point t) {

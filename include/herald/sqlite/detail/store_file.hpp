@@ -7,8 +7,8 @@
 #include <herald/delivery.hpp>
 #include <herald/error.hpp>
 #include <herald/sqlite/detail/connection.hpp>
-#include <herald/sqlite/detail/webhook_codec.hpp>
 #include <herald/store/cached_table.hpp>
+#include <herald/store/detail/webhook_codec.hpp>
 #include <herald/webhook.hpp>
 
 #include <array>

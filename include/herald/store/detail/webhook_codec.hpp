@@ -1,10 +1,11 @@
-#ifndef HERALD_SQLITE_DETAIL_WEBHOOK_CODEC_HPP
-#define HERALD_SQLITE_DETAIL_WEBHOOK_CODEC_HPP
+#ifndef HERALD_STORE_DETAIL_WEBHOOK_CODEC_HPP
+#define HERALD_STORE_DETAIL_WEBHOOK_CODEC_HPP
 
-// A webhook's params as the webhooks table stores them (the `params` column): JSON, with its
-// secrets in full.
+// A webhook's params as the durable tables store them (the `params` column of SQLite's and
+// PostgreSQL's webhooks table): JSON, with its secrets in full; and a body's headers as JSON.
 
 #include <herald/error.hpp>
+#include <herald/transport.hpp>
 #include <herald/webhook.hpp>
 
 #include <boost/json/array.hpp>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace herald::detail {
 
@@ -109,6 +111,29 @@ inline result<webhook_params> load_params(std::string const& text, std::string c
     } catch (std::exception const& e) {
         return bad(std::string("is missing a field or has a wrong type (") + e.what() + ")");
     }
+}
+
+/// Headers as a JSON array of [name, value] pairs, and back (unreadable text gives none).
+inline std::string header_list(std::vector<http_header> const& headers) {
+    boost::json::array a;
+    for (auto const& h : headers)
+        a.emplace_back(boost::json::array{h.name, h.value});
+    return boost::json::serialize(a);
+}
+
+inline std::vector<http_header> load_header_list(std::string const& text) {
+    std::vector<http_header> out;
+    boost::system::error_code ec;
+    auto const v = boost::json::parse(text, ec);
+    if (ec || !v.is_array())
+        return out;
+    for (auto const& h : v.get_array()) {
+        auto const* pair = h.if_array();
+        if (pair && pair->size() == 2 && (*pair)[0].is_string() && (*pair)[1].is_string())
+            out.push_back(http_header{std::string((*pair)[0].get_string()),
+                                      std::string((*pair)[1].get_string())});
+    }
+    return out;
 }
 
 } // namespace herald::detail

@@ -1,0 +1,78 @@
+#ifndef HERALD_POSTGRES_DETAIL_SCHEMA_HPP
+#define HERALD_POSTGRES_DETAIL_SCHEMA_HPP
+
+// The schema of a herald PostgreSQL database: the webhooks, the delivery queue with its leases,
+// and the log; shared by every herald process that uses the database (postgres_store,
+// postgres_log). Migrated like the SQLite one: versioned steps, run by the first process that
+// opens the database, under an advisory lock so that processes starting together take turns.
+
+namespace herald::detail::pg {
+
+/// The version this library writes. See schema_steps.
+inline constexpr int schema_version = 1;
+
+/// The advisory lock every migration holds (pg_advisory_xact_lock): "herald" in ASCII.
+inline constexpr long long migration_lock = 0x68657261'6c64;
+
+/**
+ * The steps from one version to the next: schema_steps[v] brings a version v database to v + 1,
+ * in the migrating transaction. A database without herald's tables is version 0.
+ *
+ * - to 1: meta (schema version, last webhook id, the table's version), webhooks, events,
+ *   deliveries with their leases (a partial index of the free rows by due time for claims, one
+ *   of the held rows by expiry for the requeue and by owner for renewals).
+ */
+inline constexpr char const* schema_steps[schema_version] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE IF NOT EXISTS herald_meta (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE TABLE herald_webhooks (
+    id bigint PRIMARY KEY,
+    name_key text NOT NULL UNIQUE,
+    params text NOT NULL,
+    created_at bigint NOT NULL,
+    updated_at bigint NOT NULL,
+    disabled_reason text NOT NULL DEFAULT '',
+    disabled_at bigint);
+CREATE TABLE herald_events (
+    key uuid PRIMARY KEY,
+    id text NOT NULL,
+    type smallint NOT NULL,
+    object_id text NOT NULL,
+    object_type text,
+    actor text,
+    occurred_at bigint NOT NULL,
+    body bytea NOT NULL,
+    content_type text NOT NULL,
+    headers text NOT NULL);
+CREATE SEQUENCE herald_delivery_seq;
+CREATE TABLE herald_deliveries (
+    id uuid PRIMARY KEY,
+    seq bigint NOT NULL DEFAULT nextval('herald_delivery_seq'),
+    event_key uuid NOT NULL,
+    webhook_id bigint NOT NULL,
+    webhook_name text NOT NULL,
+    url text NOT NULL,
+    attempts integer NOT NULL,
+    due bigint NOT NULL,
+    lease_token bigint,
+    lease_owner text,
+    lease_until timestamptz);
+CREATE INDEX herald_deliveries_free ON herald_deliveries (due, seq) WHERE lease_token IS NULL;
+CREATE INDEX herald_deliveries_expiry ON herald_deliveries (lease_until)
+    WHERE lease_token IS NOT NULL;
+CREATE INDEX herald_deliveries_owner ON herald_deliveries (lease_owner)
+    WHERE lease_token IS NOT NULL;
+CREATE INDEX herald_deliveries_event ON herald_deliveries (event_key);
+INSERT INTO herald_meta (key, value) VALUES ('last_webhook_id', 0), ('table_version', 0)
+    ON CONFLICT (key) DO NOTHING;
+)sql",
+};
+
+/// The channels herald's processes notify each other on.
+inline constexpr char const* work_channel = "herald_work";   ///< deliveries became claimable
+inline constexpr char const* table_channel = "herald_table"; ///< the webhooks table changed
+
+} // namespace herald::detail::pg
+
+#endif
