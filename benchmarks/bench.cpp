@@ -41,6 +41,7 @@
 //
 // One translation unit: the parts, split by concern into bench/*.hpp, are included only here.
 
+#include "bench/durable_run.hpp"
 #include "bench/endpoints.hpp"
 #include "bench/events.hpp"
 #include "bench/herald_runs.hpp"
@@ -50,7 +51,6 @@
 #include "bench/options.hpp"
 #include "bench/results.hpp"
 #include "bench/sink_process.hpp"
-#include "bench/sqlite_run.hpp"
 
 #include <signal.h>
 
@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
     try {
         bool const needs_sink = o.wants("limit") || o.wants("libcurl") || o.wants("signed") ||
                                 o.wants("herald") || o.wants("fanout") || o.wants("latency") ||
-                                o.wants("isolation") || o.wants("sqlite");
+                                o.wants("isolation") || o.wants("sqlite") || o.wants("postgres") ||
+                                o.wants("postgres2");
         std::unique_ptr<sink_process> sink;
         std::string url = o.url;
         if (url.empty() && needs_sink) {
@@ -117,6 +118,11 @@ int main(int argc, char** argv) {
         run("isolation", [&] { return run_isolation(o, t, f); });
         run("matching", [&] { return run_matching(o); });
         run("sqlite", [&] { return run_sqlite(o, t, f); });
+        if (o.wants("postgres") || o.wants("postgres2")) {
+            bench_cluster const cluster(o);
+            run("postgres", [&] { return run_postgres(o, t, f, cluster, 1); });
+            run("postgres2", [&] { return run_postgres(o, t, f, cluster, 2); });
+        }
         res.print_targets();
         return 0;
     } catch (std::exception const& e) {

@@ -30,6 +30,7 @@ struct options {
     bool events_given = false;
     std::size_t body_bytes = 1024;
     std::vector<std::string> scenarios{}; // empty: all
+    std::string postgres{};               // --postgres CONNINFO; empty: a throwaway cluster
     bool json = false;
     std::chrono::seconds timeout = 120s;
     std::string sink_path{};
@@ -52,9 +53,9 @@ struct options {
     }
 };
 
-constexpr std::string_view all_scenarios[] = {"limit",  "libcurl",  "signed",  "herald",
-                                              "fanout", "stalls",   "latency", "isolation",
-                                              "memory", "matching", "sqlite"};
+constexpr std::string_view all_scenarios[] = {
+    "limit",     "libcurl", "signed",   "herald", "fanout",   "stalls",   "latency",
+    "isolation", "memory",  "matching", "sqlite", "postgres", "postgres2"};
 
 constexpr std::string_view usage =
     R"(usage: herald-bench [options]
@@ -67,7 +68,9 @@ constexpr std::string_view usage =
   --body-bytes N      size of the JSON object in each event, default 1024
   --scenario NAME     run only NAME (comma-separated list allowed):
                       limit, libcurl, signed, herald, fanout, stalls, latency, isolation, memory,
-                      matching, sqlite
+                      matching, sqlite, postgres, postgres2
+  --postgres CONNINFO the database server of the postgres scenarios (each makes a database of
+                      its own there); default: a throwaway cluster (scripts/pg-cluster)
   --json              one JSON object per scenario on stdout (the table goes to stderr)
   --timeout S         bound on each scenario, default 120
   --sink PATH         the sink binary (default: herald-bench-sink next to this program)
@@ -117,6 +120,8 @@ inline std::optional<options> parse_options(int argc, char** argv) {
         std::size_t n = 0;
         if (a == "--url") {
             o.url = v;
+        } else if (a == "--postgres") {
+            o.postgres = v;
         } else if (a == "--connections") {
             ok = number(v, 1, 1024, o.connections);
         } else if (a == "--events") {

@@ -136,6 +136,12 @@ private:
                 check("memory", grouped(*b) + " B", "<= 512 B", *b <= 512);
         } else if (r.scenario == "sqlite") {
             ratio("sqlite/herald", "vs_herald", "herald", 0.6);
+        } else if (r.scenario == "postgres") {
+            ratio("postgres/herald", "vs_herald", "herald", 0.5);
+        } else if (r.scenario == "postgres2") {
+            // a figure, no target: two nodes on one database against one
+            if (auto one = rate("postgres"); one && *one > 0)
+                r.add("vs_postgres", r.per_second / *one);
         } else if (r.scenario == "matching") {
             check("matching", grouped(r.per_second) + "/s", ">= 1,000,000/s", r.per_second >= 1e6);
         }

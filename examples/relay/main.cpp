@@ -145,6 +145,16 @@ bool apply_webhooks(Store& store, options const& o,
             return herald::detail::iequals(w.name, hooks[i].name);
         });
         auto r = same == existing.end() ? store.create(hooks[i]) : store.update(same->id, hooks[i]);
+        bool const earlier_in_file = std::any_of(
+            hooks.begin(), hooks.begin() + static_cast<std::ptrdiff_t>(i),
+            [&](auto const& h) { return herald::detail::iequals(h.name, hooks[i].name); });
+        if (!r && r.error().code == herald::error::duplicate_name && same == existing.end() &&
+            !earlier_in_file) {
+            // Created meanwhile by another relay on the same database: update that one.
+            for (auto const& w : store.list())
+                if (herald::detail::iequals(w.name, hooks[i].name))
+                    r = store.update(w.id, hooks[i]);
+        }
         if (!r) {
             std::cerr << "herald-relay: webhooks file '" << o.webhooks_file << "': webhooks[" << i
                       << "]." << r.error().what() << "\n";

@@ -39,41 +39,7 @@ using herald::test::temp_dir;
 
 namespace {
 
-/// A relay started in the background: stdin from a file, stdout discarded, stderr to a file.
-struct background_relay {
-    pid_t pid = -1;
-
-    background_relay(std::vector<std::string> const& args, std::string const& in,
-                     std::string const& err) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        std::vector<char*> argv;
-        for (auto const& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        int const rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0)
-            throw std::runtime_error("cannot start " + args[0]);
-    }
-    ~background_relay() {
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, nullptr, 0);
-        }
-    }
-    /// SIGKILL, and the status it ended with (128 + signal).
-    int kill_now() {
-        kill(pid, SIGKILL);
-        int st = 0;
-        waitpid(pid, &st, 0);
-        pid = -1;
-        return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-    }
-};
+using herald::test::background_relay;
 
 std::string read_file(std::string const& path) {
     std::ifstream in(path);

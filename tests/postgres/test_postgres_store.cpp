@@ -42,10 +42,9 @@ herald::postgres_store open_store(temp_database const& db, std::string node = {}
     return std::move(*r);
 }
 
-using pg_dispatcher =
-    herald::basic_dispatcher<herald::postgres_store, herald::channel_source,
-                             herald::json_serializer, herald::recording_transport,
-                             herald::memory_log>;
+using pg_dispatcher = herald::basic_dispatcher<herald::postgres_store, herald::channel_source,
+                                               herald::json_serializer, herald::recording_transport,
+                                               herald::memory_log>;
 
 herald::time_point const later{std::chrono::milliseconds(2'000'000'000'000)};
 
@@ -120,9 +119,8 @@ TEST_CASE("postgres_store refuses a lease shorter than the longest attempt plus 
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == herald::error::invalid_field);
     CHECK(r.error().field == "lease");
-    CHECK_THAT(r.error().message,
-               Catch::Contains("12000 ms") && Catch::Contains("10000 ms") &&
-                   Catch::Contains("5000 ms"));
+    CHECK_THAT(r.error().message, Catch::Contains("12000 ms") && Catch::Contains("10000 ms") &&
+                                      Catch::Contains("5000 ms"));
     CHECK(herald::check_lease(15s, 10s).has_value());
 }
 
@@ -315,3 +313,57 @@ TEST_CASE("a table changed behind the cache with no notification is seen by the 
 }
 
 } // namespace postgres_store_tests
+
+namespace postgres_store_outage {
+
+using namespace std::chrono_literals;
+using herald::test::delivery_for;
+using herald::test::hook_params;
+using herald::test::prepared;
+using herald::test::temp_database;
+
+TEST_CASE("while the database refuses connections, a publish fails after publish_timeout with "
+          "a clear error, and queued writes are committed once it is back",
+          "[postgres][outage]") {
+    temp_database db;
+    herald::postgres_store_params p;
+    p.conninfo = db.conninfo();
+    p.publish_timeout = 1500ms;
+    p.poll_interval = 100ms;
+    auto store = herald::postgres_store::open(p);
+    REQUIRE(store.has_value());
+    auto& s = *store;
+    auto const h = s.create(hook_params("one")).value();
+    auto d1 = delivery_for(prepared("1"), h);
+    REQUIRE(s.async_enqueue({d1}, boost::asio::use_future).get().has_value());
+
+    auto const& cluster = herald::test::cluster_conninfo();
+    herald::test::sql(cluster, "ALTER DATABASE " + db.name() + " ALLOW_CONNECTIONS false");
+    herald::test::sql(cluster, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                               "datname = '" +
+                                   db.name() + "'");
+    auto const t0 = std::chrono::steady_clock::now();
+    auto const r = s.async_enqueue({delivery_for(prepared("2"), h)}, boost::asio::use_future).get();
+    auto const waited = std::chrono::steady_clock::now() - t0;
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == herald::error::storage_failed);
+    CHECK(r.error().field == "conninfo");
+    CHECK_THAT(r.error().message, Catch::Contains(db.name()) && Catch::Contains("not committed"));
+    CHECK(waited >= 1400ms);
+    CHECK(waited < 15s);
+    s.complete(d1, herald::outcome::delivered); // queued: waits for the database
+
+    herald::test::sql(cluster, "ALTER DATABASE " + db.name() + " ALLOW_CONNECTIONS true");
+    auto const until = std::chrono::steady_clock::now() + 15s;
+    while (db.value("SELECT count(*) FROM herald_deliveries") != "0" &&
+           std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(20ms);
+    CHECK(db.value("SELECT count(*) FROM herald_deliveries") == "0");
+    CHECK(s.async_enqueue({delivery_for(prepared("3"), h)}, boost::asio::use_future)
+              .get()
+              .has_value());
+    CHECK(s.stats().reconnects > 0);
+    CHECK(db.value("SELECT count(*) FROM herald_deliveries") == "1");
+}
+
+} // namespace postgres_store_outage

@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -145,6 +146,66 @@ inline process_result run_process(std::vector<std::string> const& args, std::str
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
 }
+
+/// A relay started in the background: stdin from a file, stdout discarded, stderr to a file.
+struct background_relay {
+    pid_t pid = -1;
+
+    background_relay(std::vector<std::string> const& args, std::string const& in,
+                     std::string const& err) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        std::vector<char*> argv;
+        for (auto const& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        int const rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (rc != 0)
+            throw std::runtime_error("cannot start " + args[0]);
+    }
+    ~background_relay() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+    background_relay(background_relay const&) = delete;
+    background_relay& operator=(background_relay const&) = delete;
+    background_relay(background_relay&& o) noexcept
+        : pid(std::exchange(o.pid, -1)) {}
+
+    bool running() const { return pid > 0 && ::kill(pid, 0) == 0; }
+
+    /// SIGTERM, then waits; the status it ended with (128 + signal), or -1 after `limit`
+    /// (then SIGKILL).
+    int stop(std::chrono::seconds limit = std::chrono::seconds(60)) {
+        ::kill(pid, SIGTERM);
+        auto const until = std::chrono::steady_clock::now() + limit;
+        int st = 0;
+        while (::waitpid(pid, &st, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() > until) {
+                kill_now();
+                return -1;
+            }
+            ::usleep(10'000);
+        }
+        pid = -1;
+        return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    }
+
+    /// SIGKILL, and the status it ended with (128 + signal).
+    int kill_now() {
+        kill(pid, SIGKILL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        pid = -1;
+        return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+    }
+};
 
 } // namespace herald::test
 

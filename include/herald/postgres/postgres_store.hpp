@@ -74,9 +74,10 @@ inline result<void> check_lease(duration lease, duration longest_attempt) {
 
 /** Counters of the store, for tests and monitoring. */
 struct postgres_store_stats {
-    std::uint64_t commits = 0;    ///< write transactions committed
-    std::uint64_t operations = 0; ///< writes committed (one enqueue of an event's deliveries is one)
-    std::uint64_t failures = 0;   ///< writes that failed for good
+    std::uint64_t commits = 0; ///< write transactions committed
+    std::uint64_t operations =
+        0;                      ///< writes committed (one enqueue of an event's deliveries is one)
+    std::uint64_t failures = 0; ///< writes that failed for good
     /// Completions and retries the database refused because their lease token no longer
     /// held the row (another process had taken the delivery over).
     std::uint64_t fenced = 0;

@@ -153,8 +153,13 @@ public:
      */
     void restore(webhook w) {
         std::lock_guard lock(mutex_);
-        if (auto it = hooks_.find(w.id); it != hooks_.end())
-            names_.erase(lower(it->second->name));
+        if (auto it = hooks_.find(w.id); it != hooks_.end()) {
+            // Its old name, unless another webhook has it by now (two renamed at once, put back
+            // one after the other).
+            if (auto n = names_.find(lower(it->second->name));
+                n != names_.end() && n->second == w.id)
+                names_.erase(n);
+        }
         names_.insert_or_assign(lower(w.name), w.id);
         last_id_ = std::max(last_id_, w.id);
         auto const id = w.id;

@@ -31,6 +31,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -260,6 +261,7 @@ public:
             PQfinish(conn_);
             conn_ = nullptr;
         }
+        prepared_.clear(); // a new session knows none
     }
 
     /**
@@ -272,8 +274,12 @@ public:
         auto const keep_interval = std::to_string(s.keepalive_interval_s);
         auto const keep_count = std::to_string(s.keepalive_count);
         // Ours first: the connection string, expanded in place of dbname, overrides them.
-        char const* keys[] = {"keepalives",         "keepalives_idle", "keepalives_interval",
-                              "keepalives_count",   "application_name", "dbname",
+        char const* keys[] = {"keepalives",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "application_name",
+                              "dbname",
                               nullptr};
         char const* vals[] = {"1",
                               keep_idle.c_str(),
@@ -302,15 +308,18 @@ public:
         }
         assign_socket();
         // The server's notices (NOTICE, WARNING) are not errors: they go nowhere.
-        PQsetNoticeProcessor(conn_, [](void*, char const*) {}, nullptr);
+        PQsetNoticeProcessor(
+            conn_, [](void*, char const*) {}, nullptr);
         if (PQsetnonblocking(conn_, 1) != 0)
             throw lost("cannot switch the connection to nonblocking mode: " + last_message(conn_));
-        auto const ms = [](duration d) { return std::to_string(d.count()); };
-        co_await script("SET statement_timeout = " + ms(s.statement_timeout) +
-                            "; SET idle_in_transaction_session_timeout = " +
-                            ms(s.statement_timeout * 2) + "; SET lock_timeout = " +
-                            ms(s.statement_timeout),
-                        s.connect_timeout);
+        auto const ms = [](duration d) {
+            return std::to_string(d.count());
+        };
+        co_await script(
+            "SET statement_timeout = " + ms(s.statement_timeout) +
+                "; SET idle_in_transaction_session_timeout = " + ms(s.statement_timeout * 2) +
+                "; SET lock_timeout = " + ms(s.statement_timeout),
+            s.connect_timeout);
         statement_timeout_ = s.statement_timeout;
     }
 
@@ -331,6 +340,26 @@ public:
                                p.formats(), 0))
             throw lost(last_message(conn_));
         co_return co_await finish(q);
+    }
+
+    /**
+     * Runs one statement as a named prepared statement of this session: prepared the first
+     * time (and again after a reconnect), planned once. Throws pg_error.
+     */
+    boost::asio::awaitable<rows> exec_prepared(std::string const& name, std::string_view sql,
+                                               params p = {}) {
+        check_open();
+        if (!prepared_.contains(name)) {
+            std::string const q(sql);
+            if (!PQsendPrepare(conn_, name.c_str(), q.c_str(), p.size(), nullptr))
+                throw lost(last_message(conn_));
+            (void)co_await finish(q);
+            prepared_.insert(name);
+        }
+        if (!PQsendQueryPrepared(conn_, name.c_str(), p.size(), p.values(), p.lengths(),
+                                 p.formats(), 0))
+            throw lost(last_message(conn_));
+        co_return co_await finish(name);
     }
 
     /// Runs statements without parameters (several, separated by `;`); throws pg_error.
@@ -472,6 +501,7 @@ private:
     }
 
     PGconn* conn_ = nullptr;
+    std::set<std::string> prepared_; // this session's prepared statements
     boost::asio::posix::stream_descriptor sock_;
     boost::asio::steady_timer timer_;
     duration statement_timeout_{10000};

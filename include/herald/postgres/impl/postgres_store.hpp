@@ -145,9 +145,9 @@ struct postgres_store::state {
     void close() {
         boost::asio::post(rt.io(), [this] {
             closing = true;
-            auto const until = steady::now() + p.publish_timeout;
+            close_deadline = steady::now() + p.publish_timeout;
             for (auto& o : writes)
-                o.deadline = std::min(o.deadline, until);
+                o.deadline = std::min(o.deadline, close_deadline);
             write_signal.cancel();
             read_signal.cancel();
             tick.cancel();
@@ -202,12 +202,11 @@ struct postgres_store::state {
     result<T> read_now(std::function<awaitable<T>(connection&)> f) {
         auto promise = std::make_shared<std::promise<result<T>>>();
         auto fut = promise->get_future();
-        push_read({[promise, f](connection& c) -> awaitable<void> {
-                       promise->set_value(co_await f(c));
-                   },
-                   [promise](problem e) {
-                       promise->set_value(result<T>(boost::system::in_place_error, std::move(e)));
-                   }});
+        push_read(
+            {[promise, f](connection& c) -> awaitable<void> { promise->set_value(co_await f(c)); },
+             [promise](problem e) {
+                 promise->set_value(result<T>(boost::system::in_place_error, std::move(e)));
+             }});
         return fut.get();
     }
 
@@ -220,10 +219,13 @@ struct postgres_store::state {
     // ---- the loops (on the store's thread) ----
 
     /// Reconnects `c` with backoff until it works or the store closes. @return connected.
-    awaitable<bool> reconnect(connection& c, steady::time_point give_up = steady::time_point::max()) {
+    awaitable<bool> reconnect(connection& c,
+                              steady::time_point give_up = steady::time_point::max()) {
         detail::pg::backoff wait;
         boost::asio::steady_timer t(rt.io());
         while (!c.ok()) {
+            if (&c == writer.get())
+                fail_overdue_queued(); // publishes queued behind the batch get their answer
             try {
                 co_await c.connect(p.conninfo, settings);
                 reconnects.fetch_add(1);
@@ -231,7 +233,7 @@ struct postgres_store::state {
             } catch (std::exception const& e) {
                 note_down(e.what());
             }
-            if (steady::now() >= give_up)
+            if (steady::now() >= give_up || (closing && steady::now() >= close_deadline))
                 co_return false;
             t.expires_after(wait.next());
             boost::system::error_code ec;
@@ -249,6 +251,9 @@ struct postgres_store::state {
         std::vector<write_op> batch;
         for (;;) {
             if (writes.empty()) {
+                co_await drop_finished_events();
+                if (!writes.empty())
+                    continue;
                 if (closing)
                     break;
                 write_signal.expires_at(steady::time_point::max());
@@ -384,8 +389,27 @@ struct postgres_store::state {
         return t;
     }
 
-    /// Fails the writes whose deadline passed (all that have one when `now_all`).
+    /// Fails the queued (not yet taken) writes whose deadline passed.
+    void fail_overdue_queued() {
+        std::vector<write_op> due;
+        auto const now = steady::now();
+        for (auto it = writes.begin(); it != writes.end();) {
+            if (it->deadline <= now) {
+                due.push_back(std::move(*it));
+                it = writes.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        fail_overdue(due, true);
+    }
+
+    /// Fails the writes whose deadline passed (all that have one when `now_all`); a closing
+    /// store gives every write one.
     void fail_overdue(std::vector<write_op>& batch, bool now_all = false) {
+        if (closing)
+            for (auto& o : batch)
+                o.deadline = std::min(o.deadline, close_deadline);
         auto const now = steady::now();
         std::string why;
         {
@@ -497,6 +521,13 @@ struct postgres_store::state {
         });
         if (deliveries == 0 && retries.empty() && completions.empty() && !any_hooks)
             co_return; // flushes only
+        if (!any_hooks) {
+            co_await apply_deliveries(c, ev_key, ev_id, ev_type, ev_object, ev_otype, ev_actor,
+                                      ev_at, ev_body, ev_ctype, ev_headers, d_id, d_event, d_hook,
+                                      d_name, d_url, d_attempts, d_due, d_token, retries,
+                                      completions);
+            co_return;
+        }
         co_await c.script("BEGIN");
         if (events > 0)
             co_await c.exec(
@@ -613,9 +644,8 @@ struct postgres_store::state {
                                 std::move(params().integer(static_cast<std::int64_t>(w.id))));
                 hooks_changed = true;
             } else if (o.kind == write_op::kind_t::remove_hook) {
-                co_await c.exec(
-                    "DELETE FROM herald_webhooks WHERE id = $1",
-                    std::move(params().integer(static_cast<std::int64_t>(o.hook.id))));
+                co_await c.exec("DELETE FROM herald_webhooks WHERE id = $1",
+                                std::move(params().integer(static_cast<std::int64_t>(o.hook.id))));
                 hooks_changed = true;
             }
         }
@@ -626,6 +656,131 @@ struct postgres_store::state {
         co_await c.script("COMMIT");
         if (expected > applied)
             fenced.fetch_add(expected - applied);
+    }
+
+    /**
+     * The usual batch (deliveries only) as one statement, so one round trip and no explicit
+     * transaction: new events and deliveries, retries and completions (by id and token), and
+     * the events of the previous batch's completions that have no delivery left (a statement
+     * sees what was committed before it, not its own deletions).
+     */
+    awaitable<void> apply_deliveries(
+        connection& c, detail::pg::array_literal const& ev_key,
+        detail::pg::array_literal const& ev_id, detail::pg::array_literal const& ev_type,
+        detail::pg::array_literal const& ev_object, detail::pg::array_literal const& ev_otype,
+        detail::pg::array_literal const& ev_actor, detail::pg::array_literal const& ev_at,
+        detail::pg::array_literal const& ev_body, detail::pg::array_literal const& ev_ctype,
+        detail::pg::array_literal const& ev_headers, detail::pg::array_literal const& d_id,
+        detail::pg::array_literal const& d_event, detail::pg::array_literal const& d_hook,
+        detail::pg::array_literal const& d_name, detail::pg::array_literal const& d_url,
+        detail::pg::array_literal const& d_attempts, detail::pg::array_literal const& d_due,
+        detail::pg::array_literal const& d_token,
+        std::map<std::string, write_op const*> const& retries,
+        std::map<std::string, std::int64_t> const& completions) {
+        using detail::pg::array_literal;
+        array_literal r_id, r_tok, r_att, r_due, c_id, c_tok, gone;
+        std::uint64_t expected = 0;
+        for (auto const& [id, o] : retries) {
+            if (completions.contains(id))
+                continue;
+            r_id.add(id);
+            r_tok.add(o->token);
+            r_att.add(static_cast<std::int64_t>(o->attempts));
+            r_due.add(to_unix_ms(o->due));
+            ++expected;
+        }
+        for (auto const& [id, tok] : completions) {
+            c_id.add(id);
+            c_tok.add(tok);
+            ++expected;
+        }
+        for (auto const& k : finished_events)
+            gone.add(k);
+        static constexpr char const* sql =
+            "WITH ev AS (INSERT INTO herald_events (key, id, type, object_id, object_type, "
+            "actor, occurred_at, body, content_type, headers) SELECT * FROM unnest($1::uuid[], "
+            "$2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::bigint[], "
+            "$8::bytea[], $9::text[], $10::text[]) ON CONFLICT (key) DO NOTHING), "
+            "dl AS (INSERT INTO herald_deliveries (id, event_key, webhook_id, webhook_name, url, "
+            "attempts, due, lease_token, lease_owner, lease_until) SELECT x.id, x.ek, x.wid, "
+            "x.wn, x.url, x.att, x.due, x.tok, $19, now() + $20 * interval '1 millisecond' FROM "
+            "unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::text[], $15::text[], "
+            "$16::integer[], $17::bigint[], $18::bigint[]) WITH ORDINALITY AS x(id, ek, wid, wn, "
+            "url, att, due, tok, n) ORDER BY x.n ON CONFLICT (id) DO NOTHING), "
+            "rs AS (UPDATE herald_deliveries d SET attempts = x.att, due = x.due FROM "
+            "unnest($21::uuid[], $22::bigint[], $23::integer[], $24::bigint[]) AS x(id, tok, "
+            "att, due) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING 1), "
+            "cd AS (DELETE FROM herald_deliveries d USING unnest($25::uuid[], $26::bigint[]) AS "
+            "x(id, tok) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING d.event_key), "
+            "ge AS (DELETE FROM herald_events e WHERE e.key = ANY($27::uuid[]) AND NOT EXISTS "
+            "(SELECT 1 FROM herald_deliveries d WHERE d.event_key = e.key)) "
+            "SELECT (SELECT count(*) FROM rs), (SELECT count(*) FROM cd), "
+            "(SELECT coalesce(array_agg(DISTINCT event_key)::text, '{}') FROM cd)";
+        auto r = co_await c.exec_prepared("herald_write", sql,
+                                          std::move(detail::pg::params()
+                                                        .text(ev_key.str())
+                                                        .text(ev_id.str())
+                                                        .text(ev_type.str())
+                                                        .text(ev_object.str())
+                                                        .text(ev_otype.str())
+                                                        .text(ev_actor.str())
+                                                        .text(ev_at.str())
+                                                        .text(ev_body.str())
+                                                        .text(ev_ctype.str())
+                                                        .text(ev_headers.str())
+                                                        .text(d_id.str())
+                                                        .text(d_event.str())
+                                                        .text(d_hook.str())
+                                                        .text(d_name.str())
+                                                        .text(d_url.str())
+                                                        .text(d_attempts.str())
+                                                        .text(d_due.str())
+                                                        .text(d_token.str())
+                                                        .text(node)
+                                                        .integer(p.lease.count())
+                                                        .text(r_id.str())
+                                                        .text(r_tok.str())
+                                                        .text(r_att.str())
+                                                        .text(r_due.str())
+                                                        .text(c_id.str())
+                                                        .text(c_tok.str())
+                                                        .text(gone.str())));
+        auto const applied =
+            static_cast<std::uint64_t>(r.int64(0, 0)) + static_cast<std::uint64_t>(r.int64(0, 1));
+        if (expected > applied)
+            fenced.fetch_add(expected - applied);
+        finished_events.clear();
+        note_finished_events(r.text(0, 2));
+    }
+
+    /// Keeps the event keys of an array text (`{k1,k2}`) for the next write's cleanup.
+    void note_finished_events(std::string_view arr) {
+        if (arr.size() < 2)
+            return;
+        arr = arr.substr(1, arr.size() - 2);
+        while (!arr.empty()) {
+            auto const comma = arr.find(',');
+            finished_events.emplace_back(arr.substr(0, comma));
+            arr = comma == std::string_view::npos ? std::string_view() : arr.substr(comma + 1);
+        }
+    }
+
+    /// When the writer has nothing else to do: the events of the last completions.
+    awaitable<void> drop_finished_events() {
+        if (finished_events.empty() || !writer->ok())
+            co_return;
+        detail::pg::array_literal gone;
+        for (auto const& k : finished_events)
+            gone.add(k);
+        try {
+            co_await writer->exec("DELETE FROM herald_events e WHERE e.key = ANY($1::uuid[]) AND "
+                                  "NOT EXISTS (SELECT 1 FROM herald_deliveries d WHERE "
+                                  "d.event_key = e.key)",
+                                  std::move(detail::pg::params().text(gone.str())));
+            finished_events.clear();
+        } catch (std::exception const&) {
+            // the sweep takes them
+        }
     }
 
     awaitable<void> read_loop(connection& c) {
@@ -694,7 +849,8 @@ struct postgres_store::state {
                                                "(SELECT 1 FROM herald_deliveries d WHERE "
                                                "d.event_key = e.key)");
                        },
-                       [](problem) {}});
+                       [](problem) {
+                       }});
         }
     }
 
@@ -743,7 +899,9 @@ struct postgres_store::state {
                        reload_queued = false;
                        co_await reload_table(c);
                    },
-                   [this](problem) { reload_queued = false; }});
+                   [this](problem) {
+                       reload_queued = false;
+                   }});
     }
 
     awaitable<void> check_version(connection& c) {
@@ -913,8 +1071,7 @@ struct postgres_store::state {
             sorted.emplace_back(r.int64(i, 7), std::move(d));
         }
         std::sort(sorted.begin(), sorted.end(), [](auto const& a, auto const& b) {
-            return a.second.due != b.second.due ? a.second.due < b.second.due
-                                                : a.first < b.first;
+            return a.second.due != b.second.due ? a.second.due < b.second.due : a.first < b.first;
         });
         for (auto& [seq, d] : sorted)
             out.push_back(std::move(d));
@@ -938,8 +1095,10 @@ struct postgres_store::state {
     // on the store's thread
     std::deque<write_op> writes;
     std::deque<read_op> reads;
+    std::vector<std::string> finished_events; // keys of events whose deliveries completed
     boost::asio::steady_timer write_signal, read_signal, tick;
     bool closing = false;
+    steady::time_point close_deadline = steady::time_point::max();
     int loops = 0;
     std::atomic<bool> running{false}; ///< the loops run: reads go through the read queue
 
@@ -1034,7 +1193,9 @@ auto postgres_store::async_claim(time_point now, std::size_t max, CompletionToke
             s->push_read({[s, now, max, done](state::connection& c) -> state::awaitable<void> {
                               done(co_await s->claim(c, now, max));
                           },
-                          [done](problem e) { done(std::move(e)); }});
+                          [done](problem e) {
+                              done(std::move(e));
+                          }});
         },
         token);
 }
@@ -1097,10 +1258,9 @@ inline result<void> postgres_store::reload() {
 
 inline postgres_store_stats postgres_store::stats() const {
     auto& s = *s_;
-    return {s.commits.load(),  s.operations.load(), s.failures.load(),
-            s.fenced.load(),   s.claimed.load(),    s.requeued.load(),
-            s.renewed.load(),  s.reconnects.load(), s.reloads.load(),
-            s.queued.load()};
+    return {s.commits.load(), s.operations.load(), s.failures.load(), s.fenced.load(),
+            s.claimed.load(), s.requeued.load(),   s.renewed.load(),  s.reconnects.load(),
+            s.reloads.load(), s.queued.load()};
 }
 
 inline std::string const& postgres_store::node() const noexcept {
