@@ -29,6 +29,7 @@
 #if HERALD_TEST_POSTGRES_ONLY
 #include "pg_cluster.hpp"
 
+#include <herald/postgres/postgres_log.hpp>
 #include <herald/postgres/postgres_store.hpp>
 #endif
 
@@ -82,7 +83,8 @@ struct on_postgres {
     type make() {
         Params p;
         p.conninfo = db.conninfo();
-        p.poll_interval = std::chrono::milliseconds(200);
+        if constexpr (requires { p.poll_interval; })
+            p.poll_interval = std::chrono::milliseconds(200);
         auto r = T::open(std::move(p));
         if (!r)
             throw std::runtime_error("cannot open the model: " + r.error().what());
@@ -91,6 +93,7 @@ struct on_postgres {
 };
 
 using postgres_store_model = on_postgres<postgres_store, postgres_store_params>;
+using postgres_log_model = on_postgres<postgres_log, postgres_log_params>;
 #endif
 
 /// Its lines go to a temporary file that is gone once closed (what it writes is tested in
@@ -146,7 +149,7 @@ inline delivery delivery_for(std::shared_ptr<prepared_event const> ev, webhook c
 #if HERALD_TEST_POSTGRES_ONLY
 #define HERALD_TEST_TABLE_MODELS herald::test::postgres_store_model
 #define HERALD_TEST_DURABLE_JOURNAL_MODELS herald::test::postgres_store_model
-#define HERALD_TEST_LOG_MODELS herald::test::memory_log_model
+#define HERALD_TEST_LOG_MODELS herald::test::postgres_log_model
 #elif HERALD_TEST_SQLITE
 #define HERALD_TEST_TABLE_MODELS herald::test::memory_store_model, herald::test::sqlite_store_model
 #define HERALD_TEST_DURABLE_JOURNAL_MODELS herald::test::sqlite_store_model

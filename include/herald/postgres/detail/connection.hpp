@@ -480,12 +480,13 @@ private:
                 last = rows(r);
                 continue;
             }
+            // Both copied before PQclear frees them.
             char const* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            std::string s = state ? state : "";
             std::string msg = PQresultErrorMessage(r);
             PQclear(r);
             while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
                 msg.pop_back();
-            std::string s = state ? state : "";
             if (!failed) {
                 auto const head = sql.substr(0, 60);
                 failed.emplace(msg + " (in: " + head + (sql.size() > 60 ? "...)" : ")"), s,

@@ -9,7 +9,7 @@
 namespace herald::detail::pg {
 
 /// The version this library writes. See schema_steps.
-inline constexpr int schema_version = 1;
+inline constexpr int schema_version = 2;
 
 /// The advisory lock every migration holds (pg_advisory_xact_lock): "herald" in ASCII.
 inline constexpr long long migration_lock = 0x68657261'6c64;
@@ -21,6 +21,11 @@ inline constexpr long long migration_lock = 0x68657261'6c64;
  * - to 1: meta (schema version, last webhook id, the table's version), webhooks, events,
  *   deliveries with their leases (a partial index of the free rows by due time for claims, one
  *   of the held rows by expiry for the requeue and by owner for renewals).
+ * - to 2: the log (postgres_log): herald_log, one row per attempt keyed by its seq, indexed for
+ *   every filter of a query (webhook, type, outcome, start time, webhook name ignoring ASCII
+ *   case, delivery id), newest first; herald_log_bodies, one row per request body (every
+ *   attempt of an event sent the same bytes), swept by the retention rule once no entry has
+ *   referred to it for an hour (`touched`); herald_log_node_seq, the node numbers in the seqs.
  */
 inline constexpr char const* schema_steps[schema_version] = {
     // 0 -> 1
@@ -66,6 +71,42 @@ CREATE INDEX herald_deliveries_owner ON herald_deliveries (lease_owner)
 CREATE INDEX herald_deliveries_event ON herald_deliveries (event_key);
 INSERT INTO herald_meta (key, value) VALUES ('last_webhook_id', 0), ('table_version', 0)
     ON CONFLICT (key) DO NOTHING;
+)sql",
+    // 1 -> 2
+    R"sql(
+CREATE SEQUENCE herald_log_node_seq;
+CREATE TABLE herald_log_bodies (
+    id bigint PRIMARY KEY,
+    body bytea NOT NULL,
+    touched timestamptz NOT NULL DEFAULT now());
+CREATE TABLE herald_log (
+    seq bigint PRIMARY KEY,
+    delivery_id text NOT NULL,
+    event_id text NOT NULL,
+    webhook_id bigint NOT NULL,
+    webhook_name text NOT NULL,
+    url text NOT NULL,
+    type smallint NOT NULL,
+    object_id text NOT NULL,
+    attempt bigint NOT NULL,
+    started_at bigint NOT NULL,
+    elapsed_ms bigint NOT NULL,
+    status bigint NOT NULL,
+    outcome smallint NOT NULL,
+    error text NOT NULL,
+    response_excerpt text NOT NULL,
+    next_attempt_at bigint,
+    warning text NOT NULL,
+    request_headers text NOT NULL,
+    body_id bigint);
+CREATE INDEX herald_log_webhook ON herald_log (webhook_id, seq);
+CREATE INDEX herald_log_type ON herald_log (type, seq);
+CREATE INDEX herald_log_outcome ON herald_log (outcome, seq);
+CREATE INDEX herald_log_started ON herald_log (started_at);
+CREATE INDEX herald_log_webhook_name ON herald_log (lower(webhook_name COLLATE "C"), seq);
+CREATE INDEX herald_log_delivery ON herald_log (delivery_id, seq);
+CREATE INDEX herald_log_body ON herald_log (body_id) WHERE body_id IS NOT NULL;
+CREATE INDEX herald_log_bodies_touched ON herald_log_bodies (touched);
 )sql",
 };
 
