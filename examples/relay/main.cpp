@@ -23,6 +23,7 @@
 #include <herald/log/jsonl_log.hpp>
 #include <herald/log/metered_log.hpp>
 #include <herald/log/tee_log.hpp>
+#include <herald/postgres/postgres_log.hpp>
 #include <herald/postgres/postgres_store.hpp>
 #include <herald/serializer/datagerry_serializer.hpp>
 #include <herald/serializer/json_serializer.hpp>
@@ -64,31 +65,44 @@ using relay::options;
 
 /**
  * Where the relay keeps attempts for queries (the admin page's View Logs, Test, Redeliver): in
- * memory, or with --log sqlite:PATH in the file. A tee_log prints each on standard output too.
+ * memory, with --log sqlite:PATH in the file, or with --log postgres:CONNINFO in the database
+ * (shared by every relay that uses it). A tee_log prints each on standard output too.
  */
 class kept_log {
 public:
-    explicit kept_log(std::optional<herald::sqlite_log> file)
-        : file_(std::move(file)) {}
+    explicit kept_log(std::optional<herald::sqlite_log> file,
+                      std::optional<herald::postgres_log> shared = std::nullopt)
+        : file_(std::move(file))
+        , shared_(std::move(shared)) {}
 
     std::uint64_t record(herald::log_entry e) {
+        if (shared_)
+            return shared_->record(std::move(e));
         return file_ ? file_->record(std::move(e)) : recent_.record(std::move(e));
     }
     herald::log_page query(herald::log_query const& q) const {
+        if (shared_)
+            return shared_->query(q);
         return file_ ? file_->query(q) : recent_.query(q);
     }
     void flush() {
         if (file_)
             file_->flush();
+        if (shared_)
+            shared_->flush();
     }
-    /// The file's failed writes, for /metrics (none in memory).
+    /// The file's or database's failed writes, for /metrics (none in memory).
     herald::log_write_stats write_stats() const {
+        if (shared_)
+            return shared_->write_stats();
         return file_ ? file_->write_stats() : herald::log_write_stats{};
     }
 
 private:
     std::optional<herald::sqlite_log> file_;
-    herald::memory_log recent_{{.capacity = file_ ? 0 : herald::memory_log_params{}.capacity}};
+    std::optional<herald::postgres_log> shared_;
+    herald::memory_log recent_{
+        {.capacity = file_ || shared_ ? 0 : herald::memory_log_params{}.capacity}};
 };
 static_assert(herald::log_sink<kept_log> && herald::write_counting_log<kept_log>);
 
@@ -265,7 +279,7 @@ boost::asio::awaitable<feed_result> feed(Dispatcher& d, herald::jsonl_source& in
 
 template <class Store>
 int run(options const& o, std::vector<herald::webhook_params> const& hooks, Store store,
-        std::optional<herald::sqlite_log> kept) {
+        std::optional<herald::sqlite_log> kept, std::optional<herald::postgres_log> shared) {
     using relay_dispatcher = herald::basic_dispatcher<Store, herald::channel_source, relay_formats,
                                                       herald::http_transport, relay_log>;
     constexpr bool durable = herald::durable_journal<Store>;
@@ -286,6 +300,14 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
     if constexpr (on_file)
         if (kept)
             store.wait_for_log(kept->barrier());
+    // The same with the log in the database: an attempt is logged before its delivery leaves
+    // the queue, so every delivery of a relay that dies has its outcome logged or stays queued.
+    if constexpr (std::is_same_v<Store, herald::postgres_store>) {
+        if (kept)
+            store.wait_for_log(kept->barrier());
+        if (shared)
+            store.wait_for_log(shared->barrier());
+    }
     boost::asio::io_context io;
     herald::dispatcher_params params;
     params.retry = o.retry;
@@ -297,7 +319,7 @@ int run(options const& o, std::vector<herald::webhook_params> const& hooks, Stor
         {.store = std::move(store),
          .serializer = formats,
          .transport = herald::http_transport(o.transport),
-         .log = relay_log(herald::tee_log<kept_log>(kept_log(std::move(kept)),
+         .log = relay_log(herald::tee_log<kept_log>(kept_log(std::move(kept), std::move(shared)),
                                                     herald::jsonl_log(stdout, {.capacity = 0})))});
 
     std::optional<herald::admin::server<relay_dispatcher>> admin;
@@ -442,6 +464,15 @@ int main(int argc, char** argv) {
     auto const o = relay::parse_options(argc, argv);
     auto const hooks = read_webhooks(o.webhooks_file, o);
     std::optional<herald::sqlite_log> kept;
+    std::optional<herald::postgres_log> shared;
+    if (!o.log_pg.empty()) {
+        auto log = herald::postgres_log::open({.conninfo = o.log_pg});
+        if (!log) {
+            std::cerr << "herald-relay: --log: " << log.error().message << "\n";
+            return 2;
+        }
+        shared.emplace(std::move(*log));
+    }
     if (!o.log_path.empty()) {
         auto log = herald::sqlite_log::open({.path = o.log_path});
         if (!log) {
@@ -468,7 +499,7 @@ int main(int argc, char** argv) {
                       << ": " << store.error().message << "\n";
             return 2;
         }
-        return run(o, hooks, std::move(*store), std::move(kept));
+        return run(o, hooks, std::move(*store), std::move(kept), std::move(shared));
     }
     if (!o.store_path.empty()) {
         auto store = herald::sqlite_store::open(
@@ -477,8 +508,8 @@ int main(int argc, char** argv) {
             std::cerr << "herald-relay: --store: " << store.error().message << "\n";
             return 2;
         }
-        return run(o, hooks, std::move(*store), std::move(kept));
+        return run(o, hooks, std::move(*store), std::move(kept), std::move(shared));
     }
     herald::memory_store store({o.transport.addresses, o.transport.https_only});
-    return run(o, hooks, std::move(store), std::move(kept));
+    return run(o, hooks, std::move(store), std::move(kept), std::move(shared));
 }

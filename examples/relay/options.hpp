@@ -40,6 +40,7 @@ struct options {
     std::string store_pg{};   ///< --store postgres:CONNINFO; empty: not on PostgreSQL
     herald::duration lease = std::chrono::seconds(60); ///< --lease, with --store postgres
     std::string log_path{}; ///< --log sqlite:PATH; empty: standard output only
+    std::string log_pg{};   ///< --log postgres:CONNINFO; empty: not in PostgreSQL
     std::optional<herald::admin::server_params> admin{}; ///< --admin: serve the API and the page
     std::string admin_token_file{};
 };
@@ -103,8 +104,9 @@ inline std::vector<option_doc> option_docs() {
         {"--lease", "DURATION",
          "with --store postgres, how long a relay holds a delivery before another may take it "
          "over (default 60s; at least the longest attempt plus 5s)"},
-        {"--log", "stdout|sqlite:PATH",
-         "also keep every attempt in PATH, for the admin API (default stdout only)"},
+        {"--log", "stdout|sqlite:PATH|postgres:CONNINFO",
+         "also keep every attempt in PATH, or in the PostgreSQL database (shared by the relays "
+         "that use it), for the admin API (default stdout only)"},
         {"--admin", "HOST:PORT",
          "serve the admin API and web page there (port 0: any free one), take events on POST "
          "/api/events, and run until SIGINT or SIGTERM"},
@@ -249,12 +251,20 @@ inline options parse_options(int argc, char** argv) {
                             "postgres:host=127.0.0.1 dbname=herald)");
             o.store_pg = value.substr(9);
             o.store_path.clear();
+        } else if (arg == "--log" && value.starts_with("postgres:")) {
+            if (value.size() == 9)
+                usage_error("--log: 'postgres:' needs a connection string (e.g. "
+                            "postgres:host=127.0.0.1 dbname=herald)");
+            o.log_pg = value.substr(9);
+            o.log_path.clear();
         } else if (arg == "--lease") {
             o.lease = duration_option(arg, value);
         } else if (arg == "--store" || arg == "--log") {
             auto& path = arg == "--store" ? o.store_path : o.log_path;
             if (arg == "--store")
                 o.store_pg.clear();
+            else
+                o.log_pg.clear();
             if (value == (arg == "--store" ? "memory" : "stdout"))
                 path.clear();
             else if (value.starts_with("sqlite:") && value.size() > 7)
@@ -262,7 +272,7 @@ inline options parse_options(int argc, char** argv) {
             else
                 usage_error(arg + ": '" + value + "' is not " +
                             (arg == "--store" ? "memory, sqlite:PATH or postgres:CONNINFO"
-                                              : "stdout or sqlite:PATH"));
+                                              : "stdout, sqlite:PATH or postgres:CONNINFO"));
         } else if (arg == "--admin") {
             // HOST:PORT, IPv6 in brackets: 127.0.0.1:8080, [::1]:8080; port 0 picks a free one
             auto const colon = value.rfind(':');

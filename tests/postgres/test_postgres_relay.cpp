@@ -113,6 +113,8 @@ struct relay_setup {
         std::vector<std::string> a = {HERALD_RELAY_PATH,
                                       "--store",
                                       "postgres:" + conninfo,
+                                      "--log",
+                                      "postgres:" + conninfo,
                                       "--webhooks",
                                       hooks,
                                       "--allow-private",
@@ -222,6 +224,10 @@ TEST_CASE("three relays on one database, one killed by SIGKILL mid-run: every ev
     WARN(held << " deliveries held by the killed relay, " << duplicates << " sent twice, "
               << per.size() << " events");
     CHECK(db.value("SELECT count(*) FROM herald_events") == "0"); // b's events too
+    // every delivery ends in the shared log: each event has a delivered attempt there
+    auto const delivered = std::to_string(static_cast<int>(herald::outcome::delivered));
+    CHECK(db.value("SELECT count(DISTINCT event_id) FROM herald_log WHERE outcome = " +
+                   delivered) == std::to_string(expected.size()));
 }
 
 TEST_CASE("the database restarted mid-run: the relay keeps going and loses nothing it took",
@@ -253,6 +259,9 @@ TEST_CASE("the database restarted mid-run: the relay keeps going and loses nothi
     auto const err = setup.err("r");
     CHECK(err.find(std::to_string(events) + " events accepted") != std::string::npos);
     CHECK(err.find("not (reported above)") == std::string::npos); // no publish refused
+    auto const delivered = std::to_string(static_cast<int>(herald::outcome::delivered));
+    CHECK(db.value("SELECT count(DISTINCT event_id) FROM herald_log WHERE outcome = " +
+                   delivered) == std::to_string(events));
 }
 
 TEST_CASE("a webhook deactivated through one process stops the deliveries of another within "

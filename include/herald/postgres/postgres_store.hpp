@@ -171,6 +171,17 @@ public:
     /// at once then instead of at its next claim_interval (waking_journal).
     void on_claimable(std::function<void()> f);
 
+    /**
+     * Makes every commit that holds completions or retries wait for `barrier` first (run on a
+     * thread of its own, never on the store's I/O thread). With a log's barrier
+     * (postgres_log::barrier, sqlite_log::barrier), the attempt that ended a delivery is in the
+     * log before the delivery leaves the queue, since the dispatcher records an attempt before
+     * it completes or reschedules its delivery: when a process dies, each of its deliveries
+     * has its outcome in the log or is still in the queue for another to take over. Call it
+     * before the dispatcher runs. Empty: none.
+     */
+    void wait_for_log(std::function<void()> barrier);
+
     // ---- operations and tests ----
 
     /// Puts every expired lease back in the queue now (any process does it every

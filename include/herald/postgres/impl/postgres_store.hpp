@@ -17,12 +17,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <exception>
 #include <future>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 namespace herald {
@@ -93,7 +95,8 @@ struct postgres_store::state {
         , table(hooks_backend{this}, memory_store_params{p.addresses, p.https_only})
         , write_signal(rt.io())
         , read_signal(rt.io())
-        , tick(rt.io()) {
+        , tick(rt.io())
+        , barrier_wait(rt.io()) {
         settings.connect_timeout = p.connect_timeout;
         settings.statement_timeout = p.statement_timeout;
         writer = std::make_unique<connection>(rt.executor());
@@ -151,6 +154,7 @@ struct postgres_store::state {
             write_signal.cancel();
             read_signal.cancel();
             tick.cancel();
+            barrier_wait.cancel();
             listener->interrupt();
         });
         rt.stop();
@@ -251,9 +255,6 @@ struct postgres_store::state {
         std::vector<write_op> batch;
         for (;;) {
             if (writes.empty()) {
-                co_await drop_finished_events();
-                if (!writes.empty())
-                    continue;
                 if (closing)
                     break;
                 write_signal.expires_at(steady::time_point::max());
@@ -287,10 +288,84 @@ struct postgres_store::state {
             c->close();
     }
 
+    /// A thread that runs the log's barrier, so that the store's I/O thread never blocks.
+    class barrier_thread {
+    public:
+        ~barrier_thread() {
+            {
+                std::lock_guard lock(m_);
+                stop_ = true;
+            }
+            cv_.notify_one();
+            if (th_.joinable())
+                th_.join();
+        }
+        void push(std::function<void()> job) {
+            {
+                std::lock_guard lock(m_);
+                jobs_.push_back(std::move(job));
+                if (!th_.joinable())
+                    th_ = std::thread([this] { run(); });
+            }
+            cv_.notify_one();
+        }
+
+    private:
+        void run() {
+            for (;;) {
+                std::function<void()> job;
+                {
+                    std::unique_lock lock(m_);
+                    cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+                    if (jobs_.empty())
+                        return;
+                    job = std::move(jobs_.front());
+                    jobs_.pop_front();
+                }
+                job();
+            }
+        }
+        std::mutex m_;
+        std::condition_variable cv_;
+        std::deque<std::function<void()>> jobs_;
+        bool stop_ = false;
+        std::thread th_;
+    };
+
+    /// Before a batch with completions or retries: the log's barrier, on the barrier thread,
+    /// waited for here without blocking (a closing store stops waiting at its deadline).
+    awaitable<void> wait_barrier(std::vector<write_op> const& batch) {
+        std::function<void()> b;
+        {
+            std::lock_guard lock(barrier_mutex);
+            b = barrier;
+        }
+        if (!b || std::none_of(batch.begin(), batch.end(), [](write_op const& o) {
+                return o.kind == write_op::kind_t::complete ||
+                       o.kind == write_op::kind_t::reschedule;
+            }))
+            co_return;
+        auto done = std::make_shared<std::atomic<bool>>(false);
+        barrier_runner.push([b, done, this] {
+            b();
+            done->store(true);
+            boost::asio::post(rt.io(), [this] { barrier_wait.cancel(); });
+        });
+        while (!done->load()) {
+            if (closing && steady::now() >= close_deadline)
+                co_return;
+            barrier_wait.expires_at(closing ? close_deadline : steady::time_point::max());
+            boost::system::error_code ec;
+            co_await barrier_wait.async_wait(
+                boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+        }
+    }
+
     /// Commits `batch`: in one transaction when it can, each write alone when one fails;
     /// across a broken connection, again once reconnected (every write is idempotent), until
     /// an enqueue's deadline.
     awaitable<void> commit(std::vector<write_op>& batch) {
+        co_await wait_barrier(batch);
         for (;;) {
             fail_overdue(batch);
             if (batch.empty())
@@ -661,8 +736,8 @@ struct postgres_store::state {
     /**
      * The usual batch (deliveries only) as one statement, so one round trip and no explicit
      * transaction: new events and deliveries, retries and completions (by id and token), and
-     * the events of the previous batch's completions that have no delivery left (a statement
-     * sees what was committed before it, not its own deletions).
+     * the events left without a delivery by those completions (a statement sees the rows it
+     * deletes, so they are left out by id).
      */
     awaitable<void> apply_deliveries(
         connection& c, detail::pg::array_literal const& ev_key,
@@ -678,7 +753,7 @@ struct postgres_store::state {
         std::map<std::string, write_op const*> const& retries,
         std::map<std::string, std::int64_t> const& completions) {
         using detail::pg::array_literal;
-        array_literal r_id, r_tok, r_att, r_due, c_id, c_tok, gone;
+        array_literal r_id, r_tok, r_att, r_due, c_id, c_tok;
         std::uint64_t expected = 0;
         for (auto const& [id, o] : retries) {
             if (completions.contains(id))
@@ -694,8 +769,6 @@ struct postgres_store::state {
             c_tok.add(tok);
             ++expected;
         }
-        for (auto const& k : finished_events)
-            gone.add(k);
         static constexpr char const* sql =
             "WITH ev AS (INSERT INTO herald_events (key, id, type, object_id, object_type, "
             "actor, occurred_at, body, content_type, headers) SELECT * FROM unnest($1::uuid[], "
@@ -711,11 +784,12 @@ struct postgres_store::state {
             "unnest($21::uuid[], $22::bigint[], $23::integer[], $24::bigint[]) AS x(id, tok, "
             "att, due) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING 1), "
             "cd AS (DELETE FROM herald_deliveries d USING unnest($25::uuid[], $26::bigint[]) AS "
-            "x(id, tok) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING d.event_key), "
-            "ge AS (DELETE FROM herald_events e WHERE e.key = ANY($27::uuid[]) AND NOT EXISTS "
-            "(SELECT 1 FROM herald_deliveries d WHERE d.event_key = e.key)) "
-            "SELECT (SELECT count(*) FROM rs), (SELECT count(*) FROM cd), "
-            "(SELECT coalesce(array_agg(DISTINCT event_key)::text, '{}') FROM cd)";
+            "x(id, tok) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING d.id, "
+            "d.event_key), "
+            "ge AS (DELETE FROM herald_events e WHERE e.key IN (SELECT event_key FROM cd) AND "
+            "NOT EXISTS (SELECT 1 FROM herald_deliveries d WHERE d.event_key = e.key AND d.id "
+            "NOT IN (SELECT id FROM cd))) "
+            "SELECT (SELECT count(*) FROM rs), (SELECT count(*) FROM cd)";
         auto r = co_await c.exec_prepared("herald_write", sql,
                                           std::move(detail::pg::params()
                                                         .text(ev_key.str())
@@ -743,44 +817,11 @@ struct postgres_store::state {
                                                         .text(r_att.str())
                                                         .text(r_due.str())
                                                         .text(c_id.str())
-                                                        .text(c_tok.str())
-                                                        .text(gone.str())));
+                                                        .text(c_tok.str())));
         auto const applied =
             static_cast<std::uint64_t>(r.int64(0, 0)) + static_cast<std::uint64_t>(r.int64(0, 1));
         if (expected > applied)
             fenced.fetch_add(expected - applied);
-        finished_events.clear();
-        note_finished_events(r.text(0, 2));
-    }
-
-    /// Keeps the event keys of an array text (`{k1,k2}`) for the next write's cleanup.
-    void note_finished_events(std::string_view arr) {
-        if (arr.size() < 2)
-            return;
-        arr = arr.substr(1, arr.size() - 2);
-        while (!arr.empty()) {
-            auto const comma = arr.find(',');
-            finished_events.emplace_back(arr.substr(0, comma));
-            arr = comma == std::string_view::npos ? std::string_view() : arr.substr(comma + 1);
-        }
-    }
-
-    /// When the writer has nothing else to do: the events of the last completions.
-    awaitable<void> drop_finished_events() {
-        if (finished_events.empty() || !writer->ok())
-            co_return;
-        detail::pg::array_literal gone;
-        for (auto const& k : finished_events)
-            gone.add(k);
-        try {
-            co_await writer->exec("DELETE FROM herald_events e WHERE e.key = ANY($1::uuid[]) AND "
-                                  "NOT EXISTS (SELECT 1 FROM herald_deliveries d WHERE "
-                                  "d.event_key = e.key)",
-                                  std::move(detail::pg::params().text(gone.str())));
-            finished_events.clear();
-        } catch (std::exception const&) {
-            // the sweep takes them
-        }
     }
 
     awaitable<void> read_loop(connection& c) {
@@ -1095,8 +1136,7 @@ struct postgres_store::state {
     // on the store's thread
     std::deque<write_op> writes;
     std::deque<read_op> reads;
-    std::vector<std::string> finished_events; // keys of events whose deliveries completed
-    boost::asio::steady_timer write_signal, read_signal, tick;
+    boost::asio::steady_timer write_signal, read_signal, tick, barrier_wait;
     bool closing = false;
     steady::time_point close_deadline = steady::time_point::max();
     int loops = 0;
@@ -1106,6 +1146,9 @@ struct postgres_store::state {
     std::atomic<std::int64_t> hook_writes{0}, hook_write_gen{0}, table_version{-1};
     std::mutex claimable_mutex;
     std::function<void()> claimable{};
+    std::mutex barrier_mutex;
+    std::function<void()> barrier{};
+    barrier_thread barrier_runner; // stopped before the runtime: its jobs post to it
     std::mutex failure_mutex;
     std::optional<problem> first_failure{};
     std::string last_down{};
@@ -1221,6 +1264,11 @@ inline void postgres_store::complete(delivery const& d, outcome) {
 inline void postgres_store::on_claimable(std::function<void()> f) {
     std::lock_guard lock(s_->claimable_mutex);
     s_->claimable = std::move(f);
+}
+
+inline void postgres_store::wait_for_log(std::function<void()> barrier) {
+    std::lock_guard lock(s_->barrier_mutex);
+    s_->barrier = std::move(barrier);
 }
 
 inline result<std::size_t> postgres_store::requeue_expired() {
