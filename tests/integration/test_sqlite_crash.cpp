@@ -41,23 +41,8 @@ namespace {
 
 using herald::test::background_relay;
 
-std::string read_file(std::string const& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-template <class Pred>
-bool wait_until(Pred pred, std::chrono::seconds timeout) {
-    auto const until = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > until)
-            return false;
-        std::this_thread::sleep_for(10ms);
-    }
-    return true;
-}
+using herald::test::poll_until;
+using herald::test::read_text_file;
 
 } // namespace
 
@@ -187,18 +172,18 @@ TEST_CASE("relay on a SQLite store: killed mid-run, the next start delivers ever
         auto const err = dir.file("first.err");
         background_relay relay(args, input, err);
         // Every event acknowledged (committed), 20 answered, 8 held in flight...
-        bool const accepted = wait_until(
+        bool const accepted = poll_until(
             [&] {
-                return read_file(err).find("events accepted") != std::string::npos &&
+                return read_text_file(err).find("events accepted") != std::string::npos &&
                        server.requests("/hook").size() ==
                            std::size_t(answered_before_crash + lane_cap);
             },
             60s);
-        INFO(read_file(err));
+        INFO(read_text_file(err));
         REQUIRE(accepted);
-        CHECK(read_file(err).find("100 events accepted") != std::string::npos);
+        CHECK(read_text_file(err).find("100 events accepted") != std::string::npos);
         // ...and the 20 completions committed: 80 deliveries left in the file.
-        bool const settled = wait_until(
+        bool const settled = poll_until(
             [&] {
                 raw_db raw(db);
                 return raw.value("SELECT count(*) FROM deliveries") ==
@@ -357,14 +342,14 @@ TEST_CASE("relay on SQLite under load, killed twice: duplicates bounded by what 
     auto kill_when = [&](std::string const& in, std::string const& err, std::size_t ok_target,
                          bool wait_for_intake) {
         background_relay relay(args, in, err);
-        bool const reached = wait_until(
+        bool const reached = poll_until(
             [&] {
                 return answers.total() >= ok_target &&
                        (!wait_for_intake ||
-                        read_file(err).find("events accepted") != std::string::npos);
+                        read_text_file(err).find("events accepted") != std::string::npos);
             },
             300s);
-        INFO(read_file(err));
+        INFO(read_text_file(err));
         REQUIRE(reached);
         kill_record k;
         k.answered_before = answers.total();

@@ -39,23 +39,8 @@ using herald::test::temp_dir;
 
 namespace {
 
-std::string read_text(std::string const& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-template <class Pred>
-bool wait_for(Pred pred, std::chrono::seconds timeout) {
-    auto const until = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > until)
-            return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
-}
+using herald::test::poll_until;
+using herald::test::read_text_file;
 
 /// Event lines `evt_<prefix>_<i>` for i in [0, n).
 std::string event_lines(std::string const& prefix, int n) {
@@ -86,6 +71,15 @@ struct seen_requests {
         for (auto const& [id, at] : all)
             ++out[id];
         return out;
+    }
+    /// Records every request to /hook and answers 204 after `delay`.
+    void answer_on(herald::test::loopback_server& server, std::chrono::milliseconds delay) {
+        server.on("/hook", [this, delay](herald::test::received_request const& r) {
+            add(r.header("webhook-id"));
+            herald::test::reply out;
+            out.delay = delay;
+            return out;
+        });
     }
     std::set<std::string> ids() const {
         std::set<std::string> out;
@@ -141,7 +135,7 @@ struct relay_setup {
         std::ofstream(in) << lines;
         return background_relay(args(), in, dir.file(name + ".err"));
     }
-    std::string err(std::string const& name) { return read_text(dir.file(name + ".err")); }
+    std::string err(std::string const& name) { return read_text_file(dir.file(name + ".err")); }
 };
 
 } // namespace
@@ -170,12 +164,13 @@ TEST_CASE("three relays on one database, one killed by SIGKILL mid-run: every ev
 
     auto a = setup.start("a", event_lines("a", per_relay));
     // the first creates the webhook; the others find it (or race for it and update it)
-    REQUIRE(wait_for([&] { return setup.err("a").find("admin page") != std::string::npos; }, 60s));
+    REQUIRE(
+        poll_until([&] { return setup.err("a").find("admin page") != std::string::npos; }, 60s));
     auto b = setup.start("b", event_lines("b", per_relay));
     auto c = setup.start("c", event_lines("c", per_relay));
 
     // b has taken all its events (committed) and sent part of them: kill it
-    REQUIRE(wait_for(
+    REQUIRE(poll_until(
         [&] {
             auto const ids = seen.ids();
             return setup.err("b").find("events accepted") != std::string::npos &&
@@ -193,7 +188,7 @@ TEST_CASE("three relays on one database, one killed by SIGKILL mid-run: every ev
                             std::to_string(b_pid) + ":%'"));
     CHECK(held > 0);
 
-    bool const all_arrived = wait_for(
+    bool const all_arrived = poll_until(
         [&] {
             auto const ids = seen.ids();
             return std::includes(ids.begin(), ids.end(), expected.begin(), expected.end());
@@ -203,7 +198,7 @@ TEST_CASE("three relays on one database, one killed by SIGKILL mid-run: every ev
     INFO(setup.err("c"));
     CHECK(all_arrived);
     bool const queue_empty =
-        wait_for([&] { return db.value("SELECT count(*) FROM herald_deliveries") == "0"; }, 30s);
+        poll_until([&] { return db.value("SELECT count(*) FROM herald_deliveries") == "0"; }, 30s);
     CHECK(queue_empty);
     CHECK(a.stop() == 0);
     CHECK(c.stop() == 0);
@@ -238,23 +233,19 @@ TEST_CASE("the database restarted mid-run: the relay keeps going and loses nothi
     temp_database db;
     herald::test::loopback_server server(2);
     seen_requests seen;
-    server.on("/hook", [&](herald::test::received_request const& r) {
-        seen.add(r.header("webhook-id"));
-        herald::test::reply out;
-        out.delay = 3ms;
-        return out;
-    });
+    seen.answer_on(server, 3ms);
     relay_setup setup(db, server.url("/hook"));
     auto relay = setup.start("r", event_lines("r", events));
-    REQUIRE(wait_for([&] { return seen.size() > 300; }, 120s));
+    REQUIRE(poll_until([&] { return seen.size() > 300; }, 120s));
     auto const restarted = std::system(("\"" + std::string(HERALD_SOURCE_DIR) +
                                         "/scripts/pg-cluster\" restart \"" + cluster + "\"")
                                            .c_str());
     REQUIRE(restarted == 0);
-    bool const all = wait_for([&] { return seen.ids().size() == std::size_t(events); }, 180s);
+    bool const all = poll_until([&] { return seen.ids().size() == std::size_t(events); }, 180s);
     INFO(setup.err("r"));
     CHECK(all);
-    CHECK(wait_for([&] { return db.value("SELECT count(*) FROM herald_deliveries") == "0"; }, 60s));
+    CHECK(
+        poll_until([&] { return db.value("SELECT count(*) FROM herald_deliveries") == "0"; }, 60s));
     CHECK(relay.stop() == 0);
     auto const err = setup.err("r");
     CHECK(err.find(std::to_string(events) + " events accepted") != std::string::npos);
@@ -270,12 +261,7 @@ TEST_CASE("a webhook deactivated through one process stops the deliveries of ano
     temp_database db;
     herald::test::loopback_server server(2);
     seen_requests seen;
-    server.on("/hook", [&](herald::test::received_request const& r) {
-        seen.add(r.header("webhook-id"));
-        herald::test::reply out;
-        out.delay = 2ms;
-        return out;
-    });
+    seen.answer_on(server, 2ms);
     relay_setup setup(db, server.url("/hook"));
     // The relay reads a FIFO the test writes one event into every 10 ms.
     auto const fifo = setup.dir.file("events.fifo");
@@ -295,7 +281,7 @@ TEST_CASE("a webhook deactivated through one process stops the deliveries of ano
             std::this_thread::sleep_for(10ms);
         }
     });
-    bool const flowing = wait_for([&] { return seen.size() >= 30; }, 60s);
+    bool const flowing = poll_until([&] { return seen.size() >= 30; }, 60s);
 
     // This process is another one on the database: it deactivates the webhook.
     herald::postgres_store_params p;

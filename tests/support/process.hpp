@@ -13,9 +13,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -206,6 +209,26 @@ struct background_relay {
         return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
     }
 };
+
+/// The whole of a text file ("" when it cannot be read).
+inline std::string read_text_file(std::string const& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+/// Polls `pred` every 10 ms until it holds or `timeout` passes; whether it held.
+template <class Pred>
+bool poll_until(Pred pred, std::chrono::seconds timeout) {
+    auto const until = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > until)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
 
 } // namespace herald::test
 

@@ -8,9 +8,11 @@
 #include <herald/webhook.hpp>
 
 #include <concepts>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -202,9 +204,14 @@ public:
     Backend& backend() noexcept { return backend_; }
 
 private:
+    /// Whether the cached `a` is what the backend stored as `b`: times as a backend keeps
+    /// them, in milliseconds (the cached copy keeps the finer time it was made with).
     static bool same_stored(webhook const& a, webhook const& b) {
-        return a.created_at == b.created_at && a.updated_at == b.updated_at &&
-               a.disabled_reason == b.disabled_reason && a.disabled_at == b.disabled_at &&
+        auto const ms = [](std::optional<time_point> t) {
+            return t ? std::optional<std::int64_t>(to_unix_ms(*t)) : std::nullopt;
+        };
+        return ms(a.created_at) == ms(b.created_at) && ms(a.updated_at) == ms(b.updated_at) &&
+               a.disabled_reason == b.disabled_reason && ms(a.disabled_at) == ms(b.disabled_at) &&
                detail::stored_params(a) == detail::stored_params(b);
     }
 

@@ -240,6 +240,44 @@ private:
     std::string out_ = "{";
 };
 
+/**
+ * A bytea[] parameter in PostgreSQL's binary array format (sent with params::bytes): the
+ * bodies travel as they are, with no hex to encode here nor to decode on the server.
+ */
+class bytea_array {
+public:
+    bytea_array& add(std::string_view v) {
+        put32(static_cast<std::uint32_t>(v.size()), elements_);
+        elements_.append(v);
+        ++n_;
+        return *this;
+    }
+    /// One dimension (none when empty), no NULLs, elements of type bytea (oid 17).
+    std::string str() const {
+        std::string out;
+        out.reserve(20 + elements_.size());
+        put32(n_ == 0 ? 0 : 1, out); // dimensions
+        put32(0, out);               // no NULLs
+        put32(17, out);              // bytea
+        if (n_ > 0) {
+            put32(n_, out); // length
+            put32(1, out);  // lower bound
+        }
+        out += elements_;
+        return out;
+    }
+
+private:
+    static void put32(std::uint32_t v, std::string& out) {
+        out += static_cast<char>(v >> 24);
+        out += static_cast<char>(v >> 16 & 0xff);
+        out += static_cast<char>(v >> 8 & 0xff);
+        out += static_cast<char>(v & 0xff);
+    }
+    std::string elements_;
+    std::uint32_t n_ = 0;
+};
+
 } // namespace herald::detail::pg
 
 #endif

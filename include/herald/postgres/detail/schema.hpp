@@ -20,7 +20,8 @@ inline constexpr long long migration_lock = 0x68657261'6c64;
  *
  * - to 1: meta (schema version, last webhook id, the table's version), webhooks, events,
  *   deliveries with their leases (a partial index of the free rows by due time for claims, one
- *   of the held rows by expiry for the requeue and by owner for renewals).
+ *   of the held rows by expiry for the requeue and for renewals, which take those of this
+ *   process that expire soon).
  * - to 2: the log (postgres_log): herald_log, one row per attempt keyed by its seq, indexed for
  *   every filter of a query (webhook, type, outcome, start time, webhook name ignoring ASCII
  *   case, delivery id), newest first; herald_log_bodies, one row per request body (every
@@ -65,8 +66,6 @@ CREATE TABLE herald_deliveries (
     lease_until timestamptz);
 CREATE INDEX herald_deliveries_free ON herald_deliveries (due, seq) WHERE lease_token IS NULL;
 CREATE INDEX herald_deliveries_expiry ON herald_deliveries (lease_until)
-    WHERE lease_token IS NOT NULL;
-CREATE INDEX herald_deliveries_owner ON herald_deliveries (lease_owner)
     WHERE lease_token IS NOT NULL;
 CREATE INDEX herald_deliveries_event ON herald_deliveries (event_key);
 INSERT INTO herald_meta (key, value) VALUES ('last_webhook_id', 0), ('table_version', 0)

@@ -534,22 +534,25 @@ struct postgres_store::state {
         batch.clear();
     }
 
-    /// The batch's writes in one transaction (throws pg_error).
-    awaitable<void> apply(std::vector<write_op>& batch) {
-        using detail::pg::array_literal;
-        using detail::pg::params;
-        auto& c = *writer;
-        bool hooks_changed = false;
-        // Deliveries: new ones, then retries, then completions (the last write for one id wins).
-        array_literal ev_key, ev_id, ev_type, ev_object, ev_otype, ev_actor, ev_at, ev_body,
+    /// A batch's delivery writes as the arrays of the write statement's parameters.
+    struct delivery_writes {
+        detail::pg::array_literal ev_key, ev_id, ev_type, ev_object, ev_otype, ev_actor, ev_at,
             ev_ctype, ev_headers;
-        array_literal d_id, d_event, d_hook, d_name, d_url, d_attempts, d_due, d_token;
+        detail::pg::bytea_array ev_body;
+        detail::pg::array_literal d_id, d_event, d_hook, d_name, d_url, d_attempts, d_due, d_token;
+        detail::pg::array_literal r_id, r_tok, r_att, r_due, c_id, c_tok;
+        std::size_t rows = 0;        ///< deliveries, retries and completions
+        std::uint64_t addressed = 0; ///< retries and completions: rows their token must hold
+    };
+
+    /// New events and deliveries, then retries, then completions; the last write for one id
+    /// wins (a completion over a retry of the same delivery).
+    delivery_writes collect(std::vector<write_op> const& batch) const {
+        delivery_writes w;
         std::map<std::string, write_op const*> retries;
         std::map<std::string, std::int64_t> completions;
-        std::size_t events = 0, deliveries = 0;
         for (auto const& o : batch) {
-            switch (o.kind) {
-            case write_op::kind_t::enqueue: {
+            if (o.kind == write_op::kind_t::enqueue) {
                 prepared_event const* last = nullptr;
                 std::string key;
                 for (auto const& d : o.deliveries) {
@@ -557,153 +560,84 @@ struct postgres_store::state {
                         last = d.event.get();
                         key = detail::pg::uuid_text(d.id); // the event's first delivery's id
                         auto const& ev = *d.event;
-                        ev_key.add(key);
-                        ev_id.add(ev.event.id);
-                        ev_type.add(static_cast<std::int64_t>(ev.event.type));
-                        ev_object.add(ev.event.object_id);
-                        ev_otype.add_optional(ev.event.object_type);
-                        ev_actor.add_optional(ev.event.actor);
-                        ev_at.add(to_unix_ms(ev.event.occurred_at));
-                        ev_body.add_bytes(ev.body.body);
-                        ev_ctype.add(ev.body.content_type);
-                        ev_headers.add(detail::header_list(ev.body.headers));
-                        ++events;
+                        w.ev_key.add(key);
+                        w.ev_id.add(ev.event.id);
+                        w.ev_type.add(static_cast<std::int64_t>(ev.event.type));
+                        w.ev_object.add(ev.event.object_id);
+                        w.ev_otype.add_optional(ev.event.object_type);
+                        w.ev_actor.add_optional(ev.event.actor);
+                        w.ev_at.add(to_unix_ms(ev.event.occurred_at));
+                        w.ev_body.add(ev.body.body);
+                        w.ev_ctype.add(ev.body.content_type);
+                        w.ev_headers.add(detail::header_list(ev.body.headers));
                     }
-                    d_id.add(detail::pg::uuid_text(d.id));
-                    d_event.add(key);
-                    d_hook.add(static_cast<std::int64_t>(d.hook->id));
-                    d_name.add(d.hook->name);
-                    d_url.add(d.hook->url);
-                    d_attempts.add(static_cast<std::int64_t>(d.attempts));
-                    d_due.add(to_unix_ms(d.due));
-                    d_token.add(d.lease != 0 ? static_cast<std::int64_t>(d.lease) : node_token);
-                    ++deliveries;
+                    w.d_id.add(detail::pg::uuid_text(d.id));
+                    w.d_event.add(key);
+                    w.d_hook.add(static_cast<std::int64_t>(d.hook->id));
+                    w.d_name.add(d.hook->name);
+                    w.d_url.add(d.hook->url);
+                    w.d_attempts.add(static_cast<std::int64_t>(d.attempts));
+                    w.d_due.add(to_unix_ms(d.due));
+                    w.d_token.add(token_of(d));
+                    ++w.rows;
                 }
-                break;
-            }
-            case write_op::kind_t::reschedule:
+            } else if (o.kind == write_op::kind_t::reschedule) {
                 retries[detail::pg::uuid_text(o.id)] = &o;
-                break;
-            case write_op::kind_t::complete:
+            } else if (o.kind == write_op::kind_t::complete) {
                 completions[detail::pg::uuid_text(o.id)] = o.token;
-                break;
-            default:
-                break;
             }
         }
+        for (auto const& [id, o] : retries) {
+            if (completions.contains(id))
+                continue;
+            w.r_id.add(id);
+            w.r_tok.add(o->token);
+            w.r_att.add(static_cast<std::int64_t>(o->attempts));
+            w.r_due.add(to_unix_ms(o->due));
+            ++w.addressed;
+        }
+        for (auto const& [id, tok] : completions) {
+            w.c_id.add(id);
+            w.c_tok.add(tok);
+            ++w.addressed;
+        }
+        w.rows += w.addressed;
+        return w;
+    }
+
+    /// The batch's writes (throws pg_error): the deliveries' in one statement; with changes
+    /// to the webhooks table, in one transaction with them.
+    awaitable<void> apply(std::vector<write_op>& batch) {
+        using detail::pg::params;
+        auto& c = *writer;
+        auto const w = collect(batch);
         bool const any_hooks = std::any_of(batch.begin(), batch.end(), [](write_op const& o) {
             return o.kind == write_op::kind_t::put_hook || o.kind == write_op::kind_t::remove_hook;
         });
-        if (deliveries == 0 && retries.empty() && completions.empty() && !any_hooks)
-            co_return; // flushes only
         if (!any_hooks) {
-            co_await apply_deliveries(c, ev_key, ev_id, ev_type, ev_object, ev_otype, ev_actor,
-                                      ev_at, ev_body, ev_ctype, ev_headers, d_id, d_event, d_hook,
-                                      d_name, d_url, d_attempts, d_due, d_token, retries,
-                                      completions);
-            co_return;
+            if (w.rows > 0)
+                co_await apply_deliveries(c, w);
+            co_return; // or flushes only
         }
         co_await c.script("BEGIN");
-        if (events > 0)
-            co_await c.exec(
-                "INSERT INTO herald_events (key, id, type, object_id, object_type, actor, "
-                "occurred_at, body, content_type, headers) SELECT * FROM unnest($1::uuid[], "
-                "$2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::bigint[], "
-                "$8::bytea[], $9::text[], $10::text[]) ON CONFLICT (key) DO NOTHING",
-                std::move(params()
-                              .text(ev_key.str())
-                              .text(ev_id.str())
-                              .text(ev_type.str())
-                              .text(ev_object.str())
-                              .text(ev_otype.str())
-                              .text(ev_actor.str())
-                              .text(ev_at.str())
-                              .text(ev_body.str())
-                              .text(ev_ctype.str())
-                              .text(ev_headers.str())));
-        if (deliveries > 0)
-            co_await c.exec(
-                "INSERT INTO herald_deliveries (id, event_key, webhook_id, webhook_name, url, "
-                "attempts, due, lease_token, lease_owner, lease_until) SELECT x.id, x.ek, "
-                "x.wid, x.wn, x.url, x.att, x.due, x.tok, $9, now() + $10 * interval '1 "
-                "millisecond' FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], "
-                "$5::text[], $6::integer[], $7::bigint[], $8::bigint[]) WITH ORDINALITY AS "
-                "x(id, ek, wid, wn, url, att, due, tok, n) ORDER BY x.n ON CONFLICT (id) DO "
-                "NOTHING",
-                std::move(params()
-                              .text(d_id.str())
-                              .text(d_event.str())
-                              .text(d_hook.str())
-                              .text(d_name.str())
-                              .text(d_url.str())
-                              .text(d_attempts.str())
-                              .text(d_due.str())
-                              .text(d_token.str())
-                              .text(node)
-                              .integer(p.lease.count())));
-        std::uint64_t expected = 0, applied = 0;
-        if (!retries.empty()) {
-            array_literal ids, tokens, attempts, dues;
-            for (auto const& [id, o] : retries) {
-                if (completions.contains(id))
-                    continue;
-                ids.add(id);
-                tokens.add(o->token);
-                attempts.add(static_cast<std::int64_t>(o->attempts));
-                dues.add(to_unix_ms(o->due));
-                ++expected;
-            }
-            if (!ids.empty()) {
-                auto r = co_await c.exec(
-                    "UPDATE herald_deliveries d SET attempts = x.att, due = x.due FROM "
-                    "unnest($1::uuid[], $2::bigint[], $3::integer[], $4::bigint[]) AS x(id, "
-                    "tok, att, due) WHERE d.id = x.id AND d.lease_token = x.tok",
-                    std::move(params()
-                                  .text(ids.str())
-                                  .text(tokens.str())
-                                  .text(attempts.str())
-                                  .text(dues.str())));
-                applied += r.affected();
-            }
-        }
-        if (!completions.empty()) {
-            array_literal ids, tokens;
-            for (auto const& [id, tok] : completions) {
-                ids.add(id);
-                tokens.add(tok);
-                ++expected;
-            }
-            auto r = co_await c.exec(
-                "DELETE FROM herald_deliveries d USING unnest($1::uuid[], $2::bigint[]) AS "
-                "x(id, tok) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING d.event_key",
-                std::move(params().text(ids.str()).text(tokens.str())));
-            applied += r.affected();
-            if (!r.empty()) {
-                array_literal keys;
-                for (int i = 0; i < r.size(); ++i)
-                    keys.add(r.text(i, 0));
-                // An event leaves with its last delivery (two processes finishing its last two
-                // at once may both miss it: the sweep takes those).
-                co_await c.exec("DELETE FROM herald_events e WHERE e.key = ANY($1::uuid[]) AND "
-                                "NOT EXISTS (SELECT 1 FROM herald_deliveries d WHERE "
-                                "d.event_key = e.key)",
-                                std::move(params().text(keys.str())));
-            }
-        }
+        if (w.rows > 0)
+            co_await apply_deliveries(c, w);
         for (auto const& o : batch) {
             if (o.kind == write_op::kind_t::put_hook) {
-                auto const& w = o.hook;
+                auto const& h = o.hook;
                 params ps;
-                ps.integer(static_cast<std::int64_t>(w.id))
-                    .text(w.name)
-                    .text(detail::stored_params(w))
-                    .integer(to_unix_ms(w.created_at))
-                    .integer(to_unix_ms(w.updated_at))
-                    .text(w.disabled_reason);
-                if (w.disabled_at)
-                    ps.integer(to_unix_ms(*w.disabled_at));
+                ps.integer(static_cast<std::int64_t>(h.id))
+                    .text(h.name)
+                    .text(detail::stored_params(h))
+                    .integer(to_unix_ms(h.created_at))
+                    .integer(to_unix_ms(h.updated_at))
+                    .text(h.disabled_reason);
+                if (h.disabled_at)
+                    ps.integer(to_unix_ms(*h.disabled_at));
                 else
                     ps.null();
+                // An update applies to the webhook it was made to (same creation time); a
+                // create whose id another process gave meanwhile changes nothing.
                 auto r = co_await c.exec(
                     "INSERT INTO herald_webhooks (id, name_key, params, created_at, updated_at, "
                     "disabled_reason, disabled_at) VALUES ($1, lower($2), $3, $4, $5, $6, $7) "
@@ -713,62 +647,30 @@ struct postgres_store::state {
                     "herald_webhooks.created_at = excluded.created_at",
                     std::move(ps));
                 if (r.affected() == 0)
-                    throw pg_error(id_taken_message(w.id), "", false);
+                    throw pg_error(id_taken_message(h.id), "", false);
                 co_await c.exec("UPDATE herald_meta SET value = greatest(value, $1) WHERE key = "
                                 "'last_webhook_id'",
-                                std::move(params().integer(static_cast<std::int64_t>(w.id))));
-                hooks_changed = true;
+                                std::move(params().integer(static_cast<std::int64_t>(h.id))));
             } else if (o.kind == write_op::kind_t::remove_hook) {
                 co_await c.exec("DELETE FROM herald_webhooks WHERE id = $1",
                                 std::move(params().integer(static_cast<std::int64_t>(o.hook.id))));
-                hooks_changed = true;
             }
         }
-        if (hooks_changed)
-            co_await c.script("UPDATE herald_meta SET value = value + 1 WHERE key = "
-                              "'table_version'; NOTIFY " +
-                              std::string(detail::pg::table_channel));
+        co_await c.script("UPDATE herald_meta SET value = value + 1 WHERE key = "
+                          "'table_version'; NOTIFY " +
+                          std::string(detail::pg::table_channel));
         co_await c.script("COMMIT");
-        if (expected > applied)
-            fenced.fetch_add(expected - applied);
     }
 
     /**
-     * The usual batch (deliveries only) as one statement, so one round trip and no explicit
-     * transaction: new events and deliveries, retries and completions (by id and token), and
-     * the events left without a delivery by those completions (a statement sees the rows it
-     * deletes, so they are left out by id).
+     * The deliveries' writes as one statement, so one round trip (and no explicit
+     * transaction when alone): new events and deliveries, retries and completions (by id and
+     * token: those whose token no longer holds the row are counted as fenced), and the events
+     * left without a delivery by those completions (a statement sees the rows it deletes, so
+     * they are left out by id; two processes finishing an event's last two deliveries at once
+     * may both miss it: the sweep takes those).
      */
-    awaitable<void> apply_deliveries(
-        connection& c, detail::pg::array_literal const& ev_key,
-        detail::pg::array_literal const& ev_id, detail::pg::array_literal const& ev_type,
-        detail::pg::array_literal const& ev_object, detail::pg::array_literal const& ev_otype,
-        detail::pg::array_literal const& ev_actor, detail::pg::array_literal const& ev_at,
-        detail::pg::array_literal const& ev_body, detail::pg::array_literal const& ev_ctype,
-        detail::pg::array_literal const& ev_headers, detail::pg::array_literal const& d_id,
-        detail::pg::array_literal const& d_event, detail::pg::array_literal const& d_hook,
-        detail::pg::array_literal const& d_name, detail::pg::array_literal const& d_url,
-        detail::pg::array_literal const& d_attempts, detail::pg::array_literal const& d_due,
-        detail::pg::array_literal const& d_token,
-        std::map<std::string, write_op const*> const& retries,
-        std::map<std::string, std::int64_t> const& completions) {
-        using detail::pg::array_literal;
-        array_literal r_id, r_tok, r_att, r_due, c_id, c_tok;
-        std::uint64_t expected = 0;
-        for (auto const& [id, o] : retries) {
-            if (completions.contains(id))
-                continue;
-            r_id.add(id);
-            r_tok.add(o->token);
-            r_att.add(static_cast<std::int64_t>(o->attempts));
-            r_due.add(to_unix_ms(o->due));
-            ++expected;
-        }
-        for (auto const& [id, tok] : completions) {
-            c_id.add(id);
-            c_tok.add(tok);
-            ++expected;
-        }
+    awaitable<void> apply_deliveries(connection& c, delivery_writes const& w) {
         static constexpr char const* sql =
             "WITH ev AS (INSERT INTO herald_events (key, id, type, object_id, object_type, "
             "actor, occurred_at, body, content_type, headers) SELECT * FROM unnest($1::uuid[], "
@@ -792,36 +694,36 @@ struct postgres_store::state {
             "SELECT (SELECT count(*) FROM rs), (SELECT count(*) FROM cd)";
         auto r = co_await c.exec_prepared("herald_write", sql,
                                           std::move(detail::pg::params()
-                                                        .text(ev_key.str())
-                                                        .text(ev_id.str())
-                                                        .text(ev_type.str())
-                                                        .text(ev_object.str())
-                                                        .text(ev_otype.str())
-                                                        .text(ev_actor.str())
-                                                        .text(ev_at.str())
-                                                        .text(ev_body.str())
-                                                        .text(ev_ctype.str())
-                                                        .text(ev_headers.str())
-                                                        .text(d_id.str())
-                                                        .text(d_event.str())
-                                                        .text(d_hook.str())
-                                                        .text(d_name.str())
-                                                        .text(d_url.str())
-                                                        .text(d_attempts.str())
-                                                        .text(d_due.str())
-                                                        .text(d_token.str())
+                                                        .text(w.ev_key.str())
+                                                        .text(w.ev_id.str())
+                                                        .text(w.ev_type.str())
+                                                        .text(w.ev_object.str())
+                                                        .text(w.ev_otype.str())
+                                                        .text(w.ev_actor.str())
+                                                        .text(w.ev_at.str())
+                                                        .bytes(w.ev_body.str())
+                                                        .text(w.ev_ctype.str())
+                                                        .text(w.ev_headers.str())
+                                                        .text(w.d_id.str())
+                                                        .text(w.d_event.str())
+                                                        .text(w.d_hook.str())
+                                                        .text(w.d_name.str())
+                                                        .text(w.d_url.str())
+                                                        .text(w.d_attempts.str())
+                                                        .text(w.d_due.str())
+                                                        .text(w.d_token.str())
                                                         .text(node)
                                                         .integer(p.lease.count())
-                                                        .text(r_id.str())
-                                                        .text(r_tok.str())
-                                                        .text(r_att.str())
-                                                        .text(r_due.str())
-                                                        .text(c_id.str())
-                                                        .text(c_tok.str())));
+                                                        .text(w.r_id.str())
+                                                        .text(w.r_tok.str())
+                                                        .text(w.r_att.str())
+                                                        .text(w.r_due.str())
+                                                        .text(w.c_id.str())
+                                                        .text(w.c_tok.str())));
         auto const applied =
             static_cast<std::uint64_t>(r.int64(0, 0)) + static_cast<std::uint64_t>(r.int64(0, 1));
-        if (expected > applied)
-            fenced.fetch_add(expected - applied);
+        if (w.addressed > applied)
+            fenced.fetch_add(w.addressed - applied);
     }
 
     awaitable<void> read_loop(connection& c) {
