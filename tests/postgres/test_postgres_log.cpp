@@ -1,20 +1,24 @@
 // postgres_log beyond the log conformance suite: several processes (each log object here
-// stands for one: its own connections, node number and queue) writing one table, the seq
-// numbers, retention, bodies stored once, writes across a broken connection or a database that
-// cannot be reached, and its errors.
+// stands for one: its own connections, seq slot and queue) writing one table, the seq numbers
+// and their slots, retention, bodies stored once, writes across a broken connection or a
+// database that cannot be reached, and its errors.
 #include "fixtures.hpp"
 #include "pg_cluster.hpp"
 
 #include <herald/postgres/postgres_log.hpp>
 
 #include <catch2/catch.hpp>
+#include <libpq-fe.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +29,8 @@ using namespace std::chrono_literals;
 using herald::test::make_log_entry;
 using herald::test::temp_database;
 using seq_list = std::vector<std::uint64_t>;
+using herald::detail::pg::log_seq_limit;
+using herald::detail::pg::log_slot_lock;
 
 namespace {
 
@@ -108,6 +114,52 @@ void allow_connections(temp_database const& db, bool allowed) {
                                        db.name() + "'");
 }
 
+/// The slot in a seq.
+unsigned slot_of(std::uint64_t seq) {
+    return static_cast<unsigned>(seq >> 7 & 31);
+}
+
+/// Strictly increasing, and every one below 2^53.
+bool increasing_below_limit(seq_list const& seqs) {
+    return std::adjacent_find(seqs.begin(), seqs.end(), std::greater_equal<>()) == seqs.end() &&
+           std::all_of(seqs.begin(), seqs.end(), [](auto s) { return s < log_seq_limit; });
+}
+
+/// One connection to `db` kept open (herald::test::sql makes one per call): session-level
+/// advisory locks stay taken while it lives.
+class session {
+public:
+    explicit session(temp_database const& db)
+        : c_(PQconnectdb(db.conninfo().c_str()), &PQfinish) {
+        if (PQstatus(c_.get()) != CONNECTION_OK)
+            throw std::runtime_error("cannot connect: " + std::string(PQerrorMessage(c_.get())));
+    }
+    /// The first value of the last statement's result ("" when none); throws.
+    std::string value(std::string const& query) {
+        std::unique_ptr<PGresult, void (*)(PGresult*)> r(PQexec(c_.get(), query.c_str()), &PQclear);
+        auto const st = PQresultStatus(r.get());
+        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+            throw std::runtime_error(query + ": " + PQresultErrorMessage(r.get()));
+        return PQntuples(r.get()) > 0 ? PQgetvalue(r.get(), 0, 0) : "";
+    }
+
+private:
+    std::unique_ptr<PGconn, void (*)(PGconn*)> c_;
+};
+
+/// The pid of the session of `db` that holds slot `slot`'s advisory lock ("" when none).
+std::string slot_holder(temp_database const& db, unsigned slot) {
+    return db.value("SELECT coalesce(min(pid)::text, '') FROM pg_locks WHERE locktype = "
+                    "'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE "
+                    "datname = current_database()) AND objsubid = 2 AND classid = " +
+                    std::to_string(static_cast<std::uint32_t>(log_slot_lock)) +
+                    " AND objid = " + std::to_string(slot));
+}
+
+bool slot_held(temp_database const& db, unsigned slot) {
+    return !slot_holder(db, slot).empty();
+}
+
 /// What a log reports, for a test to look at.
 struct reports {
     std::mutex mutex;
@@ -126,40 +178,81 @@ struct reports {
 
 } // namespace
 
-TEST_CASE("postgres_log's seq numbers: milliseconds, node and counter, strictly increasing",
+TEST_CASE("postgres_log's seq numbers: milliseconds, slot and counter in 53 bits, strictly "
+          "increasing",
           "[postgres][log]") {
     using herald::detail::pg::log_seq_clock;
     using herald::detail::pg::log_seq_epoch_ms;
     std::int64_t const now = herald::to_unix_ms(t0());
     auto const at = [&](std::uint64_t seq) {
-        return static_cast<std::int64_t>(seq >> 22) + log_seq_epoch_ms;
+        return static_cast<std::int64_t>(seq >> 12) + log_seq_epoch_ms;
     };
     log_seq_clock c(5, 0);
     auto const first = c.next(now);
     CHECK(at(first) == now);
-    CHECK((first >> 12 & 0x3ff) == 5);
-    CHECK((first & 0xfff) == 0);
-    // 4096 numbers in one millisecond, then the millisecond is bumped
+    CHECK(slot_of(first) == 5);
+    CHECK((first & 0x7f) == 0);
+    CHECK(first < log_seq_limit);
+    // 128 numbers in one millisecond, then the next millisecond is borrowed
     std::uint64_t last = first;
-    for (int i = 1; i < 4096; ++i) {
+    for (int i = 1; i < 128; ++i) {
         auto const s = c.next(now);
         CHECK(s == last + 1);
         last = s;
     }
-    CHECK((last & 0xfff) == 0xfff);
+    CHECK((last & 0x7f) == 0x7f);
     auto const bumped = c.next(now);
     CHECK(at(bumped) == now + 1);
-    CHECK((bumped & 0xfff) == 0);
+    CHECK(slot_of(bumped) == 5);
+    CHECK((bumped & 0x7f) == 0);
+    // a burst runs ahead of the clock...
+    last = bumped;
+    for (int i = 0; i < 3 * 128; ++i) {
+        auto const s = c.next(now);
+        CHECK(s > last);
+        last = s;
+    }
+    CHECK(at(last) == now + 4);
+    // ...which catches up
+    CHECK(c.next(now + 3) == last + 1);
+    auto const caught = c.next(now + 10);
+    CHECK(at(caught) == now + 10);
+    CHECK((caught & 0x7f) == 0);
     // the clock steps back: still increasing
-    CHECK(c.next(now - 60'000) == bumped + 1);
-    // it catches up
-    CHECK(at(c.next(now + 10)) == now + 10);
-    // it starts past a given number (the newest in the table), and below 2^63
-    log_seq_clock later(1029, (std::uint64_t(now + 5000 - log_seq_epoch_ms) << 22) | 7);
+    CHECK(c.next(now - 60'000) == caught + 1);
+
+    // another slot (the lock was lost and another process took it): from the next millisecond
+    c.move_to(2);
+    auto const moved = c.next(now + 10);
+    CHECK(moved > caught + 1);
+    CHECK(at(moved) == now + 11);
+    CHECK(slot_of(moved) == 2);
+    CHECK((moved & 0x7f) == 0);
+    // the same slot again: the next millisecond too, and past the newest given
+    auto const newest = std::uint64_t(now + 500 - log_seq_epoch_ms) << 12 | 9 << 7 | 3;
+    c.move_to(2, newest);
+    auto const past = c.next(now + 11);
+    CHECK(past > newest);
+    CHECK(at(past) == now + 501);
+    CHECK(slot_of(past) == 2);
+
+    // it starts past a given number (the newest in the table); the slot is mod 32
+    auto const ahead = std::uint64_t(now + 5000 - log_seq_epoch_ms) << 12 | 31 << 7 | 127;
+    log_seq_clock later(37, ahead);
     auto const s = later.next(now);
-    CHECK(s > (std::uint64_t(now + 5000 - log_seq_epoch_ms) << 22 | 7));
-    CHECK((s >> 12 & 0x3ff) == 5); // node mod 1024
-    CHECK(s < (std::uint64_t(1) << 63));
+    CHECK(s > ahead);
+    CHECK(at(s) == now + 5001);
+    CHECK(slot_of(s) == 5);
+
+    // the last millisecond of the 41 bits (in 2094), slot 31, all 128: still below 2^53
+    std::int64_t const end = log_seq_epoch_ms + (std::int64_t(1) << 41) - 1;
+    CHECK(end > herald::to_unix_ms(
+                    herald::time_point{std::chrono::sys_days{std::chrono::year(2094) / 1 / 1}}));
+    log_seq_clock top(31, 0);
+    std::uint64_t highest = 0;
+    for (int i = 0; i < 128; ++i)
+        highest = top.next(end);
+    CHECK(highest == log_seq_limit - 1);
 }
 
 TEST_CASE("two postgres_logs on one database write at once; each sees the other's entries, "
@@ -168,7 +261,9 @@ TEST_CASE("two postgres_logs on one database write at once; each sees the other'
     temp_database db;
     auto a = open_log(db);
     auto b = open_log(db);
-    CHECK(a.node() != b.node());
+    CHECK(a.slot() != b.slot());
+    CHECK(a.slot() < 32);
+    CHECK(b.slot() < 32);
     constexpr int per_log = 1500;
     std::vector<std::uint64_t> from_a, from_b;
     auto writer = [](herald::postgres_log& log, std::vector<std::uint64_t>& out,
@@ -186,13 +281,14 @@ TEST_CASE("two postgres_logs on one database write at once; each sees the other'
     tb.join();
     a.flush();
     b.flush();
-    // each process numbers its own entries in order, with its node number
-    CHECK(std::is_sorted(from_a.begin(), from_a.end()));
-    CHECK(std::adjacent_find(from_a.begin(), from_a.end()) == from_a.end());
-    for (auto s : {from_a.front(), from_a.back()})
-        CHECK((s >> 12 & 0x3ff) == a.node());
-    for (auto s : {from_b.front(), from_b.back()})
-        CHECK((s >> 12 & 0x3ff) == b.node());
+    // each process numbers its own entries in order, with its slot, below 2^53 (1,500 in
+    // about 10 ms: the counter overflows, the next millisecond is borrowed)
+    CHECK(increasing_below_limit(from_a));
+    CHECK(increasing_below_limit(from_b));
+    CHECK(
+        std::all_of(from_a.begin(), from_a.end(), [&](auto s) { return slot_of(s) == a.slot(); }));
+    CHECK(
+        std::all_of(from_b.begin(), from_b.end(), [&](auto s) { return slot_of(s) == b.slot(); }));
     CHECK(a.size() == 2 * per_log);
     CHECK(b.size() == 2 * per_log);
 
@@ -227,8 +323,12 @@ TEST_CASE("two postgres_logs on one database write at once; each sees the other'
 
     // a process that opens later numbers past every entry there
     auto c = open_log(db);
+    CHECK(c.slot() != a.slot());
+    CHECK(c.slot() != b.slot());
     auto const newest = std::max(from_a.back(), from_b.back());
-    CHECK(c.record(entry(3, "c")) > newest);
+    auto const seq_c = c.record(entry(3, "c"));
+    CHECK(seq_c > newest);
+    CHECK(seq_c < log_seq_limit);
     c.flush();
     herald::log_query one;
     one.limit = 1;
@@ -242,8 +342,8 @@ TEST_CASE("postgres_log starts past the newest seq in the table, even one from a
     // a process whose clock was an hour ahead wrote an entry
     auto const ahead = static_cast<std::uint64_t>(herald::to_unix_ms(herald::clock::now()) +
                                                   3'600'000 - herald::detail::pg::log_seq_epoch_ms)
-                           << 22 |
-                       77;
+                           << 12 |
+                       31 << 7 | 77;
     db.query("INSERT INTO herald_log SELECT " + std::to_string(ahead) +
              ", 'dlv_x', 'evt_x', 1, 'Hook 1', 'https://example.com/1', 0, 'x', 1, 0, 0, 204, 0, "
              "'', '', NULL, '', '[]', NULL");
@@ -254,6 +354,113 @@ TEST_CASE("postgres_log starts past the newest seq in the table, even one from a
     herald::log_query q;
     q.limit = 1;
     CHECK(log.query(q).entries.at(0).object_id == "y");
+}
+
+TEST_CASE("postgres_log takes a slot of its own while it is open; with all 32 taken, open "
+          "fails",
+          "[postgres][log]") {
+    temp_database db;
+    auto a = open_log(db);
+    REQUIRE(slot_held(db, a.slot()));
+    // another process holds every other slot
+    session other(db);
+    CHECK(other.value("SELECT count(*) FROM generate_series(0, 31) s WHERE "
+                      "pg_try_advisory_lock(" +
+                      std::to_string(log_slot_lock) + ", s)") == "31");
+    herald::postgres_log_params p;
+    p.conninfo = db.conninfo();
+    auto r = herald::postgres_log::open(p);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().code == herald::error::storage_failed);
+    CHECK(r.error().field == "conninfo");
+    CHECK_THAT(r.error().message, Catch::Contains("all 32") &&
+                                      Catch::Contains("at most 32 processes") &&
+                                      Catch::Contains(db.name()));
+
+    // one is let go: the next log takes it
+    unsigned const freed = a.slot() == 7 ? 8 : 7;
+    CHECK(other.value("SELECT pg_advisory_unlock(" + std::to_string(log_slot_lock) + ", " +
+                      std::to_string(freed) + ")") == "t");
+    auto b = open_log(db);
+    CHECK(b.slot() == freed);
+    auto const seq = b.record(entry(1, "b"));
+    CHECK(slot_of(seq) == freed);
+    CHECK(seq < log_seq_limit);
+    // a log that closes lets its slot go, once it has written what it numbered with it
+    auto const slot_a = a.slot();
+    for (int i = 0; i < 100; ++i)
+        a.record(entry(1, "a" + std::to_string(i)));
+    { auto gone = std::move(a); }
+    CHECK_FALSE(slot_held(db, slot_a));
+    b.flush();
+    CHECK(b.size() == 101);
+    auto c = open_log(db);
+    CHECK(c.slot() == slot_a);
+    CHECK(c.record(entry(1, "c")) > seq);
+}
+
+TEST_CASE("a postgres_log whose slot connection was ended keeps recording, with unique "
+          "increasing seqs",
+          "[postgres][log][faults]") {
+    temp_database db;
+    session other(db);
+    reports told; // the writer's broken connection
+    herald::postgres_log_params p;
+    p.conninfo = db.conninfo();
+    p.report = told.sink();
+    auto log = open_log(p);
+    auto const first_slot = log.slot();
+    REQUIRE(slot_held(db, first_slot));
+
+    // a writer records all along, the connections ended in the middle
+    std::atomic<bool> stop{false};
+    seq_list seqs;
+    std::thread recorder([&] {
+        for (int i = 0; !stop.load() || i < 200; ++i) {
+            seqs.push_back(log.record(entry(1, std::to_string(i))));
+            if (i % 20 == 0)
+                std::this_thread::sleep_for(1ms);
+        }
+    });
+    std::this_thread::sleep_for(50ms);
+
+    SECTION("it takes its slot again") {
+        auto const before = slot_holder(db, first_slot);
+        break_connections(db);
+        CHECK(eventually([&] {
+            auto const now = slot_holder(db, first_slot);
+            return !now.empty() && now != before;
+        }));
+        stop = true;
+        recorder.join();
+        CHECK(log.slot() == first_slot);
+        // held by the log: another log takes another slot
+        auto b = open_log(db);
+        CHECK(b.slot() != first_slot);
+    }
+    SECTION("another process took its slot meanwhile: it takes another") {
+        // the other session waits for the lock, and has it once the log's session is gone
+        other.value("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND pid <> pg_backend_pid(); SELECT pg_advisory_lock(" +
+                    std::to_string(log_slot_lock) + ", " + std::to_string(first_slot) + ")");
+        CHECK(eventually([&] { return log.slot() != first_slot; }));
+        auto const moved_to = log.slot();
+        CHECK(slot_held(db, moved_to));
+        std::this_thread::sleep_for(20ms);
+        stop = true;
+        recorder.join();
+        CHECK(slot_of(seqs.back()) == moved_to);
+        CHECK(slot_of(log.record(entry(2, "last"))) == moved_to);
+    }
+    log.flush();
+    REQUIRE(seqs.size() > 200);
+    CHECK(increasing_below_limit(seqs));
+    CHECK(log.write_stats().entries_lost == 0);
+    herald::log_query q;
+    q.webhook = 1;
+    q.limit = 1000;
+    auto const written = seqs_of(walk(log, q));
+    CHECK(seq_list(written.rbegin(), written.rend()) == seqs);
 }
 
 TEST_CASE("postgres_log keeps the request as sent, one body row per event, swept once unused",

@@ -46,7 +46,8 @@ struct postgres_log_params {
     duration connect_timeout = std::chrono::seconds(5);
     /// Every statement's timeout (the server's statement_timeout on each connection).
     duration statement_timeout = std::chrono::seconds(10);
-    /// Connections for queries and the retention rule (one more commits the writes).
+    /// Connections for queries and the retention rule (one more commits the writes, and one
+    /// holds the seq slot).
     std::size_t pool_size = 1;
     /// How long the destructor keeps trying to write what is queued while the database cannot
     /// be reached; what is left then is counted lost and reported.
@@ -57,7 +58,7 @@ struct postgres_log_params {
 struct postgres_log_stats {
     std::uint64_t written = 0;      ///< entries committed (or found already there)
     std::uint64_t commits = 0;      ///< batches committed
-    std::uint64_t failures = 0;     ///< write attempts (or retention runs) that failed
+    std::uint64_t failures = 0;     ///< writes (retention runs, slot reconnects) that failed
     std::uint64_t entries_lost = 0; ///< entries the database refused, or left at close
     std::uint64_t reconnects = 0;   ///< connections made again after one broke
     std::uint64_t queued = 0;       ///< entries recorded and not written yet
@@ -78,15 +79,23 @@ struct postgres_log_stats {
  * (then alone: the others of its batch are written), or if it is still queued when the log
  * closes and the database stays away for close_timeout.
  *
- * `seq` is unique across processes without asking the database for each entry: a 63-bit
- * number `(ms since 2025-01-01 UTC) << 22 | node << 12 | counter`, where `node` (10 bits) is
- * taken from the sequence `herald_log_node_seq` at open (mod 1024: the same node number comes
- * back after 1024 opens), and `counter` (12 bits) numbers the entries of one millisecond; when
- * it overflows the millisecond is bumped. Within a process it strictly increases (also when
- * the clock steps back); at open it starts past the newest `seq` in the table. Across
- * processes, seq order is start order within the clocks' skew. An entry appears once its
- * process has written it: a page read meanwhile may have passed its place (paging never
- * repeats an entry, but may miss one that another process is still writing).
+ * `seq` is unique across processes without asking the database for each entry, and below
+ * 2^53 (JavaScript's Number.MAX_SAFE_INTEGER: the admin page reads it exactly): a 53-bit
+ * number `(ms since 2025-01-01 UTC) << 12 | slot << 7 | counter`. 41 bits of milliseconds
+ * last until 2094. `slot` (5 bits) is unique among the processes that have the log open on
+ * the database: the log takes it at open with a session-level advisory lock
+ * (`pg_try_advisory_lock(log_slot_lock, slot)`, the first free of 0 to 31) on a connection of
+ * its own, held until it closes; with all 32 taken, open fails. `counter` (7 bits) numbers the
+ * entries of one millisecond: the 129th borrows the next millisecond (under a burst the seqs
+ * run ahead of the clock, which catches up). Within a process seq strictly increases (also
+ * when the clock steps back); at open it starts past the newest `seq` in the table. When the
+ * slot's connection breaks, the lock is gone with it: the log connects again at once and takes
+ * the same slot if it is free, else another, and goes on from the next millisecond. (Entries
+ * recorded between the break and that are numbered with the old slot: should another process
+ * take it meanwhile, the two could meet in a millisecond, and the later row would not be
+ * written.) Across processes, seq order is start order within the clocks' skew. An entry
+ * appears once its process has written it: a page read meanwhile may have passed its place
+ * (paging never repeats an entry, but may miss one that another process is still writing).
  *
  * `query` runs on a pool connection on the log's thread; the caller waits for it.
  *
@@ -96,9 +105,10 @@ struct postgres_log_stats {
 class postgres_log {
 public:
     /**
-     * Connects, brings the schema up to date (or refuses a newer one), takes a node number.
+     * Connects, brings the schema up to date (or refuses a newer one), takes a seq slot.
      * @return the log, or a problem (error::storage_failed, field "conninfo") naming the
-     * database without its password.
+     * database without its password; also when the 32 slots are all taken (32 processes have
+     * the log open on the database).
      */
     static result<postgres_log> open(postgres_log_params p);
 
@@ -141,8 +151,9 @@ public:
     std::size_t size() const;
 
     postgres_log_stats stats() const;
-    /// This process's node number in its `seq` numbers (0 to 1023).
-    unsigned node() const noexcept;
+    /// The slot in the `seq` numbers record() gives now (0 to 31): another one after the
+    /// slot's connection broke and another process took the slot meanwhile.
+    unsigned slot() const noexcept;
 
 private:
     struct state;

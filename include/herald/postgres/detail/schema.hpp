@@ -26,7 +26,8 @@ inline constexpr long long migration_lock = 0x68657261'6c64;
  *   every filter of a query (webhook, type, outcome, start time, webhook name ignoring ASCII
  *   case, delivery id), newest first; herald_log_bodies, one row per request body (every
  *   attempt of an event sent the same bytes), swept by the retention rule once no entry has
- *   referred to it for an hour (`touched`); herald_log_node_seq, the node numbers in the seqs.
+ *   referred to it for an hour (`touched`); herald_log_node_seq, unused (the seqs' node
+ *   numbers of an earlier scheme; their slots are advisory locks now, see postgres_log).
  */
 inline constexpr char const* schema_steps[schema_version] = {
     // 0 -> 1

@@ -34,9 +34,23 @@ namespace herald {
 
 namespace detail::pg {
 
-/// Where the log's seq numbers count from: 2025-01-01T00:00:00Z. 41 bits of milliseconds
-/// from there last about 69 years.
+/// Where the log's seq numbers count from: 2025-01-01T00:00:00Z. Their 41 bits of
+/// milliseconds from there last until 2094 (2^41 ms is about 69.7 years).
 inline constexpr std::int64_t log_seq_epoch_ms = 1'735'689'600'000;
+
+/// The slots of a seq (5 bits): processes that have the log open on one database at once.
+inline constexpr unsigned log_slots = 32;
+/// Numbers of one millisecond in one slot (7 bits); the next borrows from the next millisecond.
+inline constexpr unsigned log_seq_counters = 128;
+/// Every seq is below this: 2^53, so that JavaScript (the admin page) reads it exactly.
+inline constexpr std::uint64_t log_seq_limit = std::uint64_t(1) << 53;
+
+/**
+ * The session-level advisory lock a log holds for its slot, `pg_try_advisory_lock(key, slot)`
+ * ("hlog" in ASCII; the two-key form, apart from every single-key lock such as
+ * migration_lock).
+ */
+inline constexpr int log_slot_lock = 0x686c'6f67;
 
 /// The advisory lock a retention run holds (pg_try_advisory_xact_lock): one process at a time.
 inline constexpr long long log_retention_lock = migration_lock + 1;
@@ -52,17 +66,19 @@ inline constexpr std::chrono::milliseconds log_body_grace = std::chrono::hours(1
 inline constexpr std::size_t log_batch_body_bytes = 8 * 1024 * 1024;
 
 /**
- * The seq numbers of one process: `(ms since log_seq_epoch_ms) << 22 | node << 12 | counter`,
- * strictly increasing (the millisecond is bumped when the counter overflows, and when the
- * clock steps back the last millisecond goes on), starting past `after`.
+ * The seq numbers of one process: `(ms since log_seq_epoch_ms) << 12 | slot << 7 | counter`
+ * (41 + 5 + 7 bits: below log_seq_limit until 2094), strictly increasing: when the counter
+ * overflows, the next millisecond is taken (a burst runs ahead of the clock, and the clock
+ * catches up), and when the clock steps back the last millisecond goes on. Starts past
+ * `after`; move_to() changes the slot and goes on past both.
  *
  * Thread safety: none (postgres_log calls it under its queue's lock).
  */
 class log_seq_clock {
 public:
-    log_seq_clock(unsigned node, std::uint64_t after)
-        : node_(node & 0x3ffu)
-        , ms_(after >> 22) {}
+    log_seq_clock(unsigned slot, std::uint64_t after)
+        : slot_(slot % log_slots)
+        , ms_(after >> 12) {}
 
     /// The next number at wall-clock time `unix_ms` (ms since the Unix epoch).
     std::uint64_t next(std::int64_t unix_ms) {
@@ -71,17 +87,28 @@ public:
         if (ms > ms_) {
             ms_ = ms;
             counter_ = 0;
-        } else if (++counter_ > 0xfffu) {
-            ++ms_;
+        } else if (counter_ == log_seq_counters) {
+            ++ms_; // borrowed: the clock catches up
             counter_ = 0;
         }
-        return (ms_ << 22 | node_ << 12 | counter_) & (~std::uint64_t(0) >> 1);
+        return ms_ << 12 | slot_ << 7 | counter_++;
+    }
+
+    /**
+     * Numbers with `slot` from now on, from the millisecond after the last one numbered (and
+     * after `after`'s): past every number given so far, whichever slot they had, and past
+     * `after`.
+     */
+    void move_to(unsigned slot, std::uint64_t after = 0) {
+        slot_ = slot % log_slots;
+        ms_ = std::max(ms_, after >> 12) + 1;
+        counter_ = 0;
     }
 
 private:
-    std::uint64_t node_;
+    std::uint64_t slot_;
     std::uint64_t ms_;
-    std::uint64_t counter_ = 0xfffu; // the next number in ms_ bumps it: past `after`
+    std::uint64_t counter_ = log_seq_counters; // the next number in ms_ bumps it: past `after`
 };
 
 /// Adds `s` to an array of text: valid UTF-8 without NUL (which PostgreSQL's text refuses),
@@ -179,7 +206,8 @@ struct postgres_log::state {
         , linger(rt.io())
         , pause(rt.io())
         , read_signal(rt.io())
-        , tick(rt.io()) {
+        , tick(rt.io())
+        , slot_pause(rt.io()) {
         if (!p.now)
             p.now = [] {
                 return clock::now();
@@ -187,34 +215,41 @@ struct postgres_log::state {
         settings.connect_timeout = p.connect_timeout;
         settings.statement_timeout = p.statement_timeout;
         writer = std::make_unique<connection>(rt.executor());
+        slot_conn = std::make_unique<connection>(rt.executor());
         for (std::size_t i = 0; i < std::max<std::size_t>(p.pool_size, 1); ++i)
             readers.push_back(std::make_unique<connection>(rt.executor()));
     }
 
     ~state() { close(); }
 
-    /// Connects, migrates, takes a node number, then starts the loops.
+    /// Connects, migrates, takes a slot, then starts the loops.
     result<void> open() {
         rt.start();
+        std::optional<unsigned> got;
         std::uint64_t after = 0;
         try {
-            rt.run([this, &after]() -> awaitable<void> {
+            rt.run([this, &got, &after]() -> awaitable<void> {
                 co_await writer->connect(p.conninfo, settings);
                 co_await detail::pg::migrate(*writer);
-                auto r = co_await writer->exec(
-                    "SELECT nextval('herald_log_node_seq') % 1024, (SELECT coalesce(max(seq), 0) "
-                    "FROM herald_log)");
-                node = static_cast<unsigned>(r.int64(0, 0));
-                after = static_cast<std::uint64_t>(r.int64(0, 1));
+                co_await slot_conn->connect(p.conninfo, settings);
+                got = co_await take_slot(*slot_conn, 0);
+                if (!got)
+                    co_return;
+                // Read once the slot is ours: whoever had it before wrote all it numbered.
+                after = co_await newest_seq(*slot_conn);
                 for (auto& c : readers)
                     co_await c->connect(p.conninfo, settings);
             });
         } catch (std::exception const& e) {
             return detail::pg::describe(p.conninfo, e);
         }
-        seqs.emplace(node, after);
+        if (!got)
+            return slots_taken();
+        slot.store(*got);
+        seqs.emplace(*got, after);
         rt.run([this]() -> awaitable<void> {
             boost::asio::co_spawn(rt.io(), write_loop(), boost::asio::detached);
+            boost::asio::co_spawn(rt.io(), slot_loop(), boost::asio::detached);
             for (auto& r : readers)
                 boost::asio::co_spawn(rt.io(), read_loop(*r), boost::asio::detached);
             if (has_retention())
@@ -222,6 +257,15 @@ struct postgres_log::state {
             co_return;
         });
         return {};
+    }
+
+    problem slots_taken() const {
+        return make_problem(error::storage_failed, "conninfo",
+                            detail::pg::describe_target(p.conninfo) + ": all " +
+                                std::to_string(detail::pg::log_slots) +
+                                " seq slots of the log are taken: at most " +
+                                std::to_string(detail::pg::log_slots) +
+                                " processes can have the log open on one database at once");
     }
 
     /// Writes what is queued (or gives up after close_timeout without the database), stops
@@ -344,6 +388,88 @@ struct postgres_log::state {
             done_cv.notify_all();
         }
         writer->close();
+        // Everything numbered with the slot is written (or lost): it may go to another process.
+        slot_done = true;
+        slot_pause.cancel();
+        slot_conn->interrupt();
+    }
+
+    /// Takes a free slot on `c` (session-level advisory lock): `preferred` if it is free, else
+    /// the first free one. None when all are taken. Throws.
+    awaitable<std::optional<unsigned>> take_slot(connection& c, unsigned preferred) {
+        using detail::pg::params;
+        // One statement per slot: a statement trying several could take more than one.
+        for (unsigned i = 0; i <= detail::pg::log_slots; ++i) {
+            unsigned const s = i == 0 ? preferred : i - 1;
+            if (i > 0 && s == preferred)
+                continue;
+            auto r =
+                co_await c.exec("SELECT pg_try_advisory_lock($1::integer, $2::integer)",
+                                std::move(params().integer(detail::pg::log_slot_lock).integer(s)));
+            if (r.boolean(0, 0))
+                co_return s;
+        }
+        co_return std::nullopt;
+    }
+
+    /// The newest seq in the table (0 when empty). One at or past log_seq_limit (none is) is
+    /// not followed. Throws.
+    static awaitable<std::uint64_t> newest_seq(connection& c) {
+        auto r = co_await c.exec("SELECT coalesce(max(seq), 0) FROM herald_log WHERE seq < $1",
+                                 std::move(detail::pg::params().integer(
+                                     static_cast<std::int64_t>(detail::pg::log_seq_limit))));
+        co_return static_cast<std::uint64_t>(r.int64(0, 0));
+    }
+
+    /**
+     * Holds the slot for the log's lifetime: waits on its connection, which ends only when it
+     * breaks (the lock is gone with it). Then connects again and takes the same slot if it is
+     * free, else another one, and the seqs go on from the next millisecond (and past the
+     * newest in the table). Until then record() goes on numbering with the slot it had. Ends
+     * once the writer has written everything (slot_done).
+     */
+    awaitable<void> slot_loop() {
+        detail::pg::backoff delay;
+        while (!slot_done) {
+            if (!slot_conn->ok()) {
+                std::optional<problem> why;
+                try {
+                    co_await slot_conn->connect(p.conninfo, settings);
+                    auto const got = co_await take_slot(*slot_conn, slot.load());
+                    if (got) {
+                        auto const after = co_await newest_seq(*slot_conn);
+                        std::lock_guard lock(queue_mutex);
+                        seqs->move_to(*got, after);
+                        slot.store(*got);
+                    } else {
+                        why = slots_taken();
+                    }
+                } catch (std::exception const& e) {
+                    why = detail::pg::describe(p.conninfo, e);
+                }
+                if (slot_done)
+                    break;
+                if (why) {
+                    slot_conn->close();
+                    // The same as the writer's while the database is away: told as repeats.
+                    note_failure(std::move(*why));
+                    slot_pause.expires_after(delay.next());
+                    co_await wait(slot_pause);
+                    continue;
+                }
+                reconnects.fetch_add(1);
+                delay.reset();
+            }
+            bool broken = false;
+            try {
+                (void)co_await slot_conn->notifications(std::chrono::hours(24));
+            } catch (std::exception const&) {
+                broken = true; // or interrupted: slot_done
+            }
+            if (broken)
+                slot_conn->close();
+        }
+        slot_conn->close();
     }
 
     /// The next batch from the queue: at most max_batch entries, at most
@@ -691,8 +817,9 @@ struct postgres_log::state {
     detail::pg::runtime rt;         // before the rest: they are built on its io_context
     detail::pg::session_settings settings{};
     std::unique_ptr<connection> writer;
+    std::unique_ptr<connection> slot_conn; ///< holds the slot's advisory lock
     std::vector<std::unique_ptr<connection>> readers;
-    unsigned node = 0;
+    std::atomic<unsigned> slot{0}; ///< the slot of the seqs record() gives now
 
     // the queue: any thread, under queue_mutex
     std::mutex queue_mutex;
@@ -703,11 +830,12 @@ struct postgres_log::state {
     bool signalled = false; ///< the writer was woken since it last found the queue empty
 
     // the log's thread's
-    boost::asio::steady_timer signal, linger, pause, read_signal, tick;
+    boost::asio::steady_timer signal, linger, pause, read_signal, tick, slot_pause;
     std::deque<read_op> reads;
     std::unordered_map<std::string const*, body_row> bodies;
     std::size_t sweep_at = 4096;
     bool closing = false, failing_now = false, given_up = false;
+    bool slot_done = false; ///< the writer is done: the slot can go
     steady::time_point close_deadline = steady::time_point::max();
 
     std::atomic<bool> closed{false};
@@ -897,8 +1025,8 @@ inline postgres_log_stats postgres_log::stats() const {
     return out;
 }
 
-inline unsigned postgres_log::node() const noexcept {
-    return s_->node;
+inline unsigned postgres_log::slot() const noexcept {
+    return s_->slot.load();
 }
 
 static_assert(log_sink<postgres_log> && write_counting_log<postgres_log>);
