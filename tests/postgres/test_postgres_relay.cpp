@@ -11,6 +11,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -88,6 +93,32 @@ struct seen_requests {
         return out;
     }
 };
+
+/// GET `target` from a relay's admin server (its URL as it printed it), with the bearer token;
+/// the status and the body.
+std::pair<unsigned, std::string> admin_get(std::string const& err, std::string const& target) {
+    namespace http = boost::beast::http;
+    auto const at = err.find("admin page and API on http://");
+    if (at == std::string::npos)
+        return {0, "no admin URL in: " + err};
+    auto const host_at = at + std::string_view("admin page and API on http://").size();
+    auto const colon = err.find(':', host_at);
+    auto const slash = err.find('/', colon);
+    auto const host = err.substr(host_at, colon - host_at);
+    auto const port = err.substr(colon + 1, slash - colon - 1);
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket sock(io);
+    boost::asio::ip::tcp::resolver resolver(io);
+    boost::asio::connect(sock, resolver.resolve(host, port));
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, host);
+    req.set(http::field::authorization, "Bearer relay-test-token-0123456789abcdef");
+    http::write(sock, req);
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(sock, buf, res);
+    return {res.result_int(), res.body()};
+}
 
 /// A relay on the database as a long-running service (--admin: it runs until SIGTERM).
 struct relay_setup {
@@ -299,6 +330,20 @@ TEST_CASE("a webhook deactivated through one process stops the deliveries of ano
     writing = false;
     feeder.join();
     ::close(fd);
+    // The admin API answers from the shared log: ids a JavaScript number holds exactly, and
+    // each entry found again by its id.
+    auto const [status, body] = admin_get(setup.err("r"), "/api/logs?limit=5");
+    CHECK(status == 200);
+    auto const page = boost::json::parse(body);
+    auto const& entries = page.at("entries").as_array();
+    CHECK(entries.size() == 5);
+    for (auto const& e : entries) {
+        auto const id = e.at("id").to_number<std::uint64_t>();
+        CHECK(id < (std::uint64_t(1) << 53));
+        auto const [one_status, one] = admin_get(setup.err("r"), "/api/logs/" + std::to_string(id));
+        CHECK(one_status == 200);
+        CHECK(boost::json::parse(one).at("id").to_number<std::uint64_t>() == id);
+    }
     CHECK(relay.stop() == 0);
     INFO(setup.err("r"));
     REQUIRE(flowing);

@@ -26,8 +26,8 @@ inline constexpr long long migration_lock = 0x68657261'6c64;
  *   every filter of a query (webhook, type, outcome, start time, webhook name ignoring ASCII
  *   case, delivery id), newest first; herald_log_bodies, one row per request body (every
  *   attempt of an event sent the same bytes), swept by the retention rule once no entry has
- *   referred to it for an hour (`touched`); herald_log_node_seq, unused (the seqs' node
- *   numbers of an earlier scheme; their slots are advisory locks now, see postgres_log).
+ *   referred to it for an hour (`touched`). A process's slot in the seqs is an advisory lock,
+ *   not a row (see postgres_log).
  */
 inline constexpr char const* schema_steps[schema_version] = {
     // 0 -> 1
@@ -74,7 +74,6 @@ INSERT INTO herald_meta (key, value) VALUES ('last_webhook_id', 0), ('table_vers
 )sql",
     // 1 -> 2
     R"sql(
-CREATE SEQUENCE herald_log_node_seq;
 CREATE TABLE herald_log_bodies (
     id bigint PRIMARY KEY,
     body bytea NOT NULL,

@@ -668,7 +668,8 @@ struct postgres_store::state {
      * token: those whose token no longer holds the row are counted as fenced), and the events
      * left without a delivery by those completions (a statement sees the rows it deletes, so
      * they are left out by id; two processes finishing an event's last two deliveries at once
-     * may both miss it: the sweep takes those).
+     * may both miss it: the sweep takes those). Rows are found by `id = ANY(...)`, which the
+     * primary key answers: a join with the unnest alone is planned as a scan of the table.
      */
     awaitable<void> apply_deliveries(connection& c, delivery_writes const& w) {
         static constexpr char const* sql =
@@ -684,10 +685,11 @@ struct postgres_store::state {
             "url, att, due, tok, n) ORDER BY x.n ON CONFLICT (id) DO NOTHING), "
             "rs AS (UPDATE herald_deliveries d SET attempts = x.att, due = x.due FROM "
             "unnest($21::uuid[], $22::bigint[], $23::integer[], $24::bigint[]) AS x(id, tok, "
-            "att, due) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING 1), "
+            "att, due) WHERE d.id = ANY($21::uuid[]) AND d.id = x.id AND d.lease_token = x.tok "
+            "RETURNING 1), "
             "cd AS (DELETE FROM herald_deliveries d USING unnest($25::uuid[], $26::bigint[]) AS "
-            "x(id, tok) WHERE d.id = x.id AND d.lease_token = x.tok RETURNING d.id, "
-            "d.event_key), "
+            "x(id, tok) WHERE d.id = ANY($25::uuid[]) AND d.id = x.id AND d.lease_token = x.tok "
+            "RETURNING d.id, d.event_key), "
             "ge AS (DELETE FROM herald_events e WHERE e.key IN (SELECT event_key FROM cd) AND "
             "NOT EXISTS (SELECT 1 FROM herald_deliveries d WHERE d.event_key = e.key AND d.id "
             "NOT IN (SELECT id FROM cd))) "
