@@ -149,13 +149,13 @@ struct relay_setup {
                                       "--admin-token-file",
                                       token,
                                       "--lease",
-                                      "6s",
+                                      "8s",
                                       "--connect-timeout",
-                                      "500ms",
+                                      "1s",
                                       "--timeout",
-                                      "500ms",
+                                      "2s",
                                       "--retry-schedule",
-                                      "0s,100ms,200ms,400ms,800ms"};
+                                      "0s,100ms,200ms,400ms,800ms,1s,2s,4s"};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -234,21 +234,33 @@ TEST_CASE("three relays on one database, one killed by SIGKILL mid-run: every ev
     CHECK(a.stop() == 0);
     CHECK(c.stop() == 0);
 
-    // at least once, nothing unknown; duplicates only of b's events that were sent before the
-    // kill (in flight, or delivered without their completion committed), at most what b held
+    // At least once, nothing unknown. An event sent more than once was either retried (an
+    // attempt that failed, a timeout on a slow machine: it is in the shared log) or one of b's
+    // sent before the kill (in flight, or delivered without its completion committed); those
+    // are at most what b held.
     auto const per = seen.per_id();
     CHECK(per.size() == expected.size());
-    std::size_t duplicates = 0;
+    auto const retrying = std::to_string(static_cast<int>(herald::outcome::retrying));
+    std::set<std::string> retried;
+    for (auto const& row :
+         db.query("SELECT DISTINCT event_id FROM herald_log WHERE outcome = " + retrying))
+        retried.insert(row.at(0));
+    std::size_t by_kill = 0, by_retry = 0;
     for (auto const& [id, n] : per) {
         if (n == 1)
             continue;
-        duplicates += static_cast<std::size_t>(n - 1);
+        if (retried.contains(id)) {
+            by_retry += static_cast<std::size_t>(n - 1);
+            continue;
+        }
+        by_kill += static_cast<std::size_t>(n - 1);
         CHECK(id.starts_with("evt_b_"));
         CHECK(before_kill.contains(id));
     }
-    CHECK(duplicates <= held);
-    WARN(held << " deliveries held by the killed relay, " << duplicates << " sent twice, "
-              << per.size() << " events");
+    CHECK(by_kill <= held);
+    WARN(held << " deliveries held by the killed relay, " << by_kill
+              << " sent again after the kill, " << by_retry << " more by retries, " << per.size()
+              << " events");
     CHECK(db.value("SELECT count(*) FROM herald_events") == "0"); // b's events too
     // every delivery ends in the shared log: each event has a delivered attempt there
     auto const delivered = std::to_string(static_cast<int>(herald::outcome::delivered));
