@@ -362,6 +362,18 @@ public:
         co_return co_await finish(name);
     }
 
+    /// Ends a failed transaction: ROLLBACK when still connected; a connection that cannot is
+    /// closed (a new one starts clean). Never throws.
+    boost::asio::awaitable<void> rollback() {
+        if (!ok())
+            co_return;
+        try {
+            co_await script("ROLLBACK");
+        } catch (std::exception const&) {
+            close();
+        }
+    }
+
     /// Runs statements without parameters (several, separated by `;`); throws pg_error.
     boost::asio::awaitable<void> script(std::string const& sql,
                                         std::optional<duration> timeout = std::nullopt) {

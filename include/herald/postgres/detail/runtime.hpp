@@ -132,12 +132,7 @@ inline boost::asio::awaitable<void> migrate(connection& c) {
         failed = e;
     }
     if (failed) {
-        if (c.ok()) {
-            try {
-                co_await c.script("ROLLBACK");
-            } catch (std::exception const&) {
-            }
-        }
+        co_await c.rollback();
         throw *failed;
     }
 }

@@ -773,13 +773,7 @@ struct postgres_log::state {
             failed = e;
         }
         if (failed) {
-            if (c.ok()) {
-                try {
-                    co_await c.script("ROLLBACK");
-                } catch (std::exception const&) {
-                    c.close();
-                }
-            }
+            co_await c.rollback();
             throw *failed;
         }
         co_return deleted;

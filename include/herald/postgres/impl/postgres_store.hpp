@@ -390,7 +390,7 @@ struct postgres_store::state {
                 continue;
             }
             // A write the database refuses: each alone, so that it fails only itself.
-            co_await rollback();
+            co_await writer->rollback();
             for (auto& o : batch) {
                 std::vector<write_op> one;
                 one.push_back(std::move(o));
@@ -426,19 +426,9 @@ struct postgres_store::state {
                 writer->close();
                 continue;
             }
-            co_await rollback();
+            co_await writer->rollback();
             finished(one, std::move(*why));
             co_return;
-        }
-    }
-
-    awaitable<void> rollback() {
-        if (!writer->ok())
-            co_return;
-        try {
-            co_await writer->script("ROLLBACK");
-        } catch (std::exception const&) {
-            writer->close();
         }
     }
 
