@@ -15,6 +15,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -132,24 +133,33 @@ TEST_CASE("postgres_store holds what it enqueues under its own lease, and a fini
     temp_database db;
     auto a = open_store(db, "node-a");
     auto const h = a.create(hook_params("one")).value();
+    auto const h2 = a.create(hook_params("two")).value();
+    // "1" goes to two webhooks: its event is one row of herald_events, shared; "2" goes to one:
+    // its event is in its delivery's row
     auto const ev = prepared("1");
-    std::vector<herald::delivery> ds{delivery_for(ev, h), delivery_for(prepared("2"), h)};
+    std::vector<herald::delivery> ds{delivery_for(ev, h), delivery_for(ev, h2),
+                                     delivery_for(prepared("2"), h)};
     REQUIRE(enqueue(a, ds).has_value());
     CHECK(db.value("SELECT count(*) FROM herald_deliveries WHERE lease_owner = 'node-a' AND "
-                   "lease_until > now() + interval '50 seconds'") == "2");
-    CHECK(db.value("SELECT count(*) FROM herald_events") == "2");
+                   "lease_until > now() + interval '50 seconds'") == "3");
+    CHECK(db.value("SELECT count(*) FROM herald_events") == "1");
+    CHECK(db.value("SELECT count(*) FROM herald_deliveries WHERE event_key IS NULL AND "
+                   "event_id = 'evt_2' AND body IS NOT NULL") == "1");
+    CHECK(db.value("SELECT count(*) FROM herald_deliveries WHERE event_key IS NOT NULL AND "
+                   "body IS NULL") == "2");
     // held: nobody can claim them, this process included
     CHECK(claim(a, later, 10).empty());
     ds[0].attempts = 2;
     ds[0].due = herald::time_point(std::chrono::milliseconds(1'900'000'000'000));
     a.reschedule(ds[0]);
     a.complete(ds[1], herald::outcome::delivered);
+    a.complete(ds[2], herald::outcome::delivered);
     REQUIRE(a.flush().has_value());
     auto rows = db.query("SELECT attempts, due FROM herald_deliveries");
     REQUIRE(rows.size() == 1);
     CHECK(rows[0][0] == "2");
     CHECK(rows[0][1] == "1900000000000");
-    CHECK(db.value("SELECT count(*) FROM herald_events") == "1");
+    CHECK(db.value("SELECT count(*) FROM herald_events") == "1"); // ds[0] still needs it
     a.complete(ds[0], herald::outcome::failed);
     REQUIRE(a.flush().has_value());
     CHECK(db.value("SELECT count(*) FROM herald_deliveries") == "0");
@@ -163,16 +173,23 @@ TEST_CASE("a lapsed lease is taken over: the old token's writes change nothing, 
     temp_database db;
     auto a = open_store(db, "node-a");
     auto const h = a.create(hook_params("one", "https://example.com/hook")).value();
-    auto d = delivery_for(prepared("42"), h);
+    auto const h2 = a.create(hook_params("two", "https://example.com/other")).value();
+    // 42 is for one webhook (kept in its delivery's row), 43 for two (kept in herald_events)
+    auto d = delivery_for(prepared("42", R"({"n":42})"), h);
     d.due = herald::clock::now();
+    auto const shared = prepared("43", R"({"n":43})");
+    auto d2 = delivery_for(shared, h);
+    auto d3 = delivery_for(shared, h2);
+    d2.due = d3.due = d.due;
     REQUIRE(enqueue(a, {d}).has_value());
+    REQUIRE(enqueue(a, {d2, d3}).has_value());
 
     // node-a is gone for longer than its lease: back-date the lease, then any node requeues
     db.query("UPDATE herald_deliveries SET lease_until = now() - interval '1 second'");
     herald::postgres_store b = open_store(db, "node-b");
-    REQUIRE(b.requeue_expired().value() == 1);
-    CHECK(b.stats().requeued == 1);
-    CHECK(db.value("SELECT count(*) FROM herald_deliveries WHERE lease_token IS NULL") == "1");
+    REQUIRE(b.requeue_expired().value() == 3);
+    CHECK(b.stats().requeued == 3);
+    CHECK(db.value("SELECT count(*) FROM herald_deliveries WHERE lease_token IS NULL") == "3");
 
     // node-b's dispatcher claims it (at construction) and sends it
     herald::recording_transport sent;
@@ -180,16 +197,23 @@ TEST_CASE("a lapsed lease is taken over: the old token's writes change nothing, 
     pg_dispatcher dispatch(io.get_executor(), {}, {.store = std::move(b), .transport = sent});
     dispatch.async_run(boost::asio::detached);
     std::thread t([&] { io.run(); });
-    bool const arrived = eventually([&] { return sent.requests().size() == 1; });
+    bool const arrived = eventually([&] { return sent.requests().size() == 3; });
     bool const completed =
         eventually([&] { return db.value("SELECT count(*) FROM herald_deliveries") == "0"; });
     (void)dispatch.async_stop(1000ms, boost::asio::use_future).get();
     t.join();
     REQUIRE(arrived);
-    CHECK(completed); // node-b completed it with its token
-    auto const req = sent.requests().at(0);
-    CHECK(req.url == "https://example.com/hook");
-    CHECK(req.header("webhook-id") == "evt_42");
+    CHECK(completed); // node-b completed them with its token
+    CHECK(db.value("SELECT count(*) FROM herald_events") == "0");
+    std::map<std::string, std::string> sent_to; // url + webhook-id -> body
+    for (auto const& req : sent.requests()) {
+        CHECK(req.header("ce-id") == req.header("webhook-id").substr(4)); // the event's headers
+        sent_to[req.url + " " + std::string(req.header("webhook-id"))] = *req.body;
+    }
+    CHECK(sent_to ==
+          std::map<std::string, std::string>{{"https://example.com/hook evt_42", R"({"n":42})"},
+                                             {"https://example.com/hook evt_43", R"({"n":43})"},
+                                             {"https://example.com/other evt_43", R"({"n":43})"}});
 
     // node-a comes back and writes with its old token: refused
     a.reschedule(d);

@@ -9,7 +9,7 @@
 namespace herald::detail::pg {
 
 /// The version this library writes. See schema_steps.
-inline constexpr int schema_version = 2;
+inline constexpr int schema_version = 3;
 
 /// The advisory lock every migration holds (pg_advisory_xact_lock): "herald" in ASCII.
 inline constexpr long long migration_lock = 0x68657261'6c64;
@@ -28,6 +28,10 @@ inline constexpr long long migration_lock = 0x68657261'6c64;
  *   attempt of an event sent the same bytes), swept by the retention rule once no entry has
  *   referred to it for an hour (`touched`). A process's slot in the seqs is an advisory lock,
  *   not a row (see postgres_log).
+ * - to 3: an event sent to one webhook is kept in its delivery's row (the event's columns,
+ *   `event_key` NULL) rather than in herald_events: one row to insert and to delete per
+ *   delivery instead of two, and no entry in the index by event. herald_events keeps the
+ *   events shared by several deliveries.
  */
 inline constexpr char const* schema_steps[schema_version] = {
     // 0 -> 1
@@ -106,6 +110,23 @@ CREATE INDEX herald_log_webhook_name ON herald_log (lower(webhook_name COLLATE "
 CREATE INDEX herald_log_delivery ON herald_log (delivery_id, seq);
 CREATE INDEX herald_log_body ON herald_log (body_id) WHERE body_id IS NOT NULL;
 CREATE INDEX herald_log_bodies_touched ON herald_log_bodies (touched);
+)sql",
+    // 2 -> 3
+    R"sql(
+ALTER TABLE herald_deliveries
+    ALTER COLUMN event_key DROP NOT NULL,
+    ADD COLUMN event_id text,
+    ADD COLUMN type smallint,
+    ADD COLUMN object_id text,
+    ADD COLUMN object_type text,
+    ADD COLUMN actor text,
+    ADD COLUMN occurred_at bigint,
+    ADD COLUMN body bytea,
+    ADD COLUMN content_type text,
+    ADD COLUMN headers text,
+    ADD CONSTRAINT herald_deliveries_event_where CHECK ((event_key IS NULL) = (body IS NOT NULL));
+DROP INDEX herald_deliveries_event;
+CREATE INDEX herald_deliveries_event ON herald_deliveries (event_key) WHERE event_key IS NOT NULL;
 )sql",
 };
 

@@ -149,6 +149,7 @@ struct postgres_store::state {
         boost::asio::post(rt.io(), [this] {
             closing = true;
             close_deadline = steady::now() + p.publish_timeout;
+            take_incoming();
             for (auto& o : writes)
                 o.deadline = std::min(o.deadline, close_deadline);
             write_signal.cancel();
@@ -162,18 +163,46 @@ struct postgres_store::state {
 
     // ---- queueing (any thread) ----
 
+    /// Hands `o` to the writer. Writes wait in `incoming` until the write loop takes them all
+    /// at once, before each batch; only a write that finds the loop idle posts to wake it. A
+    /// post per write cost the publishing thread a syscall and the store's thread a return from
+    /// epoll each, during every commit.
     void push(write_op o) {
         queued.fetch_add(1);
-        boost::asio::post(rt.io(), [this, o = std::move(o)]() mutable {
+        bool wake = false;
+        {
+            std::lock_guard lock(incoming_mutex);
+            incoming.push_back(std::move(o));
+            wake = writer_idle && !take_posted;
+            take_posted = take_posted || wake;
+        }
+        if (wake)
+            boost::asio::post(rt.io(), [this] { take_incoming(); });
+    }
+
+    /// On the store's thread: moves the handed writes to `writes`, in order.
+    void take_incoming() {
+        std::deque<write_op> got;
+        {
+            std::lock_guard lock(incoming_mutex);
+            got.swap(incoming);
+            take_posted = false;
+            writer_idle = false;
+        }
+        if (got.empty())
+            return;
+        for (auto& o : got) {
             if (closing && o.kind == write_op::kind_t::flush && writes.empty()) {
                 queued.fetch_sub(1);
                 if (o.done)
                     o.done({});
-                return;
+                continue;
             }
+            if (closing)
+                o.deadline = std::min(o.deadline, close_deadline);
             writes.push_back(std::move(o));
-            write_signal.cancel();
-        });
+        }
+        write_signal.cancel();
     }
 
     std::future<result<void>> push_waited(write_op o) {
@@ -254,9 +283,16 @@ struct postgres_store::state {
     awaitable<void> write_loop() {
         std::vector<write_op> batch;
         for (;;) {
+            take_incoming();
             if (writes.empty()) {
                 if (closing)
                     break;
+                {
+                    std::lock_guard lock(incoming_mutex);
+                    writer_idle = incoming.empty();
+                }
+                if (!writer_idle)
+                    continue;
                 write_signal.expires_at(steady::time_point::max());
                 boost::system::error_code ec;
                 co_await write_signal.async_wait(
@@ -456,6 +492,7 @@ struct postgres_store::state {
 
     /// Fails the queued (not yet taken) writes whose deadline passed.
     void fail_overdue_queued() {
+        take_incoming();
         std::vector<write_op> due;
         auto const now = steady::now();
         for (auto it = writes.begin(); it != writes.end();) {
@@ -527,7 +564,7 @@ struct postgres_store::state {
     /// A batch's delivery writes as the arrays of the write statement's parameters.
     struct delivery_writes {
         detail::pg::array_literal ev_key, ev_id, ev_type, ev_object, ev_otype, ev_actor, ev_at,
-            ev_ctype, ev_headers;
+            ev_ctype, ev_headers, ev_inline;
         detail::pg::bytea_array ev_body;
         detail::pg::array_literal d_id, d_event, d_hook, d_name, d_url, d_attempts, d_due, d_token;
         detail::pg::array_literal r_id, r_tok, r_att, r_due, c_id, c_tok;
@@ -545,10 +582,16 @@ struct postgres_store::state {
             if (o.kind == write_op::kind_t::enqueue) {
                 prepared_event const* last = nullptr;
                 std::string key;
-                for (auto const& d : o.deliveries) {
+                auto const& ds = o.deliveries;
+                for (std::size_t i = 0; i < ds.size(); ++i) {
+                    auto const& d = ds[i];
                     if (d.event.get() != last) {
                         last = d.event.get();
                         key = detail::pg::uuid_text(d.id); // the event's first delivery's id
+                        // an event for one webhook goes into its delivery's row
+                        bool const alone = (i + 1 == ds.size() || ds[i + 1].event != d.event) &&
+                                           (i == 0 || ds[i - 1].event != d.event);
+                        w.ev_inline.add(alone ? "t" : "f");
                         auto const& ev = *d.event;
                         w.ev_key.add(key);
                         w.ev_id.add(ev.event.id);
@@ -654,7 +697,8 @@ struct postgres_store::state {
 
     /**
      * The deliveries' writes as one statement, so one round trip (and no explicit
-     * transaction when alone): new events and deliveries, retries and completions (by id and
+     * transaction when alone): new events and deliveries (an event for one webhook in its
+     * delivery's row, the others in herald_events), retries and completions (by id and
      * token: those whose token no longer holds the row are counted as fenced), and the events
      * left without a delivery by those completions (a statement sees the rows it deletes, so
      * they are left out by id; two processes finishing an event's last two deliveries at once
@@ -663,16 +707,24 @@ struct postgres_store::state {
      */
     awaitable<void> apply_deliveries(connection& c, delivery_writes const& w) {
         static constexpr char const* sql =
-            "WITH ev AS (INSERT INTO herald_events (key, id, type, object_id, object_type, "
-            "actor, occurred_at, body, content_type, headers) SELECT * FROM unnest($1::uuid[], "
-            "$2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::bigint[], "
-            "$8::bytea[], $9::text[], $10::text[]) ON CONFLICT (key) DO NOTHING), "
+            "WITH e AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::smallint[], "
+            "$4::text[], $5::text[], $6::text[], $7::bigint[], $8::bytea[], $9::text[], "
+            "$10::text[], $27::boolean[]) AS e(key, id, type, object_id, object_type, actor, "
+            "occurred_at, body, content_type, headers, alone)), "
+            "ev AS (INSERT INTO herald_events (key, id, type, object_id, object_type, actor, "
+            "occurred_at, body, content_type, headers) SELECT key, id, type, object_id, "
+            "object_type, actor, occurred_at, body, content_type, headers FROM e WHERE NOT "
+            "alone ON CONFLICT (key) DO NOTHING), "
             "dl AS (INSERT INTO herald_deliveries (id, event_key, webhook_id, webhook_name, url, "
-            "attempts, due, lease_token, lease_owner, lease_until) SELECT x.id, x.ek, x.wid, "
-            "x.wn, x.url, x.att, x.due, x.tok, $19, now() + $20 * interval '1 millisecond' FROM "
-            "unnest($11::uuid[], $12::uuid[], $13::bigint[], $14::text[], $15::text[], "
-            "$16::integer[], $17::bigint[], $18::bigint[]) WITH ORDINALITY AS x(id, ek, wid, wn, "
-            "url, att, due, tok, n) ORDER BY x.n ON CONFLICT (id) DO NOTHING), "
+            "attempts, due, lease_token, lease_owner, lease_until, event_id, type, object_id, "
+            "object_type, actor, occurred_at, body, content_type, headers) SELECT x.id, CASE "
+            "WHEN e.key IS NULL THEN x.ek END, x.wid, x.wn, x.url, x.att, x.due, x.tok, $19, "
+            "now() + $20 * interval '1 millisecond', e.id, e.type, e.object_id, e.object_type, "
+            "e.actor, e.occurred_at, e.body, e.content_type, e.headers FROM unnest($11::uuid[], "
+            "$12::uuid[], $13::bigint[], $14::text[], $15::text[], $16::integer[], "
+            "$17::bigint[], $18::bigint[]) WITH ORDINALITY AS x(id, ek, wid, wn, url, att, due, "
+            "tok, n) LEFT JOIN e ON e.alone AND e.key = x.ek ORDER BY x.n ON CONFLICT (id) DO "
+            "NOTHING), "
             "rs AS (UPDATE herald_deliveries d SET attempts = x.att, due = x.due FROM "
             "unnest($21::uuid[], $22::bigint[], $23::integer[], $24::bigint[]) AS x(id, tok, "
             "att, due) WHERE d.id = ANY($21::uuid[]) AND d.id = x.id AND d.lease_token = x.tok "
@@ -711,7 +763,8 @@ struct postgres_store::state {
                                                         .text(w.r_att.str())
                                                         .text(w.r_due.str())
                                                         .text(w.c_id.str())
-                                                        .text(w.c_tok.str())));
+                                                        .text(w.c_tok.str())
+                                                        .text(w.ev_inline.str())));
         auto const applied =
             static_cast<std::uint64_t>(r.int64(0, 0)) + static_cast<std::uint64_t>(r.int64(0, 1));
         if (w.addressed > applied)
@@ -947,7 +1000,9 @@ struct postgres_store::state {
             "AND due <= $1 ORDER BY due, seq LIMIT $2 FOR UPDATE SKIP LOCKED) UPDATE "
             "herald_deliveries d SET lease_token = $3, lease_owner = $4, lease_until = now() + "
             "$5 * interval '1 millisecond' FROM c WHERE d.id = c.id RETURNING d.id, "
-            "d.event_key, d.webhook_id, d.webhook_name, d.url, d.attempts, d.due, d.seq",
+            "d.event_key, d.webhook_id, d.webhook_name, d.url, d.attempts, d.due, d.seq, "
+            "d.event_id, d.type, d.object_id, d.object_type, d.actor, d.occurred_at, d.body, "
+            "d.content_type, d.headers",
             std::move(detail::pg::params()
                           .integer(to_unix_ms(now))
                           .integer(static_cast<std::int64_t>(max))
@@ -956,40 +1011,33 @@ struct postgres_store::state {
                           .integer(p.lease.count())));
         if (r.empty())
             co_return out;
+        // Events for one webhook are in their rows (no event_key); the others in herald_events.
         detail::pg::array_literal keys;
         std::set<std::string> seen;
         for (int i = 0; i < r.size(); ++i)
-            if (seen.insert(std::string(r.text(i, 1))).second)
+            if (!r.is_null(i, 1) && seen.insert(std::string(r.text(i, 1))).second)
                 keys.add(r.text(i, 1));
-        auto e = co_await c.exec("SELECT key, id, type, object_id, object_type, actor, "
-                                 "occurred_at, body, content_type, headers FROM herald_events "
-                                 "WHERE key = ANY($1::uuid[])",
-                                 std::move(detail::pg::params().text(keys.str())));
         std::unordered_map<std::string, std::shared_ptr<prepared_event const>> events;
-        for (int i = 0; i < e.size(); ++i) {
-            prepared_event pe;
-            pe.event.id = std::string(e.text(i, 1));
-            pe.event.type = static_cast<event_type>(e.int64(i, 2) % 3);
-            pe.event.object_id = std::string(e.text(i, 3));
-            if (!e.is_null(i, 4))
-                pe.event.object_type = std::string(e.text(i, 4));
-            if (!e.is_null(i, 5))
-                pe.event.actor = std::string(e.text(i, 5));
-            pe.event.occurred_at = from_unix_ms(e.int64(i, 6));
-            pe.body.body = e.bytes(i, 7);
-            pe.body.content_type = std::string(e.text(i, 8));
-            pe.body.headers = detail::load_header_list(std::string(e.text(i, 9)));
-            events.emplace(std::string(e.text(i, 0)),
-                           std::make_shared<prepared_event const>(std::move(pe)));
+        if (!keys.empty()) {
+            auto e = co_await c.exec("SELECT key, id, type, object_id, object_type, actor, "
+                                     "occurred_at, body, content_type, headers FROM "
+                                     "herald_events WHERE key = ANY($1::uuid[])",
+                                     std::move(detail::pg::params().text(keys.str())));
+            for (int i = 0; i < e.size(); ++i)
+                events.emplace(std::string(e.text(i, 0)), event_of(e, i, 1));
         }
         std::vector<std::pair<std::int64_t, delivery>> sorted;
         for (int i = 0; i < r.size(); ++i) {
-            auto ev = events.find(std::string(r.text(i, 1)));
-            if (ev == events.end())
-                continue; // cannot be: an event leaves after its deliveries
             delivery d;
+            if (r.is_null(i, 1)) {
+                d.event = event_of(r, i, 8);
+            } else {
+                auto ev = events.find(std::string(r.text(i, 1)));
+                if (ev == events.end())
+                    continue; // cannot be: an event leaves after its deliveries
+                d.event = ev->second;
+            }
             d.id = detail::pg::uuid_from_text<delivery_id>(r.text(i, 0));
-            d.event = ev->second;
             auto const hook_id = static_cast<webhook_id>(r.int64(i, 2));
             d.hook = table.get(hook_id);
             if (!d.hook) {
@@ -1014,6 +1062,25 @@ struct postgres_store::state {
         co_return out;
     }
 
+    /// The event in columns `col` to `col + 8` of row `i`: id, type, object id and type, actor,
+    /// time, body, content type, headers.
+    static std::shared_ptr<prepared_event const> event_of(detail::pg::rows const& e, int i,
+                                                          int col) {
+        prepared_event pe;
+        pe.event.id = std::string(e.text(i, col));
+        pe.event.type = static_cast<event_type>(e.int64(i, col + 1) % 3);
+        pe.event.object_id = std::string(e.text(i, col + 2));
+        if (!e.is_null(i, col + 3))
+            pe.event.object_type = std::string(e.text(i, col + 3));
+        if (!e.is_null(i, col + 4))
+            pe.event.actor = std::string(e.text(i, col + 4));
+        pe.event.occurred_at = from_unix_ms(e.int64(i, col + 5));
+        pe.body.body = e.bytes(i, col + 6);
+        pe.body.content_type = std::string(e.text(i, col + 7));
+        pe.body.headers = detail::load_header_list(std::string(e.text(i, col + 8)));
+        return std::make_shared<prepared_event const>(std::move(pe));
+    }
+
     std::int64_t token_of(delivery const& d) const {
         return d.lease != 0 ? static_cast<std::int64_t>(d.lease) : node_token;
     }
@@ -1030,6 +1097,11 @@ struct postgres_store::state {
     // on the store's thread
     std::deque<write_op> writes;
     std::deque<read_op> reads;
+    // any thread: writes handed over (push), not yet taken by the store's thread
+    std::mutex incoming_mutex;
+    std::deque<write_op> incoming;
+    bool take_posted = false;
+    bool writer_idle = false; ///< the write loop waits for writes (incoming_mutex)
     boost::asio::steady_timer write_signal, read_signal, tick, barrier_wait;
     bool closing = false;
     steady::time_point close_deadline = steady::time_point::max();
